@@ -1,0 +1,139 @@
+"""Articles, subscribers and notifications: the article row is the pipeline's source of truth.
+
+State machine of Article.status (transitions live in publisher/services.py):
+
+    draft ──schedule──> scheduled ──claim (scan)──> publishing ──make live──> published
+      ^                  |   ^                        |    |                      |
+      └──unschedule──────┘   └──reschedule (editor)───┘    └──(retries spent)──> failed
+                                                                                   |
+    published ──unpublish_at passed──> expired          failed ──retry──> scheduled
+    scheduled ──publish and unpublish both passed──> expired
+    scheduled ──later than PUBLISHER_MAX_LATENESS──> missed
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+
+class ArticleStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    PUBLISHING = "publishing", "Publishing"
+    PUBLISHED = "published", "Published"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+    # Only with a lateness policy (PUBLISHER_MAX_LATENESS): found too late to be worth publishing.
+    MISSED = "missed", "Missed"
+
+
+class Article(models.Model):
+    title = models.CharField(max_length=300, blank=True)
+    body = models.TextField(blank=True)
+    image = models.ImageField(upload_to="articles/", blank=True)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    unpublish_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=ArticleStatus.choices, default=ArticleStatus.DRAFT)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="When it actually went live.")
+    last_error = models.TextField(blank=True)
+
+    # Filled by the pipeline's processing step.
+    body_html = models.TextField(blank=True, editable=False)
+    excerpt = models.CharField(max_length=300, blank=True, editable=False)
+    word_count = models.PositiveIntegerField(default=0, editable=False)
+    thumbnail = models.ImageField(upload_to="thumbnails/", blank=True, editable=False)
+
+    # The claim: who owns the row while it is `publishing`, and until when.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-publish_at", "-id"]
+        permissions = [("publish_article", "Can publish articles now and retry failed ones")]
+        indexes = [
+            # The scan reads only due rows: O(due), not O(table).
+            models.Index(fields=["publish_at"], name="article_due_idx", condition=Q(status="scheduled")),
+            models.Index(fields=["lease_expires_at"], name="article_lease_idx", condition=Q(status="publishing")),
+            models.Index(fields=["unpublish_at"], name="article_live_idx", condition=Q(status="published")),
+            models.Index(fields=["status", "-updated_at"], name="article_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unpublish_at__isnull=True) | Q(publish_at__isnull=True) | Q(unpublish_at__gt=models.F("publish_at")),
+                name="article_unpublish_after_publish",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["scheduled", "publishing"]) | Q(publish_at__isnull=False),
+                name="article_scheduled_has_publish_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="publishing") | Q(claim_token__isnull=False),
+                name="article_publishing_has_claim",
+            ),
+        ]
+
+    def __str__(self):
+        return self.title or f"Article #{self.pk}"
+
+    def clean(self):
+        errors = {}
+        if self.publish_at and self.unpublish_at and self.unpublish_at <= self.publish_at:
+            errors["unpublish_at"] = "The unpublish time must be after the publish time."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def lateness(self):
+        """How late it went live relative to publish_at (None until published)."""
+        if self.published_at and self.publish_at:
+            return self.published_at - self.publish_at
+        return None
+
+
+class Subscriber(models.Model):
+    email = models.EmailField(unique=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["id"], name="subscriber_active_idx", condition=Q(is_active=True))]
+
+    def __str__(self):
+        return self.email
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    # Claimed by a sender. At-most-once: a notification left here by a crash is never re-sent.
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"
+
+
+class Notification(models.Model):
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="notifications")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="notifications")
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    expires_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["article", "subscriber"], name="notification_once_per_subscriber"),
+        ]
+        indexes = [
+            models.Index(fields=["expires_at"], name="notification_pending_idx", condition=Q(status="pending")),
+            models.Index(fields=["status", "created_at"], name="notification_status_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.subscriber} ← {self.article} ({self.status})"

@@ -1,0 +1,118 @@
+"""Notifying subscribers: fan-out into Notification rows, then chunked sending.
+
+Never twice: the database allows one row per (article, subscriber), and a sender claims rows
+(`pending` -> `sending`) by compare-and-set before it sends, so a redelivered or duplicated
+send task finds nothing left to claim. At most once: a row a crash left in `sending` is never
+sent again. Never late: a row past `expires_at` becomes `expired` and is never claimed.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models.functions import Now
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from . import dispatch
+from .models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+
+logger = logging.getLogger(__name__)
+
+
+def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> int:
+    """Create the pending notifications for one batch of active subscribers and enqueue their
+    senders; re-enqueue itself for the next batch. Returns the number of subscribers covered."""
+    if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
+        return 0
+    batch = settings.PUBLISHER_FANOUT_BATCH
+    subscriber_ids = list(
+        Subscriber.objects.filter(is_active=True, pk__gt=after_subscriber_id).order_by("pk").values_list("pk", flat=True)[:batch]
+    )
+    if not subscriber_ids:
+        return 0
+    expires_at = timezone.now() + timedelta(seconds=settings.PUBLISHER_NOTIFICATION_TTL)
+    with transaction.atomic():
+        Notification.objects.bulk_create(
+            [Notification(article_id=article_id, subscriber_id=sid, expires_at=expires_at) for sid in subscriber_ids],
+            ignore_conflicts=True,
+            batch_size=1000,
+        )
+        send = settings.PUBLISHER_SEND_BATCH
+        for start in range(0, len(subscriber_ids), send):
+            part = subscriber_ids[start:start + send]
+            transaction.on_commit(lambda lo=part[0], hi=part[-1]: dispatch.send_notifications(
+                article_id=article_id, first_subscriber_id=lo, last_subscriber_id=hi))
+        if len(subscriber_ids) == batch:
+            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id, after_subscriber_id=subscriber_ids[-1]))
+    return len(subscriber_ids)
+
+
+def notifications_expire() -> int:
+    """Pending notifications past their expires_at become `expired` (never sent)."""
+    return Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__lte=Now()).update(
+        status=NotificationStatus.EXPIRED)
+
+
+def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
+    with transaction.atomic():
+        rows = Notification.objects.filter(
+            article_id=article_id, subscriber_id__gte=first_subscriber_id, subscriber_id__lte=last_subscriber_id,
+            status=NotificationStatus.PENDING,
+        )
+        rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED)
+        live = rows.filter(expires_at__gt=Now()).order_by("pk")
+        if connection.features.has_select_for_update_skip_locked:
+            live = live.select_for_update(skip_locked=True)
+        ids = list(live.values_list("pk", flat=True))
+        if ids:
+            Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(status=NotificationStatus.SENDING)
+    return ids
+
+
+def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> tuple[int, int]:
+    """Send the pending notifications of one article to a range of subscribers.
+    The message is rendered once and re-addressed per subscriber. Returns (sent, failed)."""
+    article = Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).first()
+    if article is None:
+        # Taken down or deleted before its notifications went out: they are no longer news.
+        Notification.objects.filter(article_id=article_id, status=NotificationStatus.PENDING).update(
+            status=NotificationStatus.EXPIRED, last_error="The article is no longer published.")
+        return 0, 0
+    ids = _claim(article_id, first_subscriber_id, last_subscriber_id)
+    if not ids:
+        return 0, 0
+    claimed = Notification.objects.filter(pk__in=ids).select_related("subscriber").only("pk", "subscriber__email")
+    context = {"article": article}
+    subject = f"New: {article.title}"
+    text = render_to_string("publisher/email/new_article.txt", context)
+    html = render_to_string("publisher/email/new_article.html", context)
+    mail = get_connection(fail_silently=False)
+    try:
+        mail.open()
+    except (OSError, ConnectionError) as exc:
+        # Nothing went out: give the rows back so the retry can claim them.
+        Notification.objects.filter(pk__in=ids, status=NotificationStatus.SENDING).update(status=NotificationStatus.PENDING)
+        raise exc
+    sent, failed = [], {}
+    try:
+        for notification in claimed:
+            message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [notification.subscriber.email],
+                                             connection=mail)
+            message.attach_alternative(html, "text/html")
+            try:
+                message.send()
+            except Exception as exc:  # one bad address or refusal must not stop the others
+                failed[notification.pk] = f"{type(exc).__name__}: {exc}"
+            else:
+                sent.append(notification.pk)
+    finally:
+        mail.close()
+        if sent:
+            Notification.objects.filter(pk__in=sent).update(status=NotificationStatus.SENT, sent_at=Now())
+        for pk, error in failed.items():
+            Notification.objects.filter(pk=pk).update(status=NotificationStatus.FAILED, last_error=error[:2000])
+    return len(sent), len(failed)
+

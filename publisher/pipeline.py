@@ -1,0 +1,101 @@
+"""The publishing steps, each applied to a chunk of articles held by one claim.
+
+Each step works only on rows still `publishing` under the claim's token, so a step that runs
+twice (redelivery, retry) or after an editor took the article back does nothing harmful, and
+each returns the ids still in flight for the next step. A fault in one article's own content
+fails that article alone; a transient fault (database, broker) propagates so the task retries.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from . import dispatch
+from .models import Article, ArticleStatus
+from .rendering import ContentError, make_thumbnail, render_body
+from .services import articles_fail_claimed
+
+logger = logging.getLogger(__name__)
+
+
+def _in_flight(article_ids: list[int], token: str):
+    return Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING)
+
+
+def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
+    articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
+
+
+def step_process(*, article_ids: list[int], token: str) -> list[int]:
+    """Render and sanitize the body, fill the derived fields."""
+    done = []
+    for article in _in_flight(article_ids, token).only("id", "title", "body"):
+        if not article.title.strip() or not article.body.strip():
+            _fail_one(article, token, "process", ContentError("the article has no title or no body"))
+            continue
+        try:
+            html, excerpt, words = render_body(article.body)
+        except (ContentError, ValueError, RecursionError) as exc:
+            _fail_one(article, token, "process", exc)
+            continue
+        if _in_flight([article.pk], token).update(body_html=html, excerpt=excerpt, word_count=words):
+            done.append(article.pk)
+    return done
+
+
+def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
+    """A real thumbnail for each article that has an image; articles without one pass through."""
+    done = []
+    for article in _in_flight(article_ids, token).only("id", "image"):
+        if article.image:
+            try:
+                with article.image.open("rb") as source:
+                    data = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
+            except (ContentError, FileNotFoundError) as exc:
+                _fail_one(article, token, "thumbnail", exc)
+                continue
+            name = f"thumbnails/article-{article.pk}.jpg"
+            storage = article.thumbnail.storage
+            storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
+            saved = storage.save(name, ContentFile(data))
+            if not _in_flight([article.pk], token).update(thumbnail=saved):
+                continue
+        done.append(article.pk)
+    return done
+
+
+def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], float]:
+    """Flip due articles to `published` (published_at by the database clock); one whose
+    unpublish time passed meanwhile becomes `expired` instead. Never early: a row not yet due by
+    the database clock stays, and the second value says how long to wait before trying again
+    (0 when nothing is left). The ids are all this claim published, including on a re-run, so
+    the notify step after a redelivery still sees them."""
+    with transaction.atomic():
+        rows = _in_flight(article_ids, token)
+        rows.filter(unpublish_at__lte=Now()).update(
+            status=ArticleStatus.EXPIRED, lease_expires_at=None,
+            last_error="Not published: its unpublish time passed before it could go live.",
+        )
+        went_live = rows.filter(publish_at__lte=Now()).update(
+            status=ArticleStatus.PUBLISHED, published_at=Now(), lease_expires_at=None)
+        waiting = rows.order_by("publish_at").values_list("publish_at", flat=True).first()
+    if went_live:
+        logger.info("published %d articles (claim %s)", went_live, token)
+    published = list(Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHED)
+                     .values_list("id", flat=True))
+    wait = 0.0
+    if waiting is not None:
+        # This host's clock is ahead of the database's: try again shortly.
+        wait = min(max((waiting - timezone.now()).total_seconds(), 0.1), 5.0)
+    return published, wait
+
+
+def step_notify(*, article_ids: list[int], token: str) -> int:
+    """Start the fan-out for each article this claim published (idempotent downstream)."""
+    for article_id in article_ids:
+        dispatch.fan_out(article_id=article_id)
+    return len(article_ids)

@@ -1,0 +1,41 @@
+"""Pure content transformations used by the pipeline: body -> safe HTML, image -> thumbnail."""
+
+import io
+import re
+
+import markdown
+import nh3
+from PIL import Image, ImageOps
+
+EXCERPT_LENGTH = 280
+_TAGS = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+
+
+class ContentError(Exception):
+    """The article's own content cannot be processed; retrying will not help."""
+
+
+def render_body(body: str) -> tuple[str, str, int]:
+    """Markdown -> sanitized HTML, plus a plain-text excerpt and a word count."""
+    html = nh3.clean(markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html"))
+    text = _SPACE.sub(" ", _TAGS.sub(" ", html)).strip()
+    excerpt = text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1].rsplit(" ", 1)[0] + "…"
+    return html, excerpt, len(text.split())
+
+
+def make_thumbnail(source, size: tuple[int, int]) -> bytes:
+    """A JPEG thumbnail of the image in the open binary file `source`, at most `size`."""
+    try:
+        with Image.open(source) as image:
+            image = ImageOps.exif_transpose(image)
+            image.thumbnail(size)
+            if image.mode not in ("RGB", "L"):
+                image = image.convert("RGB")
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=85, optimize=True)
+            return out.getvalue()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        # Pillow reports unreadable or corrupt files as OSError (UnidentifiedImageError) or
+        # SyntaxError; none of them improve with a retry.
+        raise ContentError(f"image could not be read: {exc}") from exc

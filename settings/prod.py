@@ -1,0 +1,25 @@
+"""Production: every secret and address from the environment, no silent fallbacks."""
+
+from .base import *  # noqa: F401,F403
+from .env import broker_url_from_env, database_from_env, env_int, env_list, env_str
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
+if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be a random string of at least 50 characters.")
+DEBUG = False
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
+
+DATABASES = {"default": database_from_env("", required=True)}
+CELERY_BROKER_URL = broker_url_from_env(None)
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env_str("DJANGO_SECURE_SSL_REDIRECT", "1") == "1"
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])

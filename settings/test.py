@@ -1,0 +1,19 @@
+"""Tests: a SQLite file (or DATABASE_URL) and the broker given by the environment, else the
+embedded Redis under var/test/, which the test suite starts itself."""
+
+from .base import *  # noqa: F401,F403
+from .env import VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str
+
+TEST_VAR_DIR = VAR_DIR / "test"
+
+DATABASES = {"default": database_from_env(f"sqlite:///{TEST_VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Worker subprocesses must see the test's data, so the test database is a file too.
+    DATABASES["default"]["TEST"] = {"NAME": str(TEST_VAR_DIR / "test-db.sqlite3")}
+
+CELERY_BROKER_URL = broker_url_from_env(embedded_redis_url(TEST_VAR_DIR))
+CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+MEDIA_ROOT = env_str("MEDIA_ROOT", str(TEST_VAR_DIR / "media"))
