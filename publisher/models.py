@@ -48,6 +48,9 @@ class Article(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Pipeline steps that started on this row under the current claim and never finished: a
+    # worker process died mid-step (see publisher.pipeline, poison detection).
+    unfinished_runs = models.PositiveSmallIntegerField(default=0, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

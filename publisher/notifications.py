@@ -16,7 +16,7 @@ from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, faults
 from .models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,7 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
     ids = _claim(article_id, first_subscriber_id, last_subscriber_id)
     if not ids:
         return 0, 0
+    faults.checkpoint("send", title=article.title)
     claimed = Notification.objects.filter(pk__in=ids).select_related("subscriber").only("pk", "subscriber__email")
     context = {"article": article}
     subject = f"New: {article.title}"

@@ -11,10 +11,11 @@ import logging
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, faults
 from .models import Article, ArticleStatus
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
@@ -26,14 +27,49 @@ def _in_flight(article_ids: list[int], token: str):
     return Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING)
 
 
+# A step that started this many times on a chunk without finishing is killing its worker
+# process: with acks_late + reject_on_worker_lost the broker hands the message straight back,
+# which would loop forever. The chunk is split (each article re-dispatched alone by the
+# sweeper) and a single article that still does it is failed as poison.
+POISON_THRESHOLD = 3
+
+
+def _guarded(step: str, article_ids: list[int], token: str, work) -> list[int]:
+    rows = _in_flight(article_ids, token)
+    suspects = list(rows.filter(unfinished_runs__gte=POISON_THRESHOLD).values_list("id", flat=True))
+    if suspects:
+        in_flight = list(rows.values_list("id", flat=True))
+        if len(in_flight) > 1:
+            # Hand each article to the sweeper, which re-dispatches it in a chain of its own.
+            rows.update(lease_expires_at=Now(), unfinished_runs=0)
+            logger.error("%s: chunk of %d killed its worker %d times; splitting it (claim %s)",
+                         step, len(in_flight), POISON_THRESHOLD, token)
+        else:
+            articles_fail_claimed(article_ids=in_flight, token=token, reason=(
+                f"{step}: this article killed the worker process {POISON_THRESHOLD} times while being processed "
+                "(out of memory, a crash in an image library, or a time limit); it will not be tried again."))
+        return []
+    rows.update(unfinished_runs=F("unfinished_runs") + 1)
+    try:
+        return work()
+    finally:
+        # Finished, or failed with an exception we saw (retries are not crashes).
+        Article.objects.filter(pk__in=article_ids, claim_token=token).update(unfinished_runs=0)
+
+
 def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
     articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
 
 
 def step_process(*, article_ids: list[int], token: str) -> list[int]:
     """Render and sanitize the body, fill the derived fields."""
+    return _guarded("process", article_ids, token, lambda: _process(article_ids, token))
+
+
+def _process(article_ids: list[int], token: str) -> list[int]:
     done = []
     for article in _in_flight(article_ids, token).only("id", "title", "body"):
+        faults.checkpoint("process", title=article.title)
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
             continue
@@ -49,8 +85,13 @@ def step_process(*, article_ids: list[int], token: str) -> list[int]:
 
 def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
     """A real thumbnail for each article that has an image; articles without one pass through."""
+    return _guarded("thumbnail", article_ids, token, lambda: _thumbnails(article_ids, token))
+
+
+def _thumbnails(article_ids: list[int], token: str) -> list[int]:
     done = []
-    for article in _in_flight(article_ids, token).only("id", "image"):
+    for article in _in_flight(article_ids, token).only("id", "title", "image"):
+        faults.checkpoint("thumbnail", title=article.title)
         if article.image:
             try:
                 with article.image.open("rb") as source:
@@ -74,6 +115,7 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
     the database clock stays, and the second value says how long to wait before trying again
     (0 when nothing is left). The ids are all this claim published, including on a re-run, so
     the notify step after a redelivery still sees them."""
+    faults.checkpoint("make_live")
     with transaction.atomic():
         rows = _in_flight(article_ids, token)
         rows.filter(unpublish_at__lte=Now()).update(

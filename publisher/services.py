@@ -59,7 +59,7 @@ def _claimed(token: str) -> list[tuple[int, datetime]]:
 
 
 def _released_claim() -> dict:
-    return {"claim_token": None, "claimed_at": None, "lease_expires_at": None}
+    return {"claim_token": None, "claimed_at": None, "lease_expires_at": None, "unfinished_runs": 0}
 
 
 def validate_schedule(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None) -> None:
@@ -150,7 +150,7 @@ def article_publish_now(*, article_id: int) -> Article:
         token = str(uuid.uuid4())
         Article.objects.filter(pk=article_id).update(
             status=ArticleStatus.PUBLISHING, publish_at=publish_at, claim_token=token, claimed_at=Now(),
-            lease_expires_at=_lease_expiry(), attempts=1, last_error="",
+            lease_expires_at=_lease_expiry(), attempts=1, last_error="", unfinished_runs=0,
         )
         due = [(article_id, publish_at)]
         transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=due, chunk_size=1))
@@ -198,6 +198,7 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
         candidates.filter(publish_at__lte=horizon).update(
             status=ArticleStatus.PUBLISHING, claim_token=token, claimed_at=Now(),
             lease_expires_at=_lease_expiry(from_publish_at=True), attempts=F("attempts") + 1, last_error="",
+            unfinished_runs=0,
         )
         claimed = _claimed(token)
         if claimed:
@@ -229,6 +230,7 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
         )
         stale.filter(attempts__lt=max_attempts).update(
             claim_token=token, claimed_at=Now(), lease_expires_at=_lease_expiry(), attempts=F("attempts") + 1,
+            unfinished_runs=0,
         )
         reclaimed = _claimed(token)
         if reclaimed:

@@ -18,20 +18,24 @@ find_python() {
   return 1
 }
 
+# requirements/test.txt includes dev.txt, so an install of test.txt also satisfies dev.txt.
 bootstrap_venv() {
-  local req="$ROOT/$1"
+  local req="$ROOT/$1" name; name="$(basename "$1" .txt)"
   if [ ! -x "$VENV/bin/python" ]; then
     local py; py="$(find_python)"
     echo "==> creating $VENV with $py"
     "$py" -m venv "$VENV"
-  fi
-  local stamp="$VENV/.installed-$(basename "$req" .txt)"
-  local digest; digest="$(cat "$ROOT"/requirements/*.txt | sha256sum | cut -d' ' -f1)"
-  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$digest" ]; then
-    echo "==> installing $1 into .venv"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  fi
+  local digest; digest="$(cat "$ROOT"/requirements/*.txt | sha256sum | cut -d' ' -f1)"
+  local satisfied=""
+  for stamp in "$VENV/.installed-$name" "$VENV/.installed-test"; do
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then satisfied=1; fi
+  done
+  if [ -z "$satisfied" ]; then
+    echo "==> installing $1 into .venv"
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-    echo "$digest" > "$stamp"
+    echo "$digest" > "$VENV/.installed-$name"
   fi
   export PATH="$VENV/bin:$PATH"
   export VIRTUAL_ENV="$VENV"

@@ -151,7 +151,10 @@ def main() -> int:
 
     code = 1
     try:
-        start_redis(sup)
+        if os.environ.get("CELERY_BROKER_URL"):
+            log("using the broker from CELERY_BROKER_URL; the embedded Redis is not started")
+        else:
+            start_redis(sup)
         manage("migrate", "--no-input", "-v", "0")
         manage("sync_schedules")
         password = ensure_admin()

@@ -17,3 +17,6 @@ CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 MEDIA_ROOT = env_str("MEDIA_ROOT", str(TEST_VAR_DIR / "media"))
+
+# Lets the real-process tests inject faults into workers (publisher/faults.py).
+PUBLISHER_FAULTS_ENABLED = True

@@ -1,0 +1,35 @@
+"""System checks for settings whose wrong combination would break a guarantee silently."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def pipeline_settings(app_configs, **kwargs):
+    problems = []
+    visibility = settings.CELERY_VISIBILITY_TIMEOUT
+    if settings.PUBLISHER_LOOKAHEAD >= visibility:
+        problems.append(Error(
+            f"PUBLISHER_LOOKAHEAD ({settings.PUBLISHER_LOOKAHEAD} s) is not below the broker's visibility timeout "
+            f"({visibility} s): Redis would deliver the waiting make-live messages a second time.",
+            hint="Lower PUBLISHER_LOOKAHEAD or raise CELERY_VISIBILITY_TIMEOUT.", id="publisher.E001"))
+    if settings.PUBLISHER_RETRY_BACKOFF_MAX >= visibility:
+        problems.append(Error(
+            f"PUBLISHER_RETRY_BACKOFF_MAX ({settings.PUBLISHER_RETRY_BACKOFF_MAX} s) is not below the visibility "
+            f"timeout ({visibility} s): a retried task would also be redelivered.",
+            hint="Lower PUBLISHER_RETRY_BACKOFF_MAX.", id="publisher.E002"))
+    if settings.CELERY_TASK_TIME_LIMIT >= settings.PUBLISHER_LEASE_SECONDS:
+        problems.append(Warning(
+            f"CELERY_TASK_TIME_LIMIT ({settings.CELERY_TASK_TIME_LIMIT} s) is not below PUBLISHER_LEASE_SECONDS "
+            f"({settings.PUBLISHER_LEASE_SECONDS} s): the sweeper may re-dispatch a claim whose step is still running.",
+            hint="Keep the lease longer than the hard time limit.", id="publisher.W001"))
+    if settings.PUBLISHER_LOOKAHEAD < settings.PUBLISHER_SCAN_INTERVAL:
+        problems.append(Warning(
+            f"PUBLISHER_LOOKAHEAD ({settings.PUBLISHER_LOOKAHEAD} s) is shorter than the scan interval "
+            f"({settings.PUBLISHER_SCAN_INTERVAL} s): articles may go live up to one interval late.",
+            hint="Set PUBLISHER_LOOKAHEAD to about twice PUBLISHER_SCAN_INTERVAL.", id="publisher.W002"))
+    if set(settings.CELERY_ACCEPT_CONTENT) != {"json"} or settings.CELERY_TASK_SERIALIZER != "json":
+        problems.append(Error("Celery must accept and send JSON only (a pickle message can run arbitrary code).",
+                              hint="CELERY_ACCEPT_CONTENT = ['json'], CELERY_TASK_SERIALIZER = 'json'.",
+                              id="publisher.E003"))
+    return problems

@@ -1,0 +1,37 @@
+"""Fault injection for the test suite's real-process tests; inert unless settings enable it
+(settings.test only: PUBLISHER_FAULTS_ENABLED).
+
+PUBLISHER_FAULTS, in the worker's environment, is a `;`-separated list of rules
+`step:action:argument`:
+  - `process:kill:POISON`   SIGKILL the current process when an article's title contains POISON
+  - `process:hold:/tmp/x`   block while the file /tmp/x exists (a barrier, so a test can kill
+                            the worker while a step is in progress)
+Steps: `process`, `thumbnail`, `make_live`, `send`.
+"""
+
+import os
+import signal
+import time
+
+from django.conf import settings
+
+
+def _rules():
+    for rule in os.environ.get("PUBLISHER_FAULTS", "").split(";"):
+        parts = rule.strip().split(":", 2)
+        if len(parts) == 3:
+            yield parts
+
+
+def checkpoint(step: str, *, title: str = "") -> None:
+    if not getattr(settings, "PUBLISHER_FAULTS_ENABLED", False):
+        return
+    for rule_step, action, argument in _rules():
+        if rule_step != step:
+            continue
+        if action == "kill" and argument in title:
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "hold":
+            deadline = time.monotonic() + 120
+            while os.path.exists(argument) and time.monotonic() < deadline:
+                time.sleep(0.05)
