@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -56,6 +57,41 @@ def notifications_expire() -> int:
         status=NotificationStatus.EXPIRED)
 
 
+def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tuple[int, int]:
+    """The notification sweeper. Pending rows untouched for `older_than` seconds lost their send
+    message (broker restarted without persistence, worker killed): send them again (the claim
+    keeps it at most once). Rows left `sending` that long were interrupted mid-send: whether the
+    mail left is unknown, so they become `failed` and are never retried (never twice).
+    Returns (re-dispatched, given up)."""
+    cutoff = ExpressionWrapper(Now() - timedelta(seconds=older_than), output_field=DateTimeField())
+    interrupted = Notification.objects.filter(status=NotificationStatus.SENDING, updated_at__lt=cutoff).update(
+        status=NotificationStatus.FAILED,
+        last_error="Interrupted while sending; not retried because the message may already have been delivered.",
+    )
+    stale = list(
+        Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__gt=Now(), updated_at__lt=cutoff,
+                                    article__status=ArticleStatus.PUBLISHED)
+        .order_by("article_id", "subscriber_id").values_list("pk", "article_id", "subscriber_id")[:limit]
+    )
+    if not stale:
+        return 0, interrupted
+    with transaction.atomic():
+        # Touch them so the next sweep waits another `older_than` before trying again.
+        Notification.objects.filter(pk__in=[pk for pk, _, _ in stale], status=NotificationStatus.PENDING).update(
+            updated_at=Now())
+        batch = settings.PUBLISHER_SEND_BATCH
+        by_article: dict[int, list[int]] = {}
+        for _, article_id, subscriber_id in stale:
+            by_article.setdefault(article_id, []).append(subscriber_id)
+        for article_id, subscriber_ids in by_article.items():
+            for start in range(0, len(subscriber_ids), batch):
+                part = subscriber_ids[start:start + batch]
+                transaction.on_commit(lambda a=article_id, lo=part[0], hi=part[-1]: dispatch.send_notifications(
+                    article_id=a, first_subscriber_id=lo, last_subscriber_id=hi))
+    logger.warning("notification sweeper: re-dispatched %d pending, gave up on %d interrupted", len(stale), interrupted)
+    return len(stale), interrupted
+
+
 def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
     with transaction.atomic():
         rows = Notification.objects.filter(
@@ -68,7 +104,8 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -
             live = live.select_for_update(skip_locked=True)
         ids = list(live.values_list("pk", flat=True))
         if ids:
-            Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(status=NotificationStatus.SENDING)
+            Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(
+                status=NotificationStatus.SENDING, updated_at=Now())
     return ids
 
 
@@ -112,8 +149,9 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
     finally:
         mail.close()
         if sent:
-            Notification.objects.filter(pk__in=sent).update(status=NotificationStatus.SENT, sent_at=Now())
+            Notification.objects.filter(pk__in=sent).update(status=NotificationStatus.SENT, sent_at=Now(), updated_at=Now())
         for pk, error in failed.items():
-            Notification.objects.filter(pk=pk).update(status=NotificationStatus.FAILED, last_error=error[:2000])
+            Notification.objects.filter(pk=pk).update(status=NotificationStatus.FAILED, last_error=error[:2000],
+                                                           updated_at=Now())
     return len(sent), len(failed)
 

@@ -123,7 +123,7 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
             last_error="Not published: its unpublish time passed before it could go live.",
         )
         went_live = rows.filter(publish_at__lte=Now()).update(
-            status=ArticleStatus.PUBLISHED, published_at=Now(), lease_expires_at=None)
+            status=ArticleStatus.PUBLISHED, published_at=Now(), lease_expires_at=None, updated_at=Now())
         waiting = rows.order_by("publish_at").values_list("publish_at", flat=True).first()
     if went_live:
         logger.info("published %d articles (claim %s)", went_live, token)

@@ -88,7 +88,7 @@ def validate_schedule(*, title: str, body: str, publish_at: datetime | None, unp
 
 
 def _transition(article_id: int, *, allowed, action: str, **values) -> Article:
-    updated = Article.objects.filter(pk=article_id, status__in=allowed).update(**values)
+    updated = Article.objects.filter(pk=article_id, status__in=allowed).update(updated_at=Now(), **values)
     if not updated:
         current = Article.objects.filter(pk=article_id).values_list("status", flat=True).first()
         if current is None:
@@ -248,7 +248,7 @@ def articles_take_down_expired() -> int:
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
     """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
     failed = Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING).update(
-        status=ArticleStatus.FAILED, last_error=reason[:5000], lease_expires_at=None,
+        status=ArticleStatus.FAILED, last_error=reason[:5000], lease_expires_at=None, updated_at=Now(),
     )
     if failed:
         logger.error("%d articles failed (claim %s): %s", failed, token, reason)

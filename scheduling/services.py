@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
+from publisher import notifications
 from publisher import services as publisher_services
 
 from .models import Heartbeat
@@ -91,14 +92,17 @@ def scan_run() -> dict:
     claim = publisher_services.articles_claim_due()
     reclaimed, given_up = publisher_services.articles_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
+    resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
     summary = {
         "claimed": len(claim.article_ids) if claim else 0,
         "reclaimed": len(reclaimed.article_ids) if reclaimed else 0,
         "given_up": given_up,
         "taken_down": taken_down,
+        "notifications_resent": resent,
+        "notifications_interrupted": interrupted,
     }
     summary["more"] = summary["claimed"] >= settings.PUBLISHER_SCAN_BATCH
     heartbeat_record(name="scan", detail=summary)
-    if summary["claimed"] or summary["reclaimed"] or given_up or taken_down:
+    if any(value for key, value in summary.items() if key != "more"):
         logger.info("scan: %s", summary)
     return summary
