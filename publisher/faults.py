@@ -4,6 +4,7 @@
 PUBLISHER_FAULTS, in the worker's environment, is a `;`-separated list of rules
 `step:action:argument`:
   - `process:kill:POISON`   SIGKILL the current process when an article's title contains POISON
+  - `make_live:raise:`       raise RuntimeError (an unexpected bug) in that step
   - `process:hold:/tmp/x`   block while the file /tmp/x exists (a barrier, so a test can kill
                             the worker while a step is in progress)
 Steps: `process`, `thumbnail`, `make_live`, `send`.
@@ -31,6 +32,8 @@ def checkpoint(step: str, *, title: str = "") -> None:
             continue
         if action == "kill" and argument in title:
             os.kill(os.getpid(), signal.SIGKILL)
+        elif action == "raise" and argument in title:
+            raise RuntimeError(f"injected fault in {step}")
         elif action == "hold":
             deadline = time.monotonic() + 120
             while os.path.exists(argument) and time.monotonic() < deadline:

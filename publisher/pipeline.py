@@ -17,10 +17,19 @@ from django.utils import timezone
 
 from . import dispatch, faults
 from .models import Article, ArticleStatus
+from celery.exceptions import SoftTimeLimitExceeded
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerError
+
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
 
 logger = logging.getLogger(__name__)
+
+# Errors a retry can fix: the whole task retries. Anything else raised while handling one
+# article is that article's own problem: it fails alone and the chunk goes on.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
+NOT_PER_ARTICLE = TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)
 
 
 def _in_flight(article_ids: list[int], token: str):
@@ -69,13 +78,15 @@ def step_process(*, article_ids: list[int], token: str) -> list[int]:
 def _process(article_ids: list[int], token: str) -> list[int]:
     done = []
     for article in _in_flight(article_ids, token).only("id", "title", "body"):
-        faults.checkpoint("process", title=article.title)
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
             continue
         try:
+            faults.checkpoint("process", title=article.title)
             html, excerpt, words = render_body(article.body)
-        except (ContentError, ValueError, RecursionError) as exc:
+        except NOT_PER_ARTICLE:
+            raise
+        except Exception as exc:  # isolation: this article fails, its chunk mates go on
             _fail_one(article, token, "process", exc)
             continue
         if _in_flight([article.pk], token).update(body_html=html, excerpt=excerpt, word_count=words):
@@ -91,12 +102,14 @@ def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
 def _thumbnails(article_ids: list[int], token: str) -> list[int]:
     done = []
     for article in _in_flight(article_ids, token).only("id", "title", "image"):
-        faults.checkpoint("thumbnail", title=article.title)
         if article.image:
             try:
+                faults.checkpoint("thumbnail", title=article.title)
                 with article.image.open("rb") as source:
                     data = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
-            except (ContentError, FileNotFoundError) as exc:
+            except NOT_PER_ARTICLE:
+                raise
+            except Exception as exc:  # isolation: this article fails, its chunk mates go on
                 _fail_one(article, token, "thumbnail", exc)
                 continue
             name = f"thumbnails/article-{article.pk}.jpg"

@@ -7,12 +7,9 @@ visibility timeout so a retried message is never also redelivered.
 
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
-from kombu.exceptions import OperationalError as BrokerError
 
 from . import notifications, pipeline, services
-
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
+from .pipeline import TRANSIENT_ERRORS
 
 # make_live delivered early (host clock ahead of the database) waits ≥0.1 s a time: this many
 # tries cover a skew of more than ten seconds.
