@@ -10,6 +10,9 @@ DATABASES = {"default": database_from_env(f"sqlite:///{TEST_VAR_DIR / 'db.sqlite
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Worker subprocesses must see the test's data, so the test database is a file too.
     DATABASES["default"]["TEST"] = {"NAME": str(TEST_VAR_DIR / "test-db.sqlite3")}
+elif env_str("PUBLISHER_TEST_DB_NAME"):
+    # Lets two test runs share one PostgreSQL server without dropping each other's database.
+    DATABASES["default"]["TEST"] = {"NAME": env_str("PUBLISHER_TEST_DB_NAME")}
 
 CELERY_BROKER_URL = broker_url_from_env(embedded_redis_url(TEST_VAR_DIR))
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
