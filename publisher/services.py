@@ -103,9 +103,15 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
     if article is None:
         raise TransitionError(f"Article #{article_id} no longer exists.")
     validate_schedule(title=article.title, body=article.body, publish_at=publish_at, unpublish_at=unpublish_at)
-    return _transition(article_id, allowed=SCHEDULABLE, action="schedule",
-                       status=ArticleStatus.SCHEDULED, publish_at=publish_at, unpublish_at=unpublish_at,
-                       attempts=0, last_error="", **_released_claim())
+    with transaction.atomic():
+        article = _transition(article_id, allowed=SCHEDULABLE, action="schedule",
+                              status=ArticleStatus.SCHEDULED, publish_at=publish_at, unpublish_at=unpublish_at,
+                              attempts=0, last_error="", **_released_claim())
+        if publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
+            # Due before the next scan could see it: claim it now so it still goes out on the second.
+            if articles_claim_due(article_ids=[article_id]):
+                article.refresh_from_db()
+    return article
 
 
 def article_unschedule(*, article_id: int, clear_times: bool = False) -> Article:
@@ -164,7 +170,8 @@ def _due_ids(queryset, limit: int) -> list[int]:
     return list(queryset.values_list("id", flat=True)[:limit])
 
 
-def articles_claim_due(*, limit: int | None = None, lookahead: float | None = None) -> Claim | None:
+def articles_claim_due(*, limit: int | None = None, lookahead: float | None = None,
+                       article_ids: list[int] | None = None) -> Claim | None:
     """Claim up to `limit` scheduled articles due within `lookahead` seconds and dispatch them
     after commit. Articles not yet due wait in the broker with an ETA of their publish time
     (look-ahead dispatch: on time to the second, not to the scan interval), and the make-live
@@ -179,6 +186,8 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
     token = str(uuid.uuid4())
     with transaction.atomic():
         due = Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon).order_by("publish_at")
+        if article_ids is not None:
+            due = due.filter(pk__in=article_ids)
         ids = _due_ids(due, limit)
         if not ids:
             return None

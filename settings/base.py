@@ -98,7 +98,7 @@ PUBLISHER_SCAN_INTERVAL = env_float("PUBLISHER_SCAN_INTERVAL", 10.0, minimum=0.1
 # scan interval late. Keep it above the scan interval and far below the visibility timeout.
 PUBLISHER_LOOKAHEAD = env_float("PUBLISHER_LOOKAHEAD", max(2 * PUBLISHER_SCAN_INTERVAL, 5.0), minimum=0.0)
 # Articles due within this many seconds of each other may share one chain (and one ETA).
-PUBLISHER_CHUNK_WINDOW = env_float("PUBLISHER_CHUNK_WINDOW", 0.2, minimum=0.0)
+PUBLISHER_CHUNK_WINDOW = env_float("PUBLISHER_CHUNK_WINDOW", 0.02, minimum=0.0)
 # Most articles one scan claims; a scan that hits the cap re-enqueues itself.
 PUBLISHER_SCAN_BATCH = env_int("PUBLISHER_SCAN_BATCH", 1000, minimum=1)
 # Articles carried by one publishing chain.

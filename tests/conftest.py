@@ -117,3 +117,14 @@ def article_factory(db):
 def pytest_report_header(config):
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return f"tier: database={engine} broker={urlsplit(settings.CELERY_BROKER_URL).scheme} (pid {os.getpid()})"
+
+
+def schedule_batch(titles, publish_at, **fields):
+    """Scheduled articles written in one go, as an import would: the next scan claims them
+    together, so they travel in one chunk (the admin/service path claims near-due ones one by one)."""
+    from publisher.models import Article, ArticleStatus
+
+    fields.setdefault("body", "Body.")
+    return Article.objects.bulk_create([
+        Article(title=title, status=ArticleStatus.SCHEDULED, publish_at=publish_at, **fields) for title in titles
+    ])

@@ -7,18 +7,14 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from publisher import services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import wait_for
+from tests.conftest import schedule_batch, wait_for
 
 pytestmark = pytest.mark.integration
 
 
-def _schedule(article_factory, titles, body="Body."):
-    due = timezone.now() - timedelta(seconds=2)
-    for title in titles:
-        article = article_factory(title=title, body=body)
-        services.article_schedule(article_id=article.pk, publish_at=due)
+def _schedule(article_factory, titles):
+    schedule_batch(titles, timezone.now() - timedelta(seconds=2))
 
 
 def _settled():

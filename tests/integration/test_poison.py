@@ -7,10 +7,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from publisher import services
 from publisher.models import Article, ArticleStatus
 from publisher.pipeline import POISON_THRESHOLD
-from tests.conftest import wait_for
+from tests.conftest import schedule_batch, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -19,11 +18,7 @@ LEASE = 30  # longer than the crash loop, so the poison guard (not the lease) de
 
 def test_poison_article_is_failed_and_its_chunk_mates_publish(processes, article_factory, settings):
     settings.PUBLISHER_LEASE_SECONDS = LEASE
-    due = timezone.now() - timedelta(seconds=5)
-    titles = ["Fine one", "POISON story", "Fine two", "Fine three"]
-    for title in titles:
-        article = article_factory(title=title)
-        services.article_schedule(article_id=article.pk, publish_at=due)
+    schedule_batch(["Fine one", "POISON story", "Fine two", "Fine three"], timezone.now() - timedelta(seconds=5))
     call_command("sync_schedules")
 
     processes.worker(PUBLISHER_FAULTS="process:kill:POISON", PUBLISHER_LEASE_SECONDS=str(LEASE))
@@ -40,5 +35,6 @@ def test_poison_article_is_failed_and_its_chunk_mates_publish(processes, article
     others = Article.objects.exclude(pk=poison.pk)
     assert sorted(others.values_list("status", flat=True)) == [ArticleStatus.PUBLISHED] * 3
     # Bounded: the chunk crashed POISON_THRESHOLD times, then the poison article alone as often.
+    assert "chunk of 4 killed its worker" in processes.log("worker")  # split, then isolated
     crashes = processes.log("worker").count("exited with 'signal 9 (SIGKILL)'")
     assert POISON_THRESHOLD <= crashes <= 2 * POISON_THRESHOLD

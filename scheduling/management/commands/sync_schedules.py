@@ -11,8 +11,10 @@ class Command(BaseCommand):
         parser.add_argument("--reset", action="store_true",
                             help="Overwrite existing rows with the declared defaults (loses admin edits).")
 
-    def handle(self, *args, reset=False, **options):
+    def handle(self, *args, reset=False, verbosity=1, **options):
         result = schedules_sync(reset=reset)
+        if verbosity < 1:
+            return
         for label, names in (("created", result.created), ("reset", result.updated),
                              ("kept as edited", result.unchanged), ("disabled (no longer declared)", result.disabled)):
             for name in names:
