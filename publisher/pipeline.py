@@ -8,19 +8,17 @@ fails that article alone; a transient fault (database, broker) propagates so the
 
 import logging
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
 from .models import Article, ArticleStatus
-from celery.exceptions import SoftTimeLimitExceeded
-from django.db import InterfaceError, OperationalError
-from kombu.exceptions import OperationalError as BrokerError
-
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
 
