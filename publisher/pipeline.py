@@ -18,7 +18,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
-from .models import Article, ArticleStatus
+from .models import Article, ArticleStatus, Subscriber
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
 
@@ -74,22 +74,24 @@ def step_process(*, article_ids: list[int], token: str) -> list[int]:
 
 
 def _process(article_ids: list[int], token: str) -> list[int]:
-    done = []
+    rendered = []
     for article in _in_flight(article_ids, token).only("id", "title", "body"):
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
             continue
         try:
             faults.checkpoint("process", title=article.title)
-            html, excerpt, words = render_body(article.body)
+            article.body_html, article.excerpt, article.word_count = render_body(article.body)
         except NOT_PER_ARTICLE:
             raise
         except Exception as exc:  # isolation: this article fails, its chunk mates go on
             _fail_one(article, token, "process", exc)
             continue
-        if _in_flight([article.pk], token).update(body_html=html, excerpt=excerpt, word_count=words):
-            done.append(article.pk)
-    return done
+        rendered.append(article)
+    # One UPDATE for the chunk, still conditioned on the claim: a row the editor took back
+    # meanwhile is not written, and the next steps skip it.
+    _in_flight([a.pk for a in rendered], token).bulk_update(rendered, ["body_html", "excerpt", "word_count"])
+    return [a.pk for a in rendered]
 
 
 def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
@@ -149,6 +151,8 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
 
 def step_notify(*, article_ids: list[int], token: str) -> int:
     """Start the fan-out for each article this claim published (idempotent downstream)."""
+    if not article_ids or not Subscriber.objects.filter(is_active=True).exists():
+        return 0
     for article_id in article_ids:
         dispatch.fan_out(article_id=article_id)
     return len(article_ids)

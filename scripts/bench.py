@@ -87,7 +87,9 @@ class Cluster:
         while not sock.exists():
             time.sleep(0.05)
 
-    def start_worker(self) -> None:
+    def start_worker(self, **env) -> None:
+        if env:
+            self.env.update({k: str(v) for k, v in env.items()})
         self._spawn("worker", [sys.executable, "-m", "celery", "-A", "settings", "worker", "-l", "WARNING",
                                "-c", str(self.concurrency), "-Q", "scan,publish,media,notify", "--without-mingle",
                                "--without-gossip"])
@@ -102,6 +104,22 @@ class Cluster:
     def start_beat(self) -> None:
         self._spawn("beat", [sys.executable, "-m", "celery", "-A", "settings", "beat", "-l", "WARNING",
                              "-s", str(self.logs / "beat-schedule")])
+
+    def worker_rss_mb(self) -> float:
+        """Largest resident set of any one worker process (main or pool child), in MB."""
+        import psutil
+
+        largest = 0
+        for proc in self.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                if "worker" not in " ".join(root.cmdline()):
+                    continue
+                for member in [root, *root.children(recursive=True)]:
+                    largest = max(largest, member.memory_info().rss)
+            except psutil.Error:
+                continue
+        return largest / 2**20
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -178,6 +196,227 @@ def bench_lateness(args, env) -> dict:
     }
 
 
+def _wait_until(predicate, *, timeout: float, cluster: Cluster | None = None, every: float = 0.2) -> float:
+    """Poll until predicate() is true; returns the peak worker RSS (MB) seen meanwhile."""
+    deadline = time.monotonic() + timeout
+    peak = 0.0
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: gave up after {timeout:.0f} s (see var/bench/logs)")
+        if cluster is not None:
+            peak = max(peak, cluster.worker_rss_mb())
+        time.sleep(every)
+    return peak
+
+
+def _png(size=(1200, 800)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", size, (200, 80, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float, float]:
+    """`count` articles due at once, a fifth with images: seconds until all published, peak RSS."""
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.db.models.functions import Now
+    from django.utils import timezone
+
+    from publisher.models import Article, ArticleStatus
+    from scheduling.services import scan_run
+
+    reset_database()
+    image = default_storage.save("articles/bench.png", ContentFile(_png()))
+    cluster = Cluster(env, args.embedded, args.concurrency)
+    try:
+        cluster.start_broker()
+        flush_broker()
+        extra = {"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {}
+        cluster.start_worker(**extra)
+        due = timezone.now() - timedelta(seconds=1)
+        Article.objects.bulk_create([
+            Article(title=f"Burst {i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED, publish_at=due,
+                    image=image if i % 5 == 0 else "")
+            for i in range(count)
+        ], batch_size=2000)
+        from django.test.utils import override_settings
+
+        started = time.monotonic()
+        with override_settings(**({"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {})):
+            while scan_run()["more"]:  # what beat + the self-re-enqueueing scan do, without waiting on beat
+                pass
+        peak = _wait_until(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHED).count() >= count,
+                           timeout=1800, cluster=cluster, every=0.5)
+        last = Article.objects.order_by("-published_at").values_list("published_at", flat=True).first()
+        elapsed = time.monotonic() - started
+        del last, Now
+    finally:
+        cluster.stop()
+    return elapsed, peak
+
+
+def bench_burst(args, env) -> dict:
+    """10,000 due at once (chunked chains) beside the naive baseline (one chain per article)."""
+    count = 1000 if args.quick else 10_000
+    chunked, chunked_rss = _burst_once(args, env, chunk_size=None, count=count)
+    naive_count = count if not args.quick else 500
+    naive, naive_rss = _burst_once(args, env, chunk_size=1, count=naive_count)
+    return {
+        "chunked (articles/s)": count / chunked,
+        "naive 1/chain (articles/s)": naive_count / naive,
+        "speed-up (x)": (count / chunked) / (naive_count / naive),
+        "peak worker RSS (MB)": max(chunked_rss, naive_rss),
+        "_label": f"{count} articles, 1/5 with images (naive: {naive_count})",
+    }
+
+
+def bench_fanout(args, env) -> dict:
+    """One article, N active subscribers: until every notification is recorded and sent."""
+    from datetime import timedelta
+
+    from django.core import mail
+    from django.utils import timezone
+
+    from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+    from publisher.services import article_publish_now
+
+    count = 10_000 if args.quick else 100_000
+    reset_database()
+    started = time.monotonic()
+    Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
+    insert_rate = count / (time.monotonic() - started)
+
+    cluster = Cluster(env, args.embedded, args.concurrency)
+    try:
+        cluster.start_broker()
+        flush_broker()
+        cluster.start_worker()
+        article = Article.objects.create(title="Fan-out", body="Body.")
+        started = time.monotonic()
+        article_publish_now(article_id=article.pk)
+        sent = NotificationStatus.SENT
+        peak = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
+                           timeout=1800, cluster=cluster, every=0.5)
+        fanned = count / (time.monotonic() - started)
+    finally:
+        cluster.stop()
+
+    # The naive loop, one process: per subscriber record the notification, send_mail (a
+    # connection each, as send_mail does), mark it sent. And send_mail alone, for reference.
+    sample = min(count, 5000)
+    subscribers = list(Subscriber.objects.values_list("pk", "email")[:sample])
+    naive_article = Article.objects.create(title="Naive", body="Body.", status=ArticleStatus.PUBLISHED)
+    expires = timezone.now() + timedelta(days=1)
+    started = time.monotonic()
+    for pk, address in subscribers:
+        row = Notification.objects.create(article=naive_article, subscriber_id=pk, expires_at=expires)
+        mail.send_mail("New: Naive", "Body.", None, [address], html_message="<p>Body.</p>")
+        Notification.objects.filter(pk=row.pk).update(status=sent, sent_at=timezone.now())
+    naive = sample / (time.monotonic() - started)
+    started = time.monotonic()
+    for _, address in subscribers:
+        mail.send_mail("New: Naive", "Body.", None, [address], html_message="<p>Body.</p>")
+    send_only = sample / (time.monotonic() - started)
+    return {
+        "pipeline (notifications/s)": fanned,
+        "naive loop (/s)": naive,
+        "speed-up (x)": fanned / naive,
+        "send_mail alone (/s)": send_only,
+        "bulk insert (rows/s)": insert_rate,
+        "peak worker RSS (MB)": peak,
+        "_label": f"{count} subscribers (naive: {sample}, 1 process)",
+    }
+
+
+def bench_claim(args, env) -> dict:
+    """The scan's claim of 1,000 due rows in tables of growing size, with and without the index."""
+    from django.db import connection, transaction
+
+    from publisher.services import articles_claim_due
+
+    if connection.vendor != "postgresql":
+        return {"_label": "PostgreSQL only"}
+    import publisher.dispatch
+
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    publisher.dispatch.publish_claimed = lambda **kwargs: None  # measure the claim, not the broker
+    out: dict = {}
+    for size in sizes:
+        reset_database()
+        with connection.cursor() as cur:
+            # size - 1000 rows not due (published, drafts, far-future scheduled) and 1000 due.
+            cur.execute("""
+                insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
+                    word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
+                select 'a' || g, 'b', '', case when g %% 3 = 0 then 'published' when g %% 3 = 1 then 'draft'
+                    else 'scheduled' end, now() + interval '1 day' + g * interval '1 second', '', '', '', 0, '', 0, 0,
+                    now(), now()
+                from generate_series(1, %s) g""", [size - 1000])
+            cur.execute("""
+                insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
+                    word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
+                select 'due' || g, 'b', '', 'scheduled', now() - g * interval '1 second', '', '', '', 0, '', 0, 0,
+                    now(), now()
+                from generate_series(1, 1000) g""")
+            cur.execute("analyze publisher_article")
+        started = time.perf_counter()
+        claim = articles_claim_due(limit=1000, lookahead=0)
+        out[f"claim 1,000 of {size:,} (ms)"] = 1000 * (time.perf_counter() - started)
+        assert claim and len(claim.article_ids) == 1000
+        for label, drop in (("index", False), ("no index", True)):
+            with transaction.atomic(), connection.cursor() as cur:
+                if drop:
+                    cur.execute("drop index article_due_idx")
+                cur.execute("update publisher_article set status = 'scheduled' where title like 'due%%'")
+                cur.execute("""explain (analyze, format json) select id from publisher_article
+                               where status = 'scheduled' and publish_at <= now() order by publish_at
+                               limit 1000 for update skip locked""")
+                plan = cur.fetchone()[0][0]
+                out[f"find, {label}, {size:,} (ms)"] = plan["Execution Time"]
+                transaction.set_rollback(True)
+    out["_label"] = "1,000 due rows"
+    return out
+
+
+def bench_beat(args, env) -> dict:
+    """Database transactions per minute issued by beat alone with the shipped schedules."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return {"_label": "PostgreSQL only"}
+    reset_database()
+    call_command("sync_schedules", "--reset", verbosity=0)
+    seconds = 20 if args.quick else 60
+    cluster = Cluster(env, args.embedded, args.concurrency)
+
+    def commits() -> int:
+        with connection.cursor() as cur:
+            cur.execute("select xact_commit + xact_rollback from pg_stat_database where datname = current_database()")
+            return cur.fetchone()[0]
+
+    try:
+        cluster.start_broker()
+        flush_broker()
+        cluster.start_beat()
+        time.sleep(5)
+        connection.close()
+        before = commits()
+        time.sleep(seconds)
+        connection.close()
+        after = commits()
+    finally:
+        cluster.stop()
+    # Subtract this process's own two measuring transactions.
+    return {"beat transactions/min": (after - before - 1) * 60 / seconds, "_label": f"{seconds} s, beat only"}
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -185,7 +424,13 @@ def _percentile(values: list[float], q: float) -> float:
     return sorted(values)[index]
 
 
-SCENARIOS = {"lateness": bench_lateness}
+SCENARIOS = {
+    "claim": bench_claim,
+    "burst": bench_burst,
+    "fanout": bench_fanout,
+    "lateness": bench_lateness,
+    "beat": bench_beat,
+}
 
 
 def main() -> int:
@@ -218,6 +463,8 @@ def main() -> int:
         label = results[0].pop("_label", "")
         for result in results[1:]:
             result.pop("_label", None)
+        if not results[0]:
+            print(f"{name:<12} {'(skipped)':<28} {'':>12} {'':>12} {'':>12}  {label}")
         for metric in results[0]:
             values = [r[metric] for r in results]
             print(f"{name:<12} {metric:<28} {statistics.median(values):>12.1f} {min(values):>12.1f} "
