@@ -11,6 +11,7 @@ State machine of Article.status (transitions live in publisher/services.py):
     scheduled ──later than PUBLISHER_MAX_LATENESS──> missed
 """
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -140,3 +141,60 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.subscriber} ← {self.article} ({self.status})"
+
+
+def validate_time_zone(value: str) -> None:
+    """An IANA zone name this machine's tz database knows (blank means the site's zone)."""
+    if value and value not in available_time_zones():
+        raise ValidationError(f"“{value}” is not a known time zone (expected a name such as Europe/Paris).")
+
+
+def available_time_zones() -> frozenset[str]:
+    # Read at call time, not in a field's choices: a tzdata upgrade must not make migrations drift.
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+class EditorProfile(models.Model):
+    """Per-user preferences for the admin; the time zone every time is shown and entered in."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="editor_profile")
+    time_zone = models.CharField(max_length=64, blank=True, validators=[validate_time_zone],
+                                 help_text="Times in the admin are shown and entered in this zone. "
+                                           "Blank: the site's zone (TIME_ZONE).")
+
+    def __str__(self):
+        return f"{self.user} ({self.time_zone or 'site time zone'})"
+
+
+class ArticleEventAction(models.TextChoices):
+    SCHEDULED = "scheduled", "Scheduled"
+    RESCHEDULED = "rescheduled", "Rescheduled"
+    UNSCHEDULED = "unscheduled", "Unscheduled"
+    PUBLISHED_NOW = "published_now", "Published now"
+    RETRIED = "retried", "Retried"
+    UNPUBLISH_CHANGED = "unpublish_changed", "Changed the unpublish time"
+
+
+class ArticleEvent(models.Model):
+    """The audit trail: who changed an article's schedule, how, and when. Written by the
+    services in the same transaction as the change, so a change without its event (or the
+    reverse) cannot exist."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="article_events")
+    action = models.CharField(max_length=32, choices=ArticleEventAction.choices)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    unpublish_at = models.DateTimeField(null=True, blank=True)
+    previous_publish_at = models.DateTimeField(null=True, blank=True)
+    previous_status = models.CharField(max_length=16, choices=ArticleStatus.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["article", "-created_at"], name="article_event_article_idx")]
+
+    def __str__(self):
+        return f"{self.get_action_display()} #{self.article_id} by {self.actor or 'system'}"

@@ -6,12 +6,14 @@ message or an editor acting mid-flight can never make a row move twice. Work is 
 after the transaction that claimed it commits.
 """
 
+import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q
@@ -19,7 +21,7 @@ from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
 from . import dispatch
-from .models import Article, ArticleStatus
+from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 
 logger = logging.getLogger(__name__)
 
@@ -262,3 +264,171 @@ def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) ->
     if failed:
         logger.error("%d articles failed (claim %s): %s", failed, token, reason)
     return failed
+
+
+# --- Editor actions (the admin) ------------------------------------------------------------
+# Each is one of the transitions above plus its audit event, written in the same transaction.
+# Bulk variants take one article at a time, each in its own transaction, so an article that
+# cannot move is reported with the reason and the rest still go.
+
+@dataclass(frozen=True)
+class Skipped:
+    article_id: int
+    title: str
+    reason: str
+
+
+@dataclass
+class BulkResult:
+    done: list[Article] = dataclasses.field(default_factory=list)
+    skipped: list[Skipped] = dataclasses.field(default_factory=list)
+
+
+# Why an action does not apply to an article in a given state, in the editor's words.
+NOT_APPLICABLE = {
+    "schedule": {
+        ArticleStatus.PUBLISHED: "it is already live (change its unpublish time on the article instead)",
+    },
+    "unschedule": {
+        ArticleStatus.DRAFT: "it is already a draft",
+        ArticleStatus.PUBLISHED: "it is already live (set an unpublish time to take it down)",
+        ArticleStatus.EXPIRED: "it has expired, there is nothing to unschedule",
+    },
+    "publish now": {
+        ArticleStatus.PUBLISHED: "it is already live",
+        ArticleStatus.PUBLISHING: "it is being published right now",
+        ArticleStatus.EXPIRED: "it has expired (schedule it again to put it back)",
+    },
+    "retry": {
+        status: f"it is {label.lower()}, not failed: only failed or missed articles can be retried"
+        for status, label in ArticleStatus.choices if status not in RETRYABLE
+    },
+}
+
+
+def _reasons(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+def article_event_record(*, article: Article, action: str, actor: AbstractBaseUser | None,
+                         previous_status: str = "", previous_publish_at: datetime | None = None) -> ArticleEvent:
+    """Append one audit event describing the article as it is now. Call it inside the
+    transaction that made the change."""
+    return ArticleEvent.objects.create(
+        article=article, action=action, actor=actor if actor is not None and actor.is_authenticated else None,
+        publish_at=article.publish_at, unpublish_at=article.unpublish_at,
+        previous_status=previous_status, previous_publish_at=previous_publish_at,
+    )
+
+
+def article_update_schedule(*, article_id: int, publish_at: datetime | None, unpublish_at: datetime | None,
+                            actor: AbstractBaseUser | None) -> ArticleEvent | None:
+    """The article form's single call after the editor saved new times. Schedules a draft that
+    has a publish time, reschedules a scheduled (or in-flight, or failed) article in place, sends
+    it back to draft when the publish time was cleared, or changes a live article's take-down
+    time. Returns the audit event, or None when the times did not change anything."""
+    with transaction.atomic():
+        before = Article.objects.select_for_update().filter(pk=article_id).first()
+        if before is None:
+            raise TransitionError(f"Article #{article_id} no longer exists.")
+        changed = (publish_at, unpublish_at) != (before.publish_at, before.unpublish_at)
+        if before.status == ArticleStatus.PUBLISHED:
+            if unpublish_at == before.unpublish_at:
+                return None
+            article = article_set_unpublish_at(article_id=article_id, unpublish_at=unpublish_at)
+            action = ArticleEventAction.UNPUBLISH_CHANGED
+        elif publish_at is None:
+            if before.status not in UNSCHEDULABLE:
+                # A draft (or expired article) keeps no times of its own without a publish time.
+                if changed:
+                    Article.objects.filter(pk=article_id, status=before.status).update(
+                        publish_at=None, unpublish_at=None, updated_at=Now())
+                return None
+            article = article_unschedule(article_id=article_id, clear_times=True)
+            action = ArticleEventAction.UNSCHEDULED
+        elif before.status == ArticleStatus.DRAFT or changed:
+            article = article_schedule(article_id=article_id, publish_at=publish_at, unpublish_at=unpublish_at)
+            action = (ArticleEventAction.SCHEDULED if before.status in (ArticleStatus.DRAFT, ArticleStatus.EXPIRED)
+                      else ArticleEventAction.RESCHEDULED)
+        else:
+            return None
+        return article_event_record(article=article, action=action, actor=actor, previous_status=before.status,
+                                    previous_publish_at=before.publish_at)
+
+
+def _bulk(article_ids: list[int], verb: str, apply, actor: AbstractBaseUser | None) -> BulkResult:
+    """Run `apply(row) -> (article, event action)` on each article in id order, one transaction
+    each, and record the audit event, or the reason the article was skipped."""
+    result = BulkResult()
+    rows = {row.pk: row for row in Article.objects.filter(pk__in=article_ids)
+            .only("id", "title", "status", "publish_at", "unpublish_at")}
+    for article_id in sorted(set(article_ids)):
+        row = rows.get(article_id)
+        if row is None:
+            result.skipped.append(Skipped(article_id, f"Article #{article_id}", "it no longer exists"))
+            continue
+        reason = NOT_APPLICABLE.get(verb, {}).get(row.status)
+        if reason:
+            result.skipped.append(Skipped(article_id, str(row), reason))
+            continue
+        try:
+            with transaction.atomic():
+                article, action = apply(row)
+                article_event_record(article=article, action=action, actor=actor, previous_status=row.status,
+                                     previous_publish_at=row.publish_at)
+        except (ValidationError, TransitionError) as exc:
+            result.skipped.append(Skipped(article_id, str(row), _reasons(exc)))
+        else:
+            result.done.append(article)
+    return result
+
+
+def articles_schedule(*, article_ids: list[int], publish_at: datetime, unpublish_at: datetime | None = None,
+                      spacing: timedelta | None = None, actor: AbstractBaseUser | None) -> BulkResult:
+    """Schedule (or reschedule) each article for `publish_at`, or, with `spacing`, one after
+    another that far apart in id order. Same rules and same claim-at-once for near-due times as
+    `article_schedule`; an article that cannot be scheduled is skipped with the reason."""
+    scheduled = 0  # slots go to the articles that take them: a skipped one leaves no gap
+
+    def apply(row):
+        nonlocal scheduled
+        when = publish_at + spacing * scheduled if spacing else publish_at
+        article = article_schedule(article_id=row.pk, publish_at=when, unpublish_at=unpublish_at)
+        scheduled += 1
+        action = (ArticleEventAction.RESCHEDULED if row.status in (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING)
+                  else ArticleEventAction.SCHEDULED)
+        return article, action
+
+    return _bulk(article_ids, "schedule", apply, actor)
+
+
+def articles_unschedule(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
+    """Back to draft, publish and unpublish times cleared (the audit event keeps the old ones)."""
+    return _bulk(article_ids, "unschedule", lambda row: (
+        article_unschedule(article_id=row.pk, clear_times=True), ArticleEventAction.UNSCHEDULED), actor)
+
+
+def articles_publish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
+    """Claim each article now and send it down the scan's own pipeline (`article_publish_now`)."""
+    return _bulk(article_ids, "publish now", lambda row: (
+        article_publish_now(article_id=row.pk), ArticleEventAction.PUBLISHED_NOW), actor)
+
+
+def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
+    """Give failed (or missed) articles another go through the same pipeline. One whose publish
+    time has come is claimed and dispatched now (a lateness policy does not mark it missed again:
+    retrying is the editor saying "publish it anyway"); one whose publish time is still ahead goes
+    back to `scheduled` and is published at that time, never early."""
+
+    def apply(row):
+        if row.publish_at is not None and row.publish_at > timezone.now():
+            article = article_retry(article_id=row.pk)
+            if articles_claim_due(article_ids=[row.pk]):  # within the look-ahead: on the second
+                article.refresh_from_db()
+        else:
+            article = article_publish_now(article_id=row.pk)
+        return article, ArticleEventAction.RETRIED
+
+    return _bulk(article_ids, "retry", apply, actor)

@@ -33,6 +33,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "publisher.middleware.EditorTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -165,3 +166,38 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat wakes at least this often to notice schedule edits made in the admin.
 CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("CELERY_BEAT_MAX_LOOP_INTERVAL", 5, minimum=1)
+
+# --- Periodic operations -------------------------------------------------------------------
+# The jobs are declared in scheduling/schedules.py and written to the database by
+# `manage.py sync_schedules`; these are their defaults and limits.
+# Beat: django-celery-beat's database scheduler plus a heartbeat, the daily report's catch-up
+# at start and the optional standby lock (scheduling/beat.py).
+CELERY_BEAT_SCHEDULER = "scheduling.beat:Scheduler"
+# Notification expiry job: how often pending notifications past expires_at become `expired`.
+PUBLISHER_EXPIRY_INTERVAL = env_int("PUBLISHER_EXPIRY_INTERVAL", 60, minimum=1)
+# Seconds a notification stays worth sending, per kind (the fan-out stamps expires_at from it).
+# One kind today; its default is PUBLISHER_NOTIFICATION_TTL.
+PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": PUBLISHER_NOTIFICATION_TTL}
+# Cleanup job: how often, what it keeps, and how much one run deletes before re-enqueueing.
+PUBLISHER_CLEANUP_INTERVAL = env_int("PUBLISHER_CLEANUP_INTERVAL", 6 * 3600, minimum=60)
+PUBLISHER_NOTIFICATION_RETENTION_DAYS = env_int("PUBLISHER_NOTIFICATION_RETENTION_DAYS", 30, minimum=1)
+PUBLISHER_RUN_RETENTION_DAYS = env_int("PUBLISHER_RUN_RETENTION_DAYS", 90, minimum=1)
+PUBLISHER_CLEANUP_BATCH = env_int("PUBLISHER_CLEANUP_BATCH", 5000, minimum=1)
+PUBLISHER_CLEANUP_MAX_BATCHES = env_int("PUBLISHER_CLEANUP_MAX_BATCHES", 20, minimum=1)
+# Daily report: built at this local time (HH:MM in TIME_ZONE) for the previous local day.
+# Days missed while nothing ran are built at the next run, up to this many days back.
+PUBLISHER_REPORT_AT = env_str("PUBLISHER_REPORT_AT", "08:00")
+PUBLISHER_REPORT_CATCH_UP_DAYS = env_int("PUBLISHER_REPORT_CATCH_UP_DAYS", 14, minimum=1)
+PUBLISHER_REPORT_WORST_FAILURES = env_int("PUBLISHER_REPORT_WORST_FAILURES", 10, minimum=1)
+# Reports one run builds before it re-enqueues itself (a long catch-up is several short tasks).
+PUBLISHER_REPORT_BATCH = env_int("PUBLISHER_REPORT_BATCH", 7, minimum=1)
+# Health: the last scan must be younger than this (seconds). 0: six scan intervals, at least
+# a minute, from the scan's schedule in the database.
+PUBLISHER_HEALTH_SCAN_MAX_AGE = env_float("PUBLISHER_HEALTH_SCAN_MAX_AGE", 0.0, minimum=0.0)
+PUBLISHER_HEALTH_BROKER_TIMEOUT = env_float("PUBLISHER_HEALTH_BROKER_TIMEOUT", 3.0, minimum=0.1)
+# Beat writes its own heartbeat at most this often (seconds).
+PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL", 10, minimum=1)
+# Standby lock: with PUBLISHER_BEAT_LOCK=1 only the beat holding the lease sends tasks; another
+# beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
+PUBLISHER_BEAT_LOCK = env_str("PUBLISHER_BEAT_LOCK", "0") == "1"
+PUBLISHER_BEAT_LOCK_TTL = env_int("PUBLISHER_BEAT_LOCK_TTL", 30, minimum=5)

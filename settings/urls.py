@@ -3,6 +3,9 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import path
 
+from scheduling.views import health
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("health/", health, name="health"),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,113 @@
+"""Reads for the editors' screens: each one query (or a fixed few), whatever the data size."""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.utils import timezone
+
+from .models import Article, ArticleEvent, ArticleStatus
+
+# States an editor must act on: the pipeline gave up, or a lateness policy skipped it.
+NEEDS_ATTENTION = (ArticleStatus.FAILED, ArticleStatus.MISSED)
+# What the agenda lists: everything that has or had a slot, except drafts.
+ON_THE_AGENDA = (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED,
+                 ArticleStatus.FAILED, ArticleStatus.MISSED)
+
+
+def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
+    """The admin list's rows, each with who last changed its schedule and how (one subquery each,
+    in the same SELECT: no query per row)."""
+    last_event = ArticleEvent.objects.filter(article=OuterRef("pk")).order_by("-created_at", "-id")
+    return queryset.annotate(
+        last_event_action=Subquery(last_event.values("action")[:1]),
+        last_event_actor=Subquery(last_event.values("actor__username")[:1]),
+        last_event_at=Subquery(last_event.values("created_at")[:1]),
+    )
+
+
+def local_day_bounds(*, day: date, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[start, end) of a calendar day in `zone` as aware datetimes (23 or 25 hours on DST days)."""
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end
+
+
+def articles_going_out(*, queryset: QuerySet, zone: tzinfo, days: int = 1, now: datetime | None = None) -> QuerySet:
+    """Scheduled or in-flight articles due from now to the end of the `days`-th calendar day in
+    `zone` (1: the rest of today)."""
+    now = now or timezone.now()
+    _, end = local_day_bounds(day=timezone.localtime(now, zone).date() + timedelta(days=days - 1), zone=zone)
+    return queryset.filter(status__in=[ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING],
+                           publish_at__gte=now, publish_at__lt=end)
+
+
+def articles_overdue(*, queryset: QuerySet, now: datetime | None = None) -> QuerySet:
+    """Scheduled articles whose publish time has passed (the scan has not taken them yet)."""
+    return queryset.filter(status=ArticleStatus.SCHEDULED, publish_at__lt=now or timezone.now())
+
+
+def articles_needing_attention(*, queryset: QuerySet) -> QuerySet:
+    return queryset.filter(status__in=NEEDS_ATTENTION)
+
+
+@dataclass(frozen=True)
+class AgendaDay:
+    day: date
+    articles: list[Article]
+
+
+@dataclass(frozen=True)
+class Agenda:
+    zone: tzinfo
+    overdue: list[Article]  # scheduled, due before today: the scan should have taken them
+    days: list[AgendaDay]
+
+
+def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None) -> Agenda:
+    """What goes out over the next `days` calendar days in `zone`, today first, grouped by local
+    day (two queries). Today's already published or failed items stay in view."""
+    now = now or timezone.now()
+    today = timezone.localtime(now, zone).date()
+    start, _ = local_day_bounds(day=today, zone=zone)
+    _, end = local_day_bounds(day=today + timedelta(days=days - 1), zone=zone)
+    fields = ("id", "title", "status", "publish_at", "unpublish_at", "published_at", "last_error")
+    rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
+                .only(*fields).order_by("publish_at", "id"))
+    overdue = list(Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lt=start)
+                   .only(*fields).order_by("publish_at", "id"))
+    grouped: dict[date, list[Article]] = {today + timedelta(days=i): [] for i in range(days)}
+    for article in rows:
+        grouped.setdefault(timezone.localtime(article.publish_at, zone).date(), []).append(article)
+    return Agenda(zone=zone, overdue=overdue, days=[AgendaDay(day, items) for day, items in grouped.items()])
+
+
+def article_status_counts() -> dict[str, int]:
+    """Articles per status, every status present (zero when none): one GROUP BY."""
+    counts = {status: 0 for status in ArticleStatus.values}
+    for row in Article.objects.order_by().values("status").annotate(n=Count("id")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def articles_recent_failures(*, limit: int = 5) -> list[Article]:
+    """The latest articles that need an editor (failed or missed), newest first, with reasons."""
+    return list(Article.objects.filter(status__in=NEEDS_ATTENTION)
+                .only("id", "title", "status", "publish_at", "last_error", "updated_at")
+                .order_by("-updated_at", "-id")[:limit])
+
+
+def articles_overdue_count(*, grace: timedelta, now: datetime | None = None) -> int:
+    """Scheduled articles still waiting `grace` after their publish time: nothing is claiming them."""
+    return Article.objects.filter(status=ArticleStatus.SCHEDULED,
+                                  publish_at__lt=(now or timezone.now()) - grace).count()
+
+
+def articles_stalled_claims_count(*, now: datetime | None = None) -> int:
+    """Claims whose lease ran out: the workers holding them died or are not running."""
+    return Article.objects.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lt=now or timezone.now()).count()
+
+
+def article_events(*, article_id: int, limit: int = 50) -> list[ArticleEvent]:
+    """The article's audit trail, newest first, with each actor (one query)."""
+    return list(ArticleEvent.objects.filter(article_id=article_id).select_related("actor")[:limit])
