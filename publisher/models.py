@@ -137,6 +137,8 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["expires_at"], name="notification_pending_idx", condition=Q(status="pending")),
             models.Index(fields=["status", "created_at"], name="notification_status_idx"),
+            # The daily report counts what was sent in a day.
+            models.Index(fields=["sent_at"], name="notification_sent_idx", condition=Q(sent_at__isnull=False)),
         ]
 
     def __str__(self):

@@ -8,9 +8,11 @@ sent again. Never late: a row past `expires_at` becomes `expired` and is never c
 
 import copy
 import logging
+import smtplib
 from email.utils import make_msgid
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import sanitize_address
@@ -26,6 +28,16 @@ from .models import Article, ArticleStatus, Notification, NotificationStatus, Su
 
 logger = logging.getLogger(__name__)
 
+NEW_ARTICLE = "new-article"
+# The connection to the mail server is gone (not one recipient refused): the recipients not yet
+# tried go back to `pending` for the task's retry.
+MAIL_CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, SoftTimeLimitExceeded)
+
+
+def notification_ttl(kind: str) -> int:
+    """Seconds a notification of `kind` stays worth sending (PUBLISHER_NOTIFICATION_EXPIRY)."""
+    return settings.PUBLISHER_NOTIFICATION_EXPIRY.get(kind, settings.PUBLISHER_NOTIFICATION_TTL)
+
 
 def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> int:
     """Create the pending notifications for one batch of active subscribers and enqueue their
@@ -38,7 +50,7 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
     )
     if not subscriber_ids:
         return 0
-    expires_at = timezone.now() + timedelta(seconds=settings.PUBLISHER_NOTIFICATION_TTL)
+    expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
     with transaction.atomic():
         Notification.objects.bulk_create(
             [Notification(article_id=article_id, subscriber_id=sid, expires_at=expires_at) for sid in subscriber_ids],
@@ -58,7 +70,7 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
 def notifications_expire() -> int:
     """Pending notifications past their expires_at become `expired` (never sent)."""
     return Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__lte=Now()).update(
-        status=NotificationStatus.EXPIRED)
+        status=NotificationStatus.EXPIRED, updated_at=Now())
 
 
 def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tuple[int, int]:
@@ -71,6 +83,7 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
     interrupted = Notification.objects.filter(status=NotificationStatus.SENDING, updated_at__lt=cutoff).update(
         status=NotificationStatus.FAILED,
         last_error="Interrupted while sending; not retried because the message may already have been delivered.",
+        updated_at=Now(),
     )
     stale = list(
         Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__gt=Now(), updated_at__lt=cutoff,
@@ -102,8 +115,11 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -
             article_id=article_id, subscriber_id__gte=first_subscriber_id, subscriber_id__lte=last_subscriber_id,
             status=NotificationStatus.PENDING,
         )
-        rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED)
-        live = rows.filter(expires_at__gt=Now()).order_by("pk")
+        rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
+        rows.filter(subscriber__is_active=False).update(
+            status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
+            updated_at=Now())
+        live = rows.filter(expires_at__gt=Now(), subscriber__is_active=True).order_by("pk")
         if connection.features.has_select_for_update_skip_locked:
             live = live.select_for_update(skip_locked=True)
         ids = list(live.values_list("pk", flat=True))
@@ -173,7 +189,7 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
     if article is None:
         # Taken down or deleted before its notifications went out: they are no longer news.
         Notification.objects.filter(article_id=article_id, status=NotificationStatus.PENDING).update(
-            status=NotificationStatus.EXPIRED, last_error="The article is no longer published.")
+            status=NotificationStatus.EXPIRED, last_error="The article is no longer published.", updated_at=Now())
         return 0, 0
     ids = _claim(article_id, first_subscriber_id, last_subscriber_id)
     if not ids:
@@ -186,24 +202,45 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
         mail.open()
     except (OSError, ConnectionError) as exc:
         # Nothing went out: give the rows back so the retry can claim them.
-        Notification.objects.filter(pk__in=ids, status=NotificationStatus.SENDING).update(status=NotificationStatus.PENDING)
-        raise exc
+        _give_back(ids)
+        if isinstance(exc, ConnectionError):
+            raise
+        raise ConnectionError(f"cannot connect to the mail server: {exc}") from exc  # so the task retries
     sent, failed = [], {}
+    tried = set()
     try:
         for notification in claimed:
+            tried.add(notification.pk)
             message = _Readdressed(template, notification.subscriber.email, connection=mail)
             try:
                 message.send()
+            except MAIL_CONNECTION_ERRORS as exc:
+                # Whether this one left is unknown (never twice: it fails); the rest were never tried.
+                failed[notification.pk] = f"{type(exc).__name__}: {exc}"
+                _give_back([pk for pk in ids if pk not in tried])
+                if isinstance(exc, smtplib.SMTPServerDisconnected):
+                    raise ConnectionError(f"the mail server closed the connection: {exc}") from exc
+                raise
             except Exception as exc:  # one bad address or refusal must not stop the others
                 failed[notification.pk] = f"{type(exc).__name__}: {exc}"
             else:
                 sent.append(notification.pk)
     finally:
-        mail.close()
+        try:
+            mail.close()
+        except Exception:  # closing a broken connection must not hide what was sent
+            logger.warning("closing the mail connection failed", exc_info=True)
         if sent:
             Notification.objects.filter(pk__in=sent).update(status=NotificationStatus.SENT, sent_at=Now(), updated_at=Now())
         for pk, error in failed.items():
             Notification.objects.filter(pk=pk).update(status=NotificationStatus.FAILED, last_error=error[:2000],
                                                            updated_at=Now())
     return len(sent), len(failed)
+
+
+def _give_back(ids: list[int]) -> None:
+    """Claimed rows that were never tried return to `pending` for the retry."""
+    if ids:
+        Notification.objects.filter(pk__in=ids, status=NotificationStatus.SENDING).update(
+            status=NotificationStatus.PENDING, updated_at=Now())
 

@@ -1,5 +1,6 @@
 """Pure content transformations used by the pipeline: body -> safe HTML, image -> thumbnail."""
 
+import html as html_lib
 import io
 import re
 
@@ -8,8 +9,15 @@ import nh3
 from PIL import Image, ImageOps
 
 EXCERPT_LENGTH = 280
+# Block-level tags (and <br>) separate words; inline tags (<strong>, <em>, <a>, <code>...) do not.
+_BLOCK_TAGS = re.compile(
+    r"</?(?:p|div|br|hr|h[1-6]|ul|ol|li|dl|dt|dd|blockquote|pre|table|thead|tbody|tr|td|th|"
+    r"section|article|figure|figcaption)\b[^>]*>",
+    re.IGNORECASE,
+)
 _TAGS = re.compile(r"<[^>]+>")
 _SPACE = re.compile(r"\s+")
+_WORDS = re.compile(r"\w+(?:['’]\w+)*")
 
 
 class ContentError(Exception):
@@ -19,9 +27,10 @@ class ContentError(Exception):
 def render_body(body: str) -> tuple[str, str, int]:
     """Markdown -> sanitized HTML, plus a plain-text excerpt and a word count."""
     html = nh3.clean(markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html"))
-    text = _SPACE.sub(" ", _TAGS.sub(" ", html)).strip()
+    text = html_lib.unescape(_TAGS.sub("", _BLOCK_TAGS.sub(" ", html)))
+    text = _SPACE.sub(" ", text).strip()
     excerpt = text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1].rsplit(" ", 1)[0] + "…"
-    return html, excerpt, len(text.split())
+    return html, excerpt, len(_WORDS.findall(text))
 
 
 def make_thumbnail(source, size: tuple[int, int]) -> bytes:

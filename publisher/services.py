@@ -42,6 +42,7 @@ class TransitionError(Exception):
 class Claim:
     token: str
     due: list[tuple[int, datetime]]  # (article id, publish_at), earliest first
+    examined: int = 0  # rows the claim looked at (claimed, expired or missed): the batch cap applies to these
 
     @property
     def article_ids(self) -> list[int]:
@@ -197,6 +198,7 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
         expired = candidates.filter(unpublish_at__lte=Now()).update(
             status=ArticleStatus.EXPIRED,
             last_error="Not published: its publish and unpublish times both passed while publishing was down.",
+            updated_at=Now(),
         )
         missed = 0
         if settings.PUBLISHER_MAX_LATENESS:
@@ -205,6 +207,7 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
                 status=ArticleStatus.MISSED,
                 last_error=f"Not published: found more than {settings.PUBLISHER_MAX_LATENESS} s after its publish time "
                            "(PUBLISHER_MAX_LATENESS). Retry to publish it anyway.",
+                updated_at=Now(),
             )
         candidates.filter(publish_at__lte=horizon).update(
             status=ArticleStatus.PUBLISHING, claim_token=token, claimed_at=Now(),
@@ -216,7 +219,7 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
             transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=claimed))
     if expired or missed:
         logger.warning("scan: %d expired and %d missed articles found after downtime", expired, missed)
-    return Claim(token=token, due=claimed)
+    return Claim(token=token, due=claimed, examined=len(ids))
 
 
 def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim | None, int]:
@@ -237,6 +240,7 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
             status=ArticleStatus.FAILED,
             last_error=f"Gave up after {max_attempts} attempts: each claim's lease ({settings.PUBLISHER_LEASE_SECONDS} s) "
                        "expired before publishing finished (worker killed, message lost or broker restarted).",
+            updated_at=Now(),
             **_released_claim(),
         )
         stale.filter(attempts__lt=max_attempts).update(
@@ -253,7 +257,8 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
 
 def articles_take_down_expired() -> int:
     """Published articles whose unpublish_at passed become `expired`."""
-    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(status=ArticleStatus.EXPIRED)
+    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(
+        status=ArticleStatus.EXPIRED, updated_at=Now())
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:

@@ -153,7 +153,9 @@ def scan_run() -> dict:
         "notifications_resent": resent,
         "notifications_interrupted": interrupted,
     }
-    summary["more"] = summary["claimed"] >= settings.PUBLISHER_SCAN_BATCH
+    # The cap applies to the rows the claim examined: a batch used up by articles found expired or
+    # missed after downtime still means due ones may wait behind it.
+    summary["more"] = bool(claim) and claim.examined >= settings.PUBLISHER_SCAN_BATCH
     heartbeat_record(name="scan", detail=summary)
     if any(value for key, value in summary.items() if key != "more"):
         logger.info("scan: %s", summary)

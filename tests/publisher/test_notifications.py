@@ -23,6 +23,7 @@ def notification_settings(settings):
     settings.PUBLISHER_FANOUT_BATCH = 5000
     settings.PUBLISHER_SEND_BATCH = 500
     settings.PUBLISHER_NOTIFICATION_TTL = 3600
+    settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 3600}
     settings.DEFAULT_FROM_EMAIL = "publisher@example.com"
     return settings
 
@@ -408,12 +409,8 @@ def test_an_expired_row_is_never_sent_afterwards(mailoutbox):
     assert statuses(article) == {"late@example.com": "expired"}
 
 
-# --- known bugs ------------------------------------------------------------------------------------------
+# --- expiry per kind, connection loss, unsubscribes ------------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: publisher/notifications.py notifications_fan_out stamps expires_at from PUBLISHER_NOTIFICATION_TTL and "
-    "ignores PUBLISHER_NOTIFICATION_EXPIRY['new-article'], the per-kind setting settings/base.py documents as the "
-    "one the fan-out stamps expires_at from"))
 def test_fan_out_stamps_the_expiry_of_its_kind(settings, enqueued, django_capture_on_commit_callbacks):
     settings.PUBLISHER_NOTIFICATION_TTL = 3600
     settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 600}
@@ -425,10 +422,6 @@ def test_fan_out_stamps_the_expiry_of_its_kind(settings, enqueued, django_captur
     assert expires_at <= timezone.now() + timedelta(seconds=600)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: publisher/notifications.py notifications_send catches every exception per recipient, so a connection "
-    "lost mid-batch (SMTPServerDisconnected) marks every remaining recipient `failed` for good instead of "
-    "giving the unsent rows back for the task's retry"))
 def test_a_connection_lost_mid_batch_does_not_fail_the_recipients_not_yet_tried(monkeypatch, mailoutbox):
     article = published()
     for subscriber in subscribers("a@example.com", "b@example.com", "c@example.com", "d@example.com"):
@@ -456,9 +449,6 @@ def test_a_connection_lost_mid_batch_does_not_fail_the_recipients_not_yet_tried(
     assert Notification.objects.filter(status=NotificationStatus.FAILED).count() <= 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: publisher/notifications.py notifications_send (_claim) does not re-check Subscriber.is_active: a subscriber "
-    "who unsubscribed between the fan-out and the send (or its retry, or the sweeper's re-dispatch) is still mailed"))
 def test_a_subscriber_who_unsubscribed_after_the_fan_out_is_not_mailed(mailoutbox):
     article = published()
     stays, leaves = subscribers("stays@example.com", "leaves@example.com")

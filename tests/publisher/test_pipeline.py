@@ -114,9 +114,6 @@ def test_process_cuts_a_long_excerpt_on_a_word_boundary():
     assert row.excerpt[:-1].split() == [f"word{i}" for i in range(len(row.excerpt[:-1].split()))]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: publisher/rendering.py render_body builds the plain-text excerpt from the HTML without "
-    "unescaping entities, so 'Tom & Jerry' becomes 'Tom &amp; Jerry' in the excerpt (and in the e-mails)"))
 def test_the_excerpt_is_plain_text_not_html_entities():
     token = new_token()
     article = claimed(token, body="Tom & Jerry <3 cats")
@@ -126,9 +123,6 @@ def test_the_excerpt_is_plain_text_not_html_entities():
     assert row.excerpt == "Tom & Jerry <3 cats"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: publisher/rendering.py render_body replaces every tag, inline ones too, with a space: "
-    "'Hello **world**.' gives the excerpt 'Hello world .' and a word count of 3"))
 def test_inline_markup_does_not_change_the_excerpt_or_the_word_count():
     token = new_token()
     article = claimed(token, body="Hello **world**. Read *this*, then `that`!")

@@ -749,16 +749,9 @@ def test_fail_claimed_truncates_a_huge_reason():
     assert len(fresh(article).last_error) == 5000
 
 
-# --- known bugs ---------------------------------------------------------------------------------------------
-
-STALE_STAMP_REASON = (
-    "BUG: publisher/services.py marks articles failed/missed/expired with queryset updates that do not stamp "
-    "updated_at (unlike _transition, articles_fail_claimed and step_make_live), so the dashboard's recent failures "
-    "(ordered by updated_at) and the daily report (failed/missed dated by Greatest(publish_at, updated_at)) "
-    "date the change by an old edit instead of when it happened")
+# --- every status change stamps updated_at (the dashboard and the daily report date changes by it) ---
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_STAMP_REASON)
 def test_the_sweeper_giving_up_stamps_updated_at(dispatched):
     spent = held(-600, lease=-5, attempts=3)
     Article.objects.filter(pk=spent.pk).update(updated_at=timezone.now() - timedelta(days=2))
@@ -769,7 +762,6 @@ def test_the_sweeper_giving_up_stamps_updated_at(dispatched):
     assert row.updated_at >= before - timedelta(seconds=1)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_STAMP_REASON)
 def test_a_claim_marking_an_article_missed_stamps_updated_at(settings, dispatched):
     settings.PUBLISHER_MAX_LATENESS = 60
     missed = make(-2 * 24 * 3600)  # fell due during a weekend of downtime

@@ -200,7 +200,7 @@ def test_task_results_past_result_expires_are_pruned_from_a_backend_that_keeps_t
 
 @pytest.mark.django_db
 def test_a_notification_expiring_while_workers_are_down_is_never_sent(settings):
-    settings.PUBLISHER_NOTIFICATION_TTL = 3600
+    settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 3600}
     article = Article.objects.create(title="Breaking", body="Body.", status=ArticleStatus.PUBLISHED,
                                      publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
     subscribers = [Subscriber.objects.create(email=f"reader{i}@example.com") for i in range(3)]

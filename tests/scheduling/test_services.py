@@ -237,10 +237,6 @@ def test_the_scan_hands_interrupted_sends_over_as_failed(dispatched):
     assert notification.status == NotificationStatus.FAILED
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: scheduling/services.py scan_run computes `more` from the articles claimed, not the rows the claim "
-    "examined: a batch used up by articles that became expired (or missed) reports more=False although the cap "
-    "was hit, so due articles behind them wait a whole scan interval after downtime"))
 def test_a_batch_used_up_by_expired_articles_still_says_there_is_more(settings, dispatched):
     settings.PUBLISHER_SCAN_BATCH = 2
     now = timezone.now()
