@@ -34,6 +34,11 @@ from .models import Article, ArticleEventAction, ArticleStatus, EditorProfile, N
 # pipeline status panel by providing admin/dashboard_index.html; publisher alone shows its own.
 # (An app's admin/index.html cannot override Django's: django.contrib.admin is listed first.)
 admin.site.index_template = ["admin/dashboard_index.html", "publisher/admin/index.html"]
+admin.site.site_header = "Publisher"
+admin.site.site_title = "Publisher admin"
+admin.site.index_title = "Newsroom"
+# The article list has many columns; the app sidebar would push them off screen.
+admin.site.enable_nav_sidebar = False
 
 # A bulk action works article by article (each its own transaction, each reported), inside one
 # web request: it takes at most this many at once.
@@ -160,7 +165,7 @@ class ArticleAdmin(admin.ModelAdmin):
     @admin.display(description="Problem")
     def problem_column(self, obj):
         if not obj.last_error:
-            return ""
+            return "—"
         return format_html('<span class="problem" title="{}">{}</span>', obj.last_error,
                            Truncator(obj.last_error).chars(90))
 
