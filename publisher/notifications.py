@@ -121,7 +121,9 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -
             updated_at=Now())
         live = rows.filter(expires_at__gt=Now(), subscriber__is_active=True).order_by("pk")
         if connection.features.has_select_for_update_skip_locked:
-            live = live.select_for_update(skip_locked=True)
+            # Lock the notification rows only: locking the joined subscriber rows too would make
+            # concurrent senders of other articles (same subscribers) skip each other's rows.
+            live = live.select_for_update(skip_locked=True, of=("self",))
         ids = list(live.values_list("pk", flat=True))
         if ids:
             Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(

@@ -460,3 +460,41 @@ def test_a_subscriber_who_unsubscribed_after_the_fan_out_is_not_mailed(mailoutbo
 
     assert [m.to for m in mailoutbox] == [["stays@example.com"]]
     assert Notification.objects.get(subscriber=leaves).status != NotificationStatus.SENT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sender_holding_the_same_subscribers_does_not_make_another_article_skip_them(mailoutbox):
+    """Senders of two articles run at once for the same subscribers. Found by the two-workers
+    integration test: the claim's FOR UPDATE SKIP LOCKED also locked the joined subscriber rows,
+    so the second sender skipped every row and its subscribers were never mailed."""
+    from django.db import connection
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (FOR UPDATE SKIP LOCKED) exist on PostgreSQL only")
+    import threading
+
+    first, second = published(title="First"), published(title="Second")
+    for subscriber in subscribers("a@example.com", "b@example.com"):
+        pending(first, subscriber)
+        pending(second, subscriber)
+    locked, release = threading.Event(), threading.Event()
+
+    def other_sender():
+        from django.db import connections, transaction
+        try:
+            with transaction.atomic():  # holds the row locks of a sender of `first` until released
+                list(Notification.objects.filter(article=first).select_related("subscriber")
+                     .select_for_update(skip_locked=True))
+                locked.set()
+                release.wait(10)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_sender)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        assert send_all(second) == (2, 0)
+    finally:
+        release.set()
+        thread.join()
+    assert sorted(m.to[0] for m in mailoutbox) == ["a@example.com", "b@example.com"]
