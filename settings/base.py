@@ -158,6 +158,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # every ETA the pipeline uses stays well below it.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# RabbitMQ instead re-delivers only when the worker's channel closes, and closes a channel that
+# holds a message unacknowledged longer than its consumer_timeout (30 min by default): ETA and
+# countdown messages are held by the worker, so they stay below it (check publisher.E004).
+PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT = env_int("PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT", 1800, minimum=1)
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 CELERY_TASK_QUEUES = [

@@ -15,6 +15,7 @@ import re
 import signal
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -178,7 +179,10 @@ def test_worker_killed_mid_step_is_recovered_by_the_sweeper_exactly_once(process
 def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_not_early(processes, mailbox,
                                                                                        settings):
     """A look-ahead claim: processed at once, make-live held in the worker with an ETA. The worker
-    dies holding it; the lease (counted from publish_at) runs out and the sweeper re-dispatches."""
+    dies holding it. On Redis the message stays unacknowledged until the visibility timeout, so
+    the lease (counted from publish_at) runs out and the sweeper re-dispatches; RabbitMQ hands
+    the message back as soon as the dead worker's connection closes, and the next worker
+    publishes under the same claim. Either way: published once, on time, never early."""
     settings.PUBLISHER_LEASE_SECONDS = LEASE
     subscribers = make_subscribers(2, "eta")
     call_command("sync_schedules")
@@ -197,9 +201,15 @@ def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_no
     processes.worker("worker-2", PUBLISHER_LEASE_SECONDS=str(LEASE))
     wait_for(settled, timeout=60, message="the held claim to be re-dispatched and published")
     wait_for(notifications_done(2 * len(subscribers)), timeout=30, message="notifications")
+    redelivered_by_broker = urlsplit(settings.CELERY_BROKER_URL).scheme in ("amqp", "amqps", "pyamqp")
     for article in Article.objects.all():
         assert article.status == ArticleStatus.PUBLISHED, (article, article.status, article.last_error)
-        assert article.attempts >= 2 and article.claim_token != first[article.pk]
+        if redelivered_by_broker:
+            # The redelivered message (same claim) or, if the next worker started after the lease
+            # ran out, the sweeper (new claim): whichever came first, and only that one.
+            assert (article.attempts, article.claim_token == first[article.pk]) in ((1, True), (2, False))
+        else:
+            assert article.attempts >= 2 and article.claim_token != first[article.pk]
         assert article.published_at >= publish_at
     assert_invariants(processes, mailbox, subscribers=subscribers)
 
