@@ -146,6 +146,18 @@ def dry_run_atomic(dry_run: bool):
         transaction.set_rollback(True)
 
 
+def bulk_command(command, apply, article_ids: list[int], *, description: str, verb: str, dry_run: bool,
+                 nothing: str) -> list:
+    """A bulk command's whole run: refuse an empty selection with `nothing`, apply chunk by
+    chunk under the progress bar (see bulk_run), print the summary; return the done articles."""
+    if not article_ids:
+        raise CommandError(nothing)
+    done, skipped = bulk_run(apply, article_ids, description=description, stream=command.stderr._out,
+                             dry_run=dry_run)
+    bulk_report(command.stdout, done=done, skipped=skipped, verb=verb, dry_run=dry_run)
+    return done
+
+
 def bulk_run(apply, article_ids: list[int], *, description: str, stream, dry_run: bool) -> tuple[list, list]:
     """Call `apply(chunk, done_so_far) -> services.BulkResult` on the ids chunk by chunk under
     a progress bar; return (done articles, skipped)."""

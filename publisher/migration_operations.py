@@ -12,29 +12,33 @@ from django.contrib.postgres.operations import RemoveIndexConcurrently as Postgr
 from django.db.migrations.operations import AddIndex, RemoveIndex
 
 
+class _PlainOutsidePostgres:
+    """Runs the concurrent form on PostgreSQL and the `plain` operation's elsewhere."""
+
+    plain: type
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        run = super().database_forwards if _postgres(schema_editor) else self._plain_forwards
+        return run(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        run = super().database_backwards if _postgres(schema_editor) else self._plain_backwards
+        return run(app_label, schema_editor, from_state, to_state)
+
+    def _plain_forwards(self, *args):
+        return self.plain.database_forwards(self, *args)
+
+    def _plain_backwards(self, *args):
+        return self.plain.database_backwards(self, *args)
+
+
 def _postgres(schema_editor) -> bool:
     return schema_editor.connection.vendor == "postgresql"
 
 
-class AddIndexConcurrently(PostgresAddIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return AddIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return AddIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+class AddIndexConcurrently(_PlainOutsidePostgres, PostgresAddIndexConcurrently):
+    plain = AddIndex
 
 
-class RemoveIndexConcurrently(PostgresRemoveIndexConcurrently):
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        return RemoveIndex.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if _postgres(schema_editor):
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        return RemoveIndex.database_backwards(self, app_label, schema_editor, from_state, to_state)
+class RemoveIndexConcurrently(_PlainOutsidePostgres, PostgresRemoveIndexConcurrently):
+    plain = RemoveIndex

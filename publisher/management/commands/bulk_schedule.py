@@ -39,8 +39,6 @@ class Command(BaseCommand):
         if unpublish and unpublish <= timezone.now():
             raise CommandError("--unpublish-at has already passed: the articles would never go live.")
         article_ids = list(cli.filtered_articles(options).values_list("pk", flat=True))
-        if not article_ids:
-            raise CommandError("No article matches these filters. Nothing was changed.")
         spacing = timedelta(minutes=every) if every else None
 
         def apply(chunk, done_so_far):
@@ -49,9 +47,8 @@ class Command(BaseCommand):
             return services.articles_schedule(article_ids=chunk, publish_at=first, unpublish_at=unpublish,
                                               spacing=spacing, actor=None)
 
-        done, skipped = cli.bulk_run(apply, article_ids, description="scheduling", stream=self.stderr._out,
-                                     dry_run=dry_run)
-        cli.bulk_report(self.stdout, done=done, skipped=skipped, verb="scheduled", dry_run=dry_run)
+        done = cli.bulk_command(self, apply, article_ids, description="scheduling", verb="scheduled",
+                                dry_run=dry_run, nothing="No article matches these filters. Nothing was changed.")
         if done:
             last = done[-1].publish_at
             self.stdout.write(f"publish times: {done[0].publish_at.isoformat()}"

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from publisher import cli, services
 
@@ -15,9 +15,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, dry_run=False, **options):
         article_ids = list(cli.filtered_articles(options).values_list("pk", flat=True))
-        if not article_ids:
-            raise CommandError("No article matches these filters. Nothing was changed.")
-        done, skipped = cli.bulk_run(
-            lambda chunk, _: services.articles_unschedule(article_ids=chunk, actor=None), article_ids,
-            description="unscheduling", stream=self.stderr._out, dry_run=dry_run)
-        cli.bulk_report(self.stdout, done=done, skipped=skipped, verb="unscheduled", dry_run=dry_run)
+        cli.bulk_command(self, lambda chunk, _: services.articles_unschedule(article_ids=chunk, actor=None),
+                         article_ids, description="unscheduling", verb="unscheduled", dry_run=dry_run,
+                         nothing="No article matches these filters. Nothing was changed.")

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from publisher import cli, services
 from publisher.selectors import NEEDS_ATTENTION
@@ -17,9 +17,6 @@ class Command(BaseCommand):
     def handle(self, *args, dry_run=False, **options):
         articles = cli.filtered_articles(options, default_statuses=list(NEEDS_ATTENTION), require_filter=False)
         article_ids = list(articles.values_list("pk", flat=True))
-        if not article_ids:
-            raise CommandError("No failed or missed article matches. Nothing was retried.")
-        done, skipped = cli.bulk_run(
-            lambda chunk, _: services.articles_retry(article_ids=chunk, actor=None), article_ids,
-            description="retrying", stream=self.stderr._out, dry_run=dry_run)
-        cli.bulk_report(self.stdout, done=done, skipped=skipped, verb="retried", dry_run=dry_run)
+        cli.bulk_command(self, lambda chunk, _: services.articles_retry(article_ids=chunk, actor=None),
+                         article_ids, description="retrying", verb="retried", dry_run=dry_run,
+                         nothing="No failed or missed article matches. Nothing was retried.")
