@@ -5,6 +5,7 @@ Commands stay thin: they parse with these helpers and call the same services as 
 """
 
 import contextlib
+import shutil
 import sys
 import zoneinfo
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -124,8 +125,10 @@ def filtered_articles(options: dict, *, default_statuses: list[str] | None = Non
 
 def progress(*, total: int, unit: str, description: str, stream=None) -> tqdm:
     """A progress bar on stderr (stdout stays for results, so it can be piped)."""
-    return tqdm(total=total, unit=f" {unit}", desc=description, file=stream or sys.stderr, dynamic_ncols=True,
-                leave=True, mininterval=0.2)
+    # The width from the terminal, else 100: a pseudo-terminal reporting 0 columns (some CI and
+    # `docker exec` sessions) would otherwise get an empty bar.
+    return tqdm(total=total, unit=f" {unit}", desc=description, file=stream or sys.stderr, leave=True,
+                ncols=shutil.get_terminal_size(fallback=(100, 24)).columns, mininterval=0.2)
 
 
 def chunks(items: list, size: int = CHUNK):
