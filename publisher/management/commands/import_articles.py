@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from publisher import cli, imports
+from publisher.models import ArticleStatus
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
         with bar, cli.dry_run_atomic(dry_run):
             result = imports.rows_import(rows, zone=zone, on_row=lambda: bar.update(1))
         verb = "would import" if dry_run else "imported"
-        scheduled = sum(1 for a in result.imported if a.status != "draft")
+        scheduled = sum(1 for a in result.imported if a.status != ArticleStatus.DRAFT)
         prefix = "(dry run) " if dry_run else ""
         self.stdout.write(f"{prefix}{verb} {len(result.imported)} of {len(rows)} rows "
                           f"({scheduled} scheduled, {len(result.imported) - scheduled} drafts)")

@@ -36,19 +36,19 @@ class Command(BaseCommand):
         self._table("articles", [(name, status.counts[name]) for name in dashboard.STATUS_ORDER]
                     + [("total", status.total)])
         self._table("notifications", list(notifications.items()))
-        self._table("queue (messages waiting)",
-                    [(name, "broker does not answer" if depth is None else depth) for name, depth in depths.items()])
+        self._table("queue", [(name, "broker does not answer" if depth is None else depth)
+                              for name, depth in depths.items()], column="messages waiting")
         age = "never" if scan_age is None else f"{scan_age:.1f} s ago"
         self.stdout.write(f"last scan: {age} ({'ok' if status.scan.alive else 'NOT OK'}) {status.scan.message}")
         for warning in status.warnings:
             self.stdout.write(f"warning: {warning}")
         self._table("recent failures", [(f"#{a.pk} {a.title[:40]}", f"{a.status}: {a.last_error[:100]}")
-                                        for a in status.failures] or [("none", "")])
+                                        for a in status.failures] or [("none", "")], column="reason")
 
-    def _table(self, title: str, rows: list[tuple]) -> None:
+    def _table(self, title: str, rows: list[tuple], column: str = "count") -> None:
         width = max([len(str(key)) for key, _ in rows] + [len(title)])
-        self.stdout.write(f"{title:<{width}}  ")
-        self.stdout.write(f"{'-' * width}  {'-' * 8}")
+        self.stdout.write(f"{title:<{width}}  {column}")
+        self.stdout.write(f"{'-' * width}  {'-' * len(column)}")
         for key, value in rows:
             self.stdout.write(f"{str(key):<{width}}  {value}")
         self.stdout.write("")
