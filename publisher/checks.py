@@ -1,5 +1,7 @@
 """System checks for settings whose wrong combination would break a guarantee silently."""
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
@@ -28,6 +30,15 @@ def pipeline_settings(app_configs, **kwargs):
             f"PUBLISHER_LOOKAHEAD ({settings.PUBLISHER_LOOKAHEAD} s) is shorter than the scan interval "
             f"({settings.PUBLISHER_SCAN_INTERVAL} s): articles may go live up to one interval late.",
             hint="Set PUBLISHER_LOOKAHEAD to about twice PUBLISHER_SCAN_INTERVAL.", id="publisher.W002"))
+    consumer_timeout = settings.PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT
+    held = max(settings.PUBLISHER_LOOKAHEAD, settings.PUBLISHER_RETRY_BACKOFF_MAX)
+    if urlsplit(settings.CELERY_BROKER_URL or "").scheme in ("amqp", "amqps", "pyamqp") and held >= consumer_timeout:
+        problems.append(Error(
+            f"A worker may hold an ETA or countdown message for {held:g} s (PUBLISHER_LOOKAHEAD, "
+            f"PUBLISHER_RETRY_BACKOFF_MAX), not below RabbitMQ's consumer_timeout ({consumer_timeout} s): the broker "
+            "would close the worker's channel (PRECONDITION_FAILED) and redeliver.",
+            hint="Lower them, or raise consumer_timeout on the server and PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT here.",
+            id="publisher.E004"))
     if set(settings.CELERY_ACCEPT_CONTENT) != {"json"} or settings.CELERY_TASK_SERIALIZER != "json":
         problems.append(Error("Celery must accept and send JSON only (a pickle message can run arbitrary code).",
                               hint="CELERY_ACCEPT_CONTENT = ['json'], CELERY_TASK_SERIALIZER = 'json'.",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
+from .log import log_context
 from .models import Article, ArticleStatus, Subscriber
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
@@ -65,7 +66,8 @@ def _guarded(step: str, article_ids: list[int], token: str, work) -> list[int]:
 
 
 def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
-    articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
+    with log_context(article_id=article.pk):
+        articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
 
 
 def step_process(*, article_ids: list[int], token: str) -> list[int]:

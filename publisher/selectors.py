@@ -6,7 +6,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus
+from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
 
 # States an editor must act on: the pipeline gave up, or a lateness policy skipped it.
 NEEDS_ATTENTION = (ArticleStatus.FAILED, ArticleStatus.MISSED)
@@ -82,12 +82,21 @@ def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
     return Agenda(zone=zone, overdue=overdue, days=[AgendaDay(day, items) for day, items in grouped.items()])
 
 
-def article_status_counts() -> dict[str, int]:
-    """Articles per status, every status present (zero when none): one GROUP BY."""
-    counts = {status: 0 for status in ArticleStatus.values}
-    for row in Article.objects.order_by().values("status").annotate(n=Count("id")):
+def _status_counts(model, statuses) -> dict[str, int]:
+    counts = {status: 0 for status in statuses}
+    for row in model.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
+
+
+def article_status_counts() -> dict[str, int]:
+    """Articles per status, every status present (zero when none): one GROUP BY."""
+    return _status_counts(Article, ArticleStatus.values)
+
+
+def notification_status_counts() -> dict[str, int]:
+    """Notifications per status, every status present (zero when none): one GROUP BY."""
+    return _status_counts(Notification, NotificationStatus.values)
 
 
 def articles_recent_failures(*, limit: int = 5) -> list[Article]:

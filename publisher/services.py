@@ -437,3 +437,23 @@ def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) ->
         return article, ArticleEventAction.RETRIED
 
     return _bulk(article_ids, "retry", apply, actor)
+
+
+def article_import(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None,
+                   actor: AbstractBaseUser | None = None) -> Article:
+    """Create one article from outside the admin (the import command) the way the admin does:
+    saved as a draft, then scheduled through `article_update_schedule` when it has a publish
+    time, in one transaction. A row that fails any check raises ValidationError (or
+    TransitionError) and leaves nothing behind."""
+    article = Article(title=title, body=body, status=ArticleStatus.DRAFT)
+    article.full_clean(exclude=["image", "publish_at", "unpublish_at"])
+    if publish_at is None and unpublish_at is not None:
+        raise ValidationError({"unpublish_at": "An unpublish time needs a publish time."})
+    if publish_at is not None:
+        validate_schedule(title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
+    with transaction.atomic():
+        article.save()
+        if publish_at is not None:
+            article_update_schedule(article_id=article.pk, publish_at=publish_at, unpublish_at=unpublish_at,
+                                    actor=actor)
+    return Article.objects.get(pk=article.pk)

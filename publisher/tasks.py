@@ -9,6 +9,7 @@ from celery import shared_task
 from django.conf import settings
 
 from . import notifications, pipeline, services
+from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
 # make_live delivered early (host clock ahead of the database) waits ≥0.1 s a time: this many
@@ -27,17 +28,20 @@ RETRY_POLICY = {
 
 @shared_task(name="publisher.tasks.process_articles", **RETRY_POLICY)
 def process_articles(self, article_ids: list[int], token: str) -> list[int]:
-    return pipeline.step_process(article_ids=article_ids, token=token)
+    with log_context(claim_token=token, article_ids=article_ids):
+        return pipeline.step_process(article_ids=article_ids, token=token)
 
 
 @shared_task(name="publisher.tasks.generate_thumbnails", **RETRY_POLICY)
 def generate_thumbnails(self, article_ids: list[int], token: str) -> list[int]:
-    return pipeline.step_thumbnails(article_ids=article_ids, token=token)
+    with log_context(claim_token=token, article_ids=article_ids):
+        return pipeline.step_thumbnails(article_ids=article_ids, token=token)
 
 
 @shared_task(name="publisher.tasks.make_live", **RETRY_POLICY)
 def make_live(self, article_ids: list[int], token: str) -> list[int]:
-    published, wait = pipeline.step_make_live(article_ids=article_ids, token=token)
+    with log_context(claim_token=token, article_ids=article_ids):
+        published, wait = pipeline.step_make_live(article_ids=article_ids, token=token)
     if wait:
         # Delivered before the database clock reached publish_at (clock skew): wait, never early.
         raise self.retry(countdown=wait, max_retries=EARLY_RETRIES)
@@ -46,24 +50,28 @@ def make_live(self, article_ids: list[int], token: str) -> list[int]:
 
 @shared_task(name="publisher.tasks.notify_subscribers", **RETRY_POLICY)
 def notify_subscribers(self, article_ids: list[int], token: str) -> int:
-    return pipeline.step_notify(article_ids=article_ids, token=token)
+    with log_context(claim_token=token, article_ids=article_ids):
+        return pipeline.step_notify(article_ids=article_ids, token=token)
 
 
 @shared_task(name="publisher.tasks.record_chunk_failure")
 def record_chunk_failure(request, exc, traceback, article_ids: list[int], token: str) -> int:
     """Errback of a publishing chain: runs once a step's retries are spent."""
     task = getattr(request, "task", None) or "a publishing step"
-    return services.articles_fail_claimed(article_ids=article_ids, token=token,
-                                          reason=f"{task} failed: {type(exc).__name__}: {exc}")
+    with log_context(claim_token=token, article_ids=article_ids):
+        return services.articles_fail_claimed(article_ids=article_ids, token=token,
+                                              reason=f"{task} failed: {type(exc).__name__}: {exc}")
 
 
 @shared_task(name="publisher.tasks.fan_out_notifications", **RETRY_POLICY)
 def fan_out_notifications(self, article_id: int, after_subscriber_id: int = 0) -> int:
-    return notifications.notifications_fan_out(article_id=article_id, after_subscriber_id=after_subscriber_id)
+    with log_context(article_id=article_id):
+        return notifications.notifications_fan_out(article_id=article_id, after_subscriber_id=after_subscriber_id)
 
 
 @shared_task(name="publisher.tasks.send_notifications", **RETRY_POLICY)
 def send_notifications(self, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
-    sent, failed = notifications.notifications_send(
-        article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
+    with log_context(article_id=article_id):
+        sent, failed = notifications.notifications_send(
+            article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
     return [sent, failed]

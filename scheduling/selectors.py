@@ -234,3 +234,40 @@ def health_check(*, max_scan_age: float | None = None, now: datetime | None = No
     health.checks.append(_heartbeat_check("beat", max_age=beat_limit, required=False, now=now,
                                           what="beat heartbeat"))
     return health
+
+
+# --- Broker queues ----------------------------------------------------------------------------
+
+
+def queue_depths(*, timeout: float | None = None) -> dict[str, int | None]:
+    """Messages waiting (ready, not yet taken by a worker) in each of the product's queues, on
+    Redis or RabbitMQ alike (a passive declare). Messages a worker already holds, such as ETA
+    tasks, are not counted. Every value is None when the broker does not answer."""
+    names = [queue.name for queue in settings.CELERY_TASK_QUEUES]
+    timeout = timeout or settings.PUBLISHER_HEALTH_BROKER_TIMEOUT
+    depths: dict[str, int | None] = {}
+    try:
+        with current_app.connection_for_read(connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=0, timeout=timeout)
+            for name in names:
+                channel = conn.channel()  # one per queue: RabbitMQ closes a channel on NOT_FOUND
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.channel_errors:
+                    depths[name] = 0  # not declared yet (RabbitMQ), or empty (Redis keeps no empty list)
+                finally:
+                    try:
+                        channel.close()
+                    except conn.connection_errors + conn.channel_errors:
+                        pass
+    except Exception:  # kombu raises many types for an unreachable broker
+        return {name: None for name in names}
+    return depths
+
+
+def heartbeat_age(name: str, *, now: datetime | None = None) -> float | None:
+    """Seconds since the heartbeat `name` (`scan`, `beat`) was last written; None if never."""
+    seen = Heartbeat.objects.filter(name=name).values_list("last_seen_at", flat=True).first()
+    if seen is None:
+        return None
+    return max(((now or timezone.now()) - seen).total_seconds(), 0.0)

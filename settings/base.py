@@ -80,11 +80,23 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.Em
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "publisher@localhost")
 
+# LOG_FORMAT=json: one JSON object per line (for log shippers). Either way, lines logged while a
+# pipeline task runs carry its task id, claim token and article ids (publisher/log.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain")
+if LOG_FORMAT not in ("plain", "json"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"pipeline_context": {"()": "publisher.log.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {"()": "publisher.log.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["pipeline_context"]}},
     "loggers": {
         "publisher": {"handlers": ["console"], "level": env_str("PUBLISHER_LOG_LEVEL", "INFO"), "propagate": False},
         "scheduling": {"handlers": ["console"], "level": env_str("PUBLISHER_LOG_LEVEL", "INFO"), "propagate": False},
@@ -146,6 +158,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # every ETA the pipeline uses stays well below it.
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=10)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# RabbitMQ instead re-delivers only when the worker's channel closes, and closes a channel that
+# holds a message unacknowledged longer than its consumer_timeout (30 min by default): ETA and
+# countdown messages are held by the worker, so they stay below it (check publisher.E004).
+PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT = env_int("PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT", 1800, minimum=1)
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 CELERY_TASK_QUEUES = [
@@ -201,3 +217,25 @@ PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL",
 # beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
 PUBLISHER_BEAT_LOCK = env_str("PUBLISHER_BEAT_LOCK", "0") == "1"
 PUBLISHER_BEAT_LOCK_TTL = env_int("PUBLISHER_BEAT_LOCK_TTL", 30, minimum=5)
+
+# --- Observability -------------------------------------------------------------------------
+# GET /metrics/ (Prometheus). With a token set, scrapers must send "Authorization: Bearer <token>";
+# without one the endpoint answers only where PUBLISHER_METRICS_OPEN=1 (the default outside
+# production; settings.prod closes it), else 404.
+PUBLISHER_METRICS_TOKEN = env_str("PUBLISHER_METRICS_TOKEN", "")
+PUBLISHER_METRICS_OPEN = env_str("PUBLISHER_METRICS_OPEN", "1") == "1"
+# The lateness histogram covers articles published within this many seconds.
+PUBLISHER_METRICS_LATENESS_WINDOW = env_int("PUBLISHER_METRICS_LATENESS_WINDOW", 86400, minimum=60)
+# Optional error reporting: set SENTRY_DSN (and `pip install sentry-sdk==2.75.0`) to send errors
+# from the web, worker and beat processes to Sentry. Not imported at all when unset.
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    try:
+        import sentry_sdk
+    except ImportError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured("SENTRY_DSN is set but sentry-sdk is not installed: "
+                                   "pip install sentry-sdk==2.75.0 (or unset SENTRY_DSN).") from None
+    sentry_sdk.init(dsn=SENTRY_DSN, environment=env_str("SENTRY_ENVIRONMENT", "production"),
+                    traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0), send_default_pii=False)

@@ -2,11 +2,12 @@
 both under var/. Every value can still be overridden through the environment."""
 
 from .base import *  # noqa: F401,F403
-from .env import VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str
+from .env import (VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str,
+                  result_backend_from_env)
 
 DEBUG = env_str("DJANGO_DEBUG", "1") == "1"
 
 DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 
 CELERY_BROKER_URL = broker_url_from_env(embedded_redis_url())
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = result_backend_from_env(CELERY_BROKER_URL)

@@ -104,3 +104,22 @@ def embedded_redis_socket(var_dir: Path = VAR_DIR) -> Path:
 
 def embedded_redis_url(var_dir: Path = VAR_DIR, db: int = 0) -> str:
     return f"redis+socket://{embedded_redis_socket(var_dir)}?virtual_host={db}"
+
+
+AMQP_SCHEMES = {"amqp", "amqps", "pyamqp"}
+
+
+def result_backend_from_env(broker_url: str) -> str | None:
+    """CELERY_RESULT_BACKEND, else the broker when it is Redis, else None (results off).
+
+    No task here reads another's result (a chain hands ids on in its messages), so a RabbitMQ
+    deployment needs no result backend. RabbitMQ itself is refused as one: Celery 5 has no `amqp`
+    result backend, and `rpc://` only delivers to the client that sent the task."""
+    url = env_str("CELERY_RESULT_BACKEND", None)
+    if url is None:
+        return broker_url if urlsplit(broker_url).scheme.startswith("redis") else None
+    if urlsplit(url).scheme in AMQP_SCHEMES | {"rpc"}:
+        raise ImproperlyConfigured(
+            f"CELERY_RESULT_BACKEND {url!r} is a message broker, not a result store: use redis://..., "
+            "db+postgresql://... (needs SQLAlchemy), or leave it unset (results off; nothing here reads them).")
+    return url

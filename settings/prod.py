@@ -1,7 +1,7 @@
 """Production: every secret and address from the environment, no silent fallbacks."""
 
 from .base import *  # noqa: F401,F403
-from .env import broker_url_from_env, database_from_env, env_int, env_list, env_str
+from .env import broker_url_from_env, database_from_env, env_int, env_list, env_str, result_backend_from_env
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
@@ -13,7 +13,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 
 DATABASES = {"default": database_from_env("", required=True)}
 CELERY_BROKER_URL = broker_url_from_env(None)
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = result_backend_from_env(CELERY_BROKER_URL)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_str("DJANGO_SECURE_SSL_REDIRECT", "1") == "1"
@@ -23,3 +23,16 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+# /metrics/ needs PUBLISHER_METRICS_TOKEN in production unless opened on purpose.
+PUBLISHER_METRICS_OPEN = env_str("PUBLISHER_METRICS_OPEN", "0") == "1"
+
+# Static files (the admin's CSS and JS) served by the web process itself: WhiteNoise, right after
+# SecurityMiddleware, from STATIC_ROOT as filled by `manage.py collectstatic` (compressed, with
+# hashed names cached forever). No separate file server needed; a CDN may sit in front.
+MIDDLEWARE = [MIDDLEWARE[0], "whitenoise.middleware.WhiteNoiseMiddleware", *MIDDLEWARE[1:]]  # noqa: F405
+STATIC_ROOT = env_str("STATIC_ROOT", str(STATIC_ROOT))  # noqa: F405
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

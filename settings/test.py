@@ -2,7 +2,8 @@
 embedded Redis under var/test/, which the test suite starts itself."""
 
 from .base import *  # noqa: F401,F403
-from .env import VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str
+from .env import (VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str,
+                  result_backend_from_env)
 
 TEST_VAR_DIR = VAR_DIR / "test"
 
@@ -15,7 +16,7 @@ elif env_str("PUBLISHER_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": env_str("PUBLISHER_TEST_DB_NAME")}
 
 CELERY_BROKER_URL = broker_url_from_env(embedded_redis_url(TEST_VAR_DIR))
-CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", CELERY_BROKER_URL)
+CELERY_RESULT_BACKEND = result_backend_from_env(CELERY_BROKER_URL)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")

@@ -3,9 +3,10 @@ from django.conf.urls.static import static
 from django.contrib import admin
 from django.urls import path
 
-from scheduling.views import health
+from scheduling.views import health, metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("metrics/", metrics, name="metrics"),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -43,6 +43,21 @@ def _start_embedded_redis(socket_path: Path) -> subprocess.Popen:
     raise RuntimeError(f"embedded Redis did not start at {socket_path}")
 
 
+def _purge_amqp_queues(url: str) -> None:
+    """Empty the product's queues on RabbitMQ (give the test run a vhost of its own: this purges
+    scan, publish, media and notify in the URL's vhost)."""
+    from celery import current_app
+
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            for queue in settings.CELERY_TASK_QUEUES:
+                queue.bind(conn.default_channel).declare()
+                queue.bind(conn.default_channel).purge()
+    except Exception as exc:  # kombu raises many types for an unreachable broker
+        pytest.exit(f"The broker at {url} does not answer ({exc}). Start RabbitMQ or unset CELERY_BROKER_URL.", 3)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def broker():
     """The broker for this run: emptied at the start so no earlier run's messages leak in."""
@@ -62,6 +77,8 @@ def broker():
         except redis.ConnectionError as exc:
             pytest.exit(f"The broker at {url} does not answer ({exc}). Start Redis or unset CELERY_BROKER_URL.", 3)
         client.flushdb()
+    elif scheme in ("amqp", "amqps", "pyamqp"):
+        _purge_amqp_queues(url)
     yield url
     if proc is not None:
         proc.terminate()

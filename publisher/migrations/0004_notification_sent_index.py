@@ -1,6 +1,6 @@
 from django.db import migrations, models
 
-from publisher.migration_operations import AddIndexWithoutLocking
+from publisher.migration_operations import AddIndexConcurrently
 
 
 class Migration(migrations.Migration):
@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        AddIndexWithoutLocking(
+        AddIndexConcurrently(
             model_name="notification",
             index=models.Index(condition=models.Q(("sent_at__isnull", False)), fields=["sent_at"],
                                name="notification_sent_idx"),

@@ -37,7 +37,6 @@ class Processes:
             "DJANGO_SETTINGS_MODULE": "settings.test",
             "DATABASE_URL": database_url(),
             "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-            "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(mailbox),
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
@@ -45,11 +44,24 @@ class Processes:
             "CELERY_BEAT_MAX_LOOP_INTERVAL": "1",
             "PYTHONUNBUFFERED": "1",
         }
+        # None on RabbitMQ: results off (settings/env.py), and the subprocesses decide the same way.
+        self.env.pop("CELERY_RESULT_BACKEND", None)
+        if settings.CELERY_RESULT_BACKEND:
+            self.env["CELERY_RESULT_BACKEND"] = settings.CELERY_RESULT_BACKEND
 
     def _start(self, name: str, argv: list[str], ready: str, env: dict) -> subprocess.Popen:
+        return self._spawn(name, [sys.executable, "-m", "celery", "-A", "settings", *argv], ready, env)
+
+    def shell(self, name: str, command: str, ready: str, **env) -> subprocess.Popen:
+        """A documented command line as an operator would type it (a Procfile line), run by the
+        shell with this virtualenv's executables first on PATH."""
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return self._spawn(name, ["bash", "-c", f"exec {command}"], ready, {"PATH": path, **env})
+
+    def _spawn(self, name: str, argv: list[str], ready: str, env: dict) -> subprocess.Popen:
         log = self.tmp_path / f"{name}.log"
         handle = log.open("wb")
-        proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "settings", *argv], cwd=ROOT,
+        proc = subprocess.Popen(argv, cwd=ROOT,
                                 env={**self.env, **env}, stdout=handle, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[name] = (proc, log)
@@ -59,8 +71,9 @@ class Processes:
             pytest.fail(f"{name} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
         return proc
 
-    def worker(self, name: str = "worker", concurrency: int = 2, **env) -> subprocess.Popen:
-        return self._start(name, ["worker", "-l", "INFO", "-c", str(concurrency), "-Q", "scan,publish,media,notify",
+    def worker(self, name: str = "worker", concurrency: int = 2, queues: str = "scan,publish,media,notify",
+               **env) -> subprocess.Popen:
+        return self._start(name, ["worker", "-l", "INFO", "-c", str(concurrency), "-Q", queues,
                                   "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h", "--without-mingle", "--without-gossip"],
                            "ready.", env)
 

@@ -15,6 +15,7 @@ import re
 import signal
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.core.management import call_command
@@ -43,6 +44,22 @@ def make_subscribers(n: int, prefix: str) -> list[Subscriber]:
 
 def settled() -> bool:
     return not Article.objects.filter(status__in=UNSETTLED).exists()
+
+
+def redelivered_at_once(settings) -> bool:
+    """RabbitMQ hands a dead worker's unacknowledged messages back as soon as its connection
+    closes; Redis only after the visibility timeout, so there the sweeper is the only way back."""
+    return urlsplit(settings.CELERY_BROKER_URL).scheme in ("amqp", "amqps", "pyamqp")
+
+
+def assert_recovered(article: Article, first_token, settings) -> None:
+    """Recovered by the sweeper (a new claim), or on RabbitMQ possibly by the broker's redelivery
+    under the same claim if the next worker started before the lease ran out: one or the other."""
+    if redelivered_at_once(settings) and article.attempts == 1:
+        assert article.claim_token == first_token
+    else:
+        assert article.attempts >= 2, f"{article} was not re-dispatched (attempts={article.attempts})"
+        assert article.claim_token != first_token
 
 
 def notifications_done(expected: int):
@@ -144,6 +161,8 @@ def test_catch_up_after_downtime_publishes_late_ones_once_and_expires_missed_win
 # --- 2. worker SIGKILL mid-step + the lease sweeper --------------------------------------
 
 def test_worker_killed_mid_step_is_recovered_by_the_sweeper_exactly_once(processes, mailbox, tmp_path, settings):
+    """On Redis by the sweeper; on RabbitMQ by the broker's redelivery or the sweeper, whichever
+    comes first (assert_recovered)."""
     settings.PUBLISHER_LEASE_SECONDS = LEASE
     subscribers = make_subscribers(2, "crash")
     hold = tmp_path / "hold-process-step"
@@ -169,16 +188,20 @@ def test_worker_killed_mid_step_is_recovered_by_the_sweeper_exactly_once(process
 
     for article in Article.objects.all():
         assert article.status == ArticleStatus.PUBLISHED, (article, article.status, article.last_error)
-        assert article.attempts >= 2, f"{article} was not re-dispatched (attempts={article.attempts})"
-        assert article.claim_token != first[article.pk]
-    assert "sweeper: re-dispatched" in processes.log("worker-2")
+        assert_recovered(article, first[article.pk], settings)
+    if not redelivered_at_once(settings):
+        assert "sweeper: re-dispatched" in processes.log("worker-2")
     assert_invariants(processes, mailbox, subscribers=subscribers)
 
 
 def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_not_early(processes, mailbox,
                                                                                        settings):
     """A look-ahead claim: processed at once, make-live held in the worker with an ETA. The worker
-    dies holding it; the lease (counted from publish_at) runs out and the sweeper re-dispatches."""
+    dies holding it. On Redis the message stays unacknowledged until the visibility timeout, so
+    the lease (counted from publish_at) runs out and the sweeper re-dispatches; RabbitMQ hands
+    the message back as soon as the dead worker's connection closes, and the next worker
+    publishes under the same claim (or the sweeper does, if the lease ran out first). Either way:
+    published once, on time, never early."""
     settings.PUBLISHER_LEASE_SECONDS = LEASE
     subscribers = make_subscribers(2, "eta")
     call_command("sync_schedules")
@@ -199,7 +222,7 @@ def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_no
     wait_for(notifications_done(2 * len(subscribers)), timeout=30, message="notifications")
     for article in Article.objects.all():
         assert article.status == ArticleStatus.PUBLISHED, (article, article.status, article.last_error)
-        assert article.attempts >= 2 and article.claim_token != first[article.pk]
+        assert_recovered(article, first[article.pk], settings)
         assert article.published_at >= publish_at
     assert_invariants(processes, mailbox, subscribers=subscribers)
 
@@ -249,9 +272,11 @@ def test_two_beats_and_two_workers_publish_each_article_once(processes, mailbox)
              timeout=60, message="all 9 articles published")
     wait_for(notifications_done(9 * len(subscribers)), timeout=30, message="27 notifications")
 
-    # Both beats really were sending scans the whole time.
+    # Both beats really were sending scans (waited for: on a loaded machine the second beat may
+    # start late and have sent only one scan by the time the first nine went out).
     for beat in ("beat-a", "beat-b"):
-        assert processes.log(beat).count("Sending due task publisher: scan for due articles") >= 2, beat
+        wait_for(lambda: processes.log(beat).count("Sending due task publisher: scan for due articles") >= 2,
+                 timeout=30, message=f"{beat} to send two scans")
     assert Article.objects.filter(attempts=1).count() == 9
     assert_invariants(processes, mailbox, subscribers=subscribers)
 

@@ -1,0 +1,153 @@
+"""Importing articles from a CSV or JSON file: reading the rows, and one row at a time through
+`services.article_import` (the admin's own checks and path), each all-or-nothing.
+
+A file the importer cannot read at all (unknown format, missing title column, bad JSON) is one
+clear error before anything is written; a bad row is rejected with its number and the reason,
+and the other rows still go.
+"""
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from . import services
+from .cli import parse_when
+from .forms import publish_time_problem
+from .models import Article
+
+FIELDS = ("title", "body", "publish_at", "unpublish_at")
+REQUIRED = ("title",)
+
+
+class ImportFileError(Exception):
+    """The file as a whole cannot be imported (nothing was written)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1 for the first record: CSV data line after the header, or JSON list item
+    values: dict
+
+
+@dataclass(frozen=True)
+class Rejected:
+    number: int
+    reason: str
+
+
+@dataclass
+class ImportResult:
+    imported: list[Article] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def _check_columns(columns, where: str) -> None:
+    unknown = sorted(set(columns) - set(FIELDS))
+    if unknown:
+        raise ImportFileError(f"{where} has unknown column(s) {', '.join(unknown)}; the columns are "
+                              f"{', '.join(FIELDS)}.")
+    missing = [name for name in REQUIRED if name not in columns]
+    if missing:
+        raise ImportFileError(f"{where} has no {', '.join(missing)} column; the columns are {', '.join(FIELDS)}.")
+
+
+def read_rows(path: Path, *, file_format: str | None = None) -> list[Row]:
+    """Every record of the file, checked for shape only (columns, types). Format from
+    `file_format` ('csv' or 'json') or the file name."""
+    file_format = (file_format or path.suffix.lstrip(".")).lower()
+    if file_format not in ("csv", "json"):
+        raise ImportFileError(f"Cannot tell the format of {path.name}: name it .csv or .json, or give --format.")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ImportFileError(f"{path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportFileError(f"Cannot read {path}: {exc}") from None
+    return _read_csv(text) if file_format == "csv" else _read_json(text)
+
+
+def _read_csv(text: str) -> list[Row]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames:
+        raise ImportFileError("The CSV file is empty: it needs a header line (title,body,publish_at,unpublish_at).")
+    _check_columns([name.strip() for name in reader.fieldnames], "The CSV header")
+    rows = []
+    try:
+        for number, record in enumerate(reader, start=1):
+            if None in record:
+                raise ImportFileError(f"Row {number} (line {reader.line_num}) has more values than the header has "
+                                      "columns (is a comma inside a value not quoted?).")
+            rows.append(Row(number, {(k or "").strip(): (v or "") for k, v in record.items()}))
+    except csv.Error as exc:
+        raise ImportFileError(f"The CSV file is malformed at line {reader.line_num}: {exc}") from None
+    return rows
+
+
+def _read_json(text: str) -> list[Row]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFileError(f"The JSON file is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise ImportFileError("The JSON file must hold a list of articles ([{\"title\": ..., \"body\": ...}, ...]).")
+    rows = []
+    for number, record in enumerate(data, start=1):
+        if not isinstance(record, dict):
+            raise ImportFileError(f"Row {number} of the JSON list is not an object.")
+        _check_columns(record.keys(), f"Row {number} of the JSON list")
+        bad = [k for k, v in record.items() if v is not None and not isinstance(v, str)]
+        if bad:
+            raise ImportFileError(f"Row {number} of the JSON list: {', '.join(bad)} must be text (or null).")
+        rows.append(Row(number, {k: v or "" for k, v in record.items()}))
+    return rows
+
+
+def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None]:
+    times = {}
+    for name in ("publish_at", "unpublish_at"):
+        text = (row.values.get(name) or "").strip()
+        times[name] = parse_when(text, zone=zone, what=name) if text else None
+    publish_at, unpublish_at = times["publish_at"], times["unpublish_at"]
+    # The admin form's rules for newly entered times.
+    problem = publish_at and publish_time_problem(publish_at)
+    if problem:
+        raise ValidationError({"publish_at": problem.replace("“Publish now”", "the admin's “Publish now”")})
+    if unpublish_at and unpublish_at <= timezone.now():
+        raise ValidationError({"unpublish_at": f"{unpublish_at.isoformat()} has already passed: the article would "
+                                               "never go live."})
+    return publish_at, unpublish_at
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        return "; ".join(f"{name}: {' '.join(messages)}" if name != "__all__" else " ".join(messages)
+                         for name, messages in exc.message_dict.items())
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+def row_import(row: Row, *, zone: tzinfo) -> Article:
+    """Import one row; raises ValueError, ValidationError or TransitionError with the reason."""
+    publish_at, unpublish_at = _row_times(row, zone)
+    return services.article_import(title=row.values.get("title", "").strip(), body=row.values.get("body", ""),
+                                   publish_at=publish_at, unpublish_at=unpublish_at)
+
+
+def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None) -> ImportResult:
+    """Import each row in its own transaction; collect the rejected ones with their reasons."""
+    result = ImportResult()
+    for row in rows:
+        try:
+            result.imported.append(row_import(row, zone=zone))
+        except (ValueError, ValidationError, services.TransitionError) as exc:
+            result.rejected.append(Rejected(row.number, _reason(exc)))
+        if on_row is not None:
+            on_row()
+    return result
