@@ -5,6 +5,7 @@ from kombu import Exchange, Queue
 from .env import (
     BASE_DIR,
     VAR_DIR,
+    env_bool,
     env_float,
     env_int,
     env_list,
@@ -199,5 +200,5 @@ PUBLISHER_HEALTH_BROKER_TIMEOUT = env_float("PUBLISHER_HEALTH_BROKER_TIMEOUT", 3
 PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Standby lock: with PUBLISHER_BEAT_LOCK=1 only the beat holding the lease sends tasks; another
 # beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
-PUBLISHER_BEAT_LOCK = env_str("PUBLISHER_BEAT_LOCK", "0") == "1"
+PUBLISHER_BEAT_LOCK = env_bool("PUBLISHER_BEAT_LOCK", False)
 PUBLISHER_BEAT_LOCK_TTL = env_int("PUBLISHER_BEAT_LOCK_TTL", 30, minimum=5)

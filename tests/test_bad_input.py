@@ -2,11 +2,7 @@
 environment variables. Each gets one clear message where it enters, and nothing is written.
 (Task arguments: row 15 of the fault suite, tests/faults/test_broker.py.)"""
 
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -18,8 +14,8 @@ from publisher import services
 from publisher.models import Article, ArticleStatus, Subscriber
 from settings import env
 from tests.publisher.test_admin import ADD, GROUPS_MIGRATION, errors, form_data, make_user
+from tests.test_production import run_prod
 
-ROOT = Path(__file__).resolve().parents[1]
 HUGE = "x" * 100_000
 
 
@@ -192,22 +188,6 @@ def test_bad_numeric_settings_are_one_clear_error(monkeypatch, name, value, expe
         read(name, 1, minimum=1)
 
 
-PROD_ENV = {
-    "DJANGO_SETTINGS_MODULE": "settings.prod",
-    "DJANGO_SECRET_KEY": "k" * 20 + "-production-like-secret-key-0123456789-abcdefghij",
-    "DJANGO_ALLOWED_HOSTS": "publisher.example.com",
-    "DATABASE_URL": "postgres://publisher:secret@db.internal:5432/publisher",
-    "CELERY_BROKER_URL": "redis://redis.internal:6379/0",
-}
-
-
-def run_settings(**overrides) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in PROD_ENV and not k.startswith("CELERY_")}
-    environment.update({k: v for k, v in {**PROD_ENV, **overrides}.items() if v is not None})
-    return subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=60)
-
-
 @pytest.mark.parametrize("overrides, expected", [
     ({"DJANGO_SECRET_KEY": None}, "DJANGO_SECRET_KEY is required"),
     ({"DJANGO_SECRET_KEY": "short"}, "at least 50 characters"),
@@ -215,9 +195,10 @@ def run_settings(**overrides) -> subprocess.CompletedProcess:
     ({"DATABASE_URL": "nonsense"}, "DATABASE_URL"),
     ({"CELERY_BROKER_URL": None}, "CELERY_BROKER_URL is required"),
     ({"CELERY_BROKER_URL": "http://x/"}, "CELERY_BROKER_URL has an unsupported scheme"),
+    ({"DJANGO_SECURE_HSTS_PRELOAD": "maybe"}, "DJANGO_SECURE_HSTS_PRELOAD must be 1 or 0"),
 ])
 def test_production_settings_refuse_to_start_with_a_missing_or_bad_variable(overrides, expected):
-    result = run_settings(**overrides)
+    result = run_prod(["-c", "import django; django.setup()"], **overrides)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured:") and expected in last_line, \
@@ -225,5 +206,5 @@ def test_production_settings_refuse_to_start_with_a_missing_or_bad_variable(over
 
 
 def test_production_settings_start_with_a_complete_environment():
-    result = run_settings()
+    result = run_prod(["-c", "import django; django.setup()"])
     assert result.returncode == 0, result.stderr[-2000:]
