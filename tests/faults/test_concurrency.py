@@ -1,15 +1,13 @@
 """Rows 9-10: more than one of something that should be one: two beats, eight scans at once."""
 
-import threading
 from datetime import timedelta
 
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from scheduling.services import scan_run
-from tests.conftest import schedule_batch, wait_for
+from tests.conftest import run_concurrently, schedule_batch, wait_for
 from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled
 
 # --- 9 -------------------------------------------------------------------------------------
@@ -44,24 +42,7 @@ def test_eight_concurrent_scans_on_the_same_due_set(processes, mailbox):
     subscribers = make_subscribers(2, "scans")
     schedule_batch([f"Contended {i}" for i in range(12)], timezone.now() - timedelta(seconds=1))
     processes.worker()  # no beat: only the eight scans below claim anything
-    barrier = threading.Barrier(8)
-    results, errors = [], []
-
-    def scan():
-        try:
-            barrier.wait()
-            results.append(scan_run())
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=scan) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not errors, errors
+    results = run_concurrently(scan_run, 8)
     assert sum(r["claimed"] for r in results) == 12, results  # each article claimed by exactly one scan
 
     wait_for(settled, timeout=60, message="the claimed articles to be published")

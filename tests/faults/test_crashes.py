@@ -14,28 +14,25 @@ from tests.conftest import schedule_batch, wait_for
 from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled
 
 
-def held_mid_process_step(tmp_path: Path, n: int) -> Path:
-    """A hold file: the process step blocks (and writes its pid next to it) while it exists."""
+def start_held_chunk(processes, tmp_path: Path, lease: dict, prefix: str, n: int = 4):
+    """Subscribers, a chunk of `n` due articles, a worker whose process step is held at a barrier
+    (it writes its pid next to the hold file) and a beat; returns once the chunk is mid-step."""
+    subscribers = make_subscribers(2, prefix)
     hold = tmp_path / "hold-process-step"
     hold.touch()
     schedule_batch([f"Story {i}" for i in range(n)], timezone.now() - timedelta(seconds=2))
     call_command("sync_schedules")
-    return hold
-
-
-def wait_mid_step(n: int) -> None:
+    worker = processes.worker("worker", PUBLISHER_FAULTS=f"process:hold:{hold}", **lease)
+    processes.beat(**lease)
     wait_for(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHING, unfinished_runs__gte=1).count() == n,
              timeout=60, message="the chunk to be claimed and held mid-step")
+    return subscribers, hold, worker
 
 
 # --- 1 -------------------------------------------------------------------------------------
 
 def test_sigkill_main_worker_mid_chain_then_new_worker(processes, mailbox, tmp_path, short_lease):
-    subscribers = make_subscribers(2, "crash")
-    hold = held_mid_process_step(tmp_path, 4)
-    processes.worker("worker", PUBLISHER_FAULTS=f"process:hold:{hold}", **short_lease)
-    processes.beat(**short_lease)
-    wait_mid_step(4)
+    subscribers, hold, _ = start_held_chunk(processes, tmp_path, short_lease, "crash")
     first = dict(Article.objects.values_list("pk", "claim_token"))
 
     processes.stop("worker", signal.SIGKILL)  # the whole process group: main and pool children
@@ -56,11 +53,7 @@ def test_sigkill_main_worker_mid_chain_then_new_worker(processes, mailbox, tmp_p
 # --- 2 -------------------------------------------------------------------------------------
 
 def test_sigkill_one_pool_child_mid_task(processes, mailbox, tmp_path, long_lease):
-    subscribers = make_subscribers(2, "child")
-    hold = held_mid_process_step(tmp_path, 4)
-    worker = processes.worker("worker", PUBLISHER_FAULTS=f"process:hold:{hold}", **long_lease)
-    processes.beat(**long_lease)
-    wait_mid_step(4)
+    subscribers, hold, worker = start_held_chunk(processes, tmp_path, long_lease, "child")
     child = int(wait_for(lambda: Path(f"{hold}.pid").read_text() if Path(f"{hold}.pid").exists() else "",
                          message="the holding pool child's pid"))
     assert child != worker.pid
@@ -108,11 +101,7 @@ def test_poison_article_is_capped_and_failed(processes, mailbox, long_lease):
 # --- 4 -------------------------------------------------------------------------------------
 
 def test_sigterm_warm_shutdown_mid_chain_then_restart(processes, mailbox, tmp_path, long_lease):
-    subscribers = make_subscribers(2, "term")
-    hold = held_mid_process_step(tmp_path, 4)
-    worker = processes.worker("worker", PUBLISHER_FAULTS=f"process:hold:{hold}", **long_lease)
-    processes.beat(**long_lease)
-    wait_mid_step(4)
+    subscribers, hold, worker = start_held_chunk(processes, tmp_path, long_lease, "term")
 
     os.kill(worker.pid, signal.SIGTERM)  # the main process only, as `kill <pid>` or a supervisor would
     wait_for(lambda: "warm shutdown" in processes.log("worker").lower(), timeout=30, message="warm shutdown")
