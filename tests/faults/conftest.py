@@ -14,7 +14,7 @@ import pytest
 import redis
 from django.db import connection
 
-from tests.conftest import wait_for
+from tests.conftest import _redis_client, wait_for
 from tests.integration.conftest import Processes, processes, pytest_runtest_makereport  # noqa: F401
 
 LEASE = 3  # seconds: a killed worker's claim is re-dispatched by the next scan after this
@@ -28,6 +28,13 @@ def pytest_collection_modifyitems(items):
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.faults)
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def empty_broker(broker):
+    """Each row starts with an empty broker: a scan or chain an earlier test left queued must not
+    claim this row's articles before its fault is injected."""
+    _redis_client(broker).flushdb()
 
 
 @pytest.fixture

@@ -41,9 +41,9 @@ def test_two_beats_and_two_workers_publish_each_article_once(processes, mailbox)
 def test_eight_concurrent_scans_on_the_same_due_set(processes, mailbox):
     subscribers = make_subscribers(2, "scans")
     schedule_batch([f"Contended {i}" for i in range(12)], timezone.now() - timedelta(seconds=1))
-    processes.worker()  # no beat: only the eight scans below claim anything
-    results = run_concurrently(scan_run, 8)
+    results = run_concurrently(scan_run, 8)  # no beat, no worker yet: only these scans claim
     assert sum(r["claimed"] for r in results) == 12, results  # each article claimed by exactly one scan
+    processes.worker()
 
     wait_for(settled, timeout=60, message="the claimed articles to be published")
     wait_for(notifications_done(12 * len(subscribers)), timeout=30, message="notifications")
