@@ -165,9 +165,13 @@ def test_hostile_messages_are_rejected_logged_and_the_worker_stays_up(processes,
                          content_encoding="binary", headers=headers("publisher.tasks.make_live"), **send)
         producer.publish(pickle.dumps(_Exploit(str(marker))), content_type="application/x-python-serialize",
                          content_encoding="binary", headers=headers("publisher.tasks.make_live"), **send)
-        # 2. a task no one registered.
+        # 2. malformed bodies: not JSON at all, and JSON that is not (args, kwargs, embed).
+        producer.publish(b"{not json", content_type="application/json", content_encoding="utf-8",
+                         headers=headers("publisher.tasks.make_live"), **send)
+        producer.publish("just a string", serializer="json", headers=headers("publisher.tasks.make_live"), **send)
+        # 3. a task no one registered.
         producer.publish([[], {}, {}], serializer="json", headers=headers("publisher.tasks.drop_all_tables"), **send)
-        # 3. wrong arguments: too many, wrong types, a claim token that is not one.
+        # 4. wrong arguments: too many, wrong types, a claim token that is not one.
         producer.publish([[1, 2, 3, 4], {}, {}], serializer="json", headers=headers("publisher.tasks.make_live"), **send)
         producer.publish([["not-ids"], {"token": 7}, {}], serializer="json",
                          headers=headers("publisher.tasks.process_articles"), **send)
@@ -176,6 +180,8 @@ def test_hostile_messages_are_rejected_logged_and_the_worker_stays_up(processes,
 
     log = lambda: processes.log("worker")  # noqa: E731
     wait_for(lambda: log().count("Refusing to deserialize untrusted content of type pickle") >= 2
+             and "Can't decode message body" in log()
+             and "malformed publisher.tasks.make_live message" in log()
              and "Received unregistered task of type 'publisher.tasks.drop_all_tables'" in log()
              and log().count("raised unexpected") >= 3, timeout=30,
              message="every hostile message to be rejected and logged")
@@ -184,8 +190,8 @@ def test_hostile_messages_are_rejected_logged_and_the_worker_stays_up(processes,
     target.refresh_from_db()
     assert target.status == ArticleStatus.SCHEDULED and target.published_at is None
 
-    # The worker is still up and still works.
-    assert worker.poll() is None
+    # The worker is still up (a malformed body used to stop it, and every worker after it) and still works.
+    assert worker.poll() is None and "Unrecoverable error" not in log()
     call_command("sync_schedules")
     processes.beat()
     schedule_batch(["After the attack"], timezone.now() - timedelta(seconds=1))
