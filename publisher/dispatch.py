@@ -3,12 +3,20 @@ enqueue without importing the tasks that call them (no import circle).
 
 One chain carries a whole chunk of articles, so a burst of N due articles costs
 N / PUBLISHER_CHUNK_SIZE chains instead of N: the per-article chain is the throughput ceiling.
+
+Every signature says `ignore_result`: nothing reads these results, and a process that has not
+imported the tasks (web, a management command) otherwise subscribes to each task's result on
+the result backend when it sends it (Celery's send_task), which costs a subscription per task
+and, with the backend unreachable, ~20 s of reconnect attempts before the dispatch fails.
 """
 
 import logging
 from datetime import datetime
 
-from celery import chain, group, signature
+from functools import partial
+
+from celery import chain, group
+from celery import signature as celery_signature
 from django.conf import settings
 from django.utils import timezone
 
@@ -21,6 +29,8 @@ NOTIFY = "publisher.tasks.notify_subscribers"
 FAIL = "publisher.tasks.record_chunk_failure"
 FAN_OUT = "publisher.tasks.fan_out_notifications"
 SEND = "publisher.tasks.send_notifications"
+
+signature = partial(celery_signature, ignore_result=True)
 
 
 def chunks(due: list[tuple[int, datetime]], *, size: int, window: float) -> list[list[tuple[int, datetime]]]:

@@ -6,7 +6,8 @@ PUBLISHER_FAULTS, in the worker's environment, is a `;`-separated list of rules
   - `process:kill:POISON`   SIGKILL the current process when an article's title contains POISON
   - `make_live:raise:`       raise RuntimeError (an unexpected bug) in that step
   - `process:hold:/tmp/x`   block while the file /tmp/x exists (a barrier, so a test can kill
-                            the worker while a step is in progress)
+                            the worker while a step is in progress); the holding process
+                            writes its pid to /tmp/x.pid, so a test can kill that pool child
 Steps: `process`, `thumbnail`, `make_live`, `send`.
 """
 
@@ -35,6 +36,9 @@ def checkpoint(step: str, *, title: str = "") -> None:
         elif action == "raise" and argument in title:
             raise RuntimeError(f"injected fault in {step}")
         elif action == "hold":
+            if os.path.exists(argument):
+                with open(f"{argument}.pid", "w") as pid_file:
+                    pid_file.write(str(os.getpid()))
             deadline = time.monotonic() + 120
             while os.path.exists(argument) and time.monotonic() < deadline:
                 time.sleep(0.05)

@@ -254,8 +254,9 @@ class ArticleAdminForm(forms.ModelForm):
             for field, messages in exc.message_dict.items():
                 if field in ("title", "body"):
                     messages = [m + " To keep it as a draft, clear the publish time." for m in messages]
-                if field == "unpublish_at":
-                    messages = [f"The unpublish time must be after the publish time ({local_time_text(publish_at)})."]
+                if field == "unpublish_at":  # say which publish time, in the editor's zone
+                    messages = [f"The unpublish time must be after the publish time ({local_time_text(publish_at)})."
+                                if "must be after" in m else m for m in messages]
                 self.add_error(field if field in self.fields else None, messages)
             return data
         if "publish_at" in self.changed_data:

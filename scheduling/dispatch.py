@@ -7,4 +7,5 @@ DAILY_REPORT = "scheduling.tasks.daily_report"
 
 
 def daily_report(*, catch_up: bool = False) -> None:
-    signature(DAILY_REPORT, kwargs={"catch_up": catch_up}, queue="scan").apply_async()
+    # ignore_result: see publisher/dispatch.py (no result subscription from a sending process).
+    signature(DAILY_REPORT, kwargs={"catch_up": catch_up}, queue="scan", ignore_result=True).apply_async()

@@ -5,6 +5,7 @@ from kombu import Exchange, Queue
 from .env import (
     BASE_DIR,
     VAR_DIR,
+    env_bool,
     env_float,
     env_int,
     env_list,
@@ -215,7 +216,7 @@ PUBLISHER_HEALTH_BROKER_TIMEOUT = env_float("PUBLISHER_HEALTH_BROKER_TIMEOUT", 3
 PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Standby lock: with PUBLISHER_BEAT_LOCK=1 only the beat holding the lease sends tasks; another
 # beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
-PUBLISHER_BEAT_LOCK = env_str("PUBLISHER_BEAT_LOCK", "0") == "1"
+PUBLISHER_BEAT_LOCK = env_bool("PUBLISHER_BEAT_LOCK", False)
 PUBLISHER_BEAT_LOCK_TTL = env_int("PUBLISHER_BEAT_LOCK_TTL", 30, minimum=5)
 
 # --- Observability -------------------------------------------------------------------------
@@ -223,7 +224,7 @@ PUBLISHER_BEAT_LOCK_TTL = env_int("PUBLISHER_BEAT_LOCK_TTL", 30, minimum=5)
 # without one the endpoint answers only where PUBLISHER_METRICS_OPEN=1 (the default outside
 # production; settings.prod closes it), else 404.
 PUBLISHER_METRICS_TOKEN = env_str("PUBLISHER_METRICS_TOKEN", "")
-PUBLISHER_METRICS_OPEN = env_str("PUBLISHER_METRICS_OPEN", "1") == "1"
+PUBLISHER_METRICS_OPEN = env_bool("PUBLISHER_METRICS_OPEN", True)
 # The lateness histogram covers articles published within this many seconds.
 PUBLISHER_METRICS_LATENESS_WINDOW = env_int("PUBLISHER_METRICS_LATENESS_WINDOW", 86400, minimum=60)
 # Optional error reporting: set SENTRY_DSN (and `pip install sentry-sdk==2.75.0`) to send errors

@@ -2,10 +2,10 @@
 both under var/. Every value can still be overridden through the environment."""
 
 from .base import *  # noqa: F401,F403
-from .env import (VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_str,
+from .env import (VAR_DIR, broker_url_from_env, database_from_env, embedded_redis_url, env_bool, env_str,
                   result_backend_from_env)
 
-DEBUG = env_str("DJANGO_DEBUG", "1") == "1"
+DEBUG = env_bool("DJANGO_DEBUG", True)
 
 DATABASES = {"default": database_from_env(f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 

@@ -3,6 +3,7 @@
 Kept free of Django and application imports so every settings module can use it.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,9 +47,26 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
         value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.") from None
+    if not math.isfinite(value):
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}.")
     if value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}.")
     return value
+
+
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """1/true/yes/on or 0/false/no/off; anything else is an error, never a silent `False`."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() in TRUE_WORDS:
+        return True
+    if raw.strip().lower() in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (true/false, yes/no, on/off), got {raw!r}.")
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -87,7 +105,10 @@ def database_from_env(default_url: str, *, required: bool = False) -> dict:
 
 def broker_url_from_env(default_url: str | None) -> str:
     url = env_str("CELERY_BROKER_URL", default_url, required=default_url is None)
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise ImproperlyConfigured(f"CELERY_BROKER_URL is not a valid URL ({exc}): {url!r}") from None
     if scheme not in BROKER_SCHEMES:
         raise ImproperlyConfigured(
             f"CELERY_BROKER_URL has an unsupported scheme {scheme!r} (expected one of "

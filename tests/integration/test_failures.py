@@ -1,5 +1,6 @@
 """Failures reach the editor: a step that fails for good records its reason on the chunk's
-articles once (the chain's errback), and one article's own error leaves its chunk mates alone."""
+articles once (the chain's errback). One article's own error in a chunk is row 12 of the fault
+suite (tests/faults/test_editor.py)."""
 
 from datetime import timedelta
 
@@ -35,16 +36,3 @@ def test_step_failing_for_good_marks_its_chunk_failed_once_with_the_reason(proce
     # Recorded once: a non-transient error is not retried, and the errback ran once per chunk.
     assert processes.log("worker").count("injected fault in make_live") >= 1
     assert processes.log("worker").count("articles failed (claim") == 1
-
-
-def test_unexpected_error_in_one_article_fails_it_alone(processes, article_factory):
-    _schedule(article_factory, ["Good one", "BROKEN one", "Good two"])
-    call_command("sync_schedules")
-    processes.worker(PUBLISHER_FAULTS="process:raise:BROKEN")
-    processes.beat()
-
-    wait_for(_settled, timeout=60, message="the chunk to settle")
-    broken = Article.objects.get(title="BROKEN one")
-    assert broken.status == ArticleStatus.FAILED
-    assert broken.last_error == "process: injected fault in process"
-    assert sorted(Article.objects.exclude(pk=broken.pk).values_list("status", flat=True)) == [ArticleStatus.PUBLISHED] * 2

@@ -1,15 +1,13 @@
 """Claims are compare-and-set: concurrent scans never claim an article twice."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import schedule_batch
+from tests.conftest import run_concurrently, schedule_batch
 
 
 @pytest.fixture
@@ -25,26 +23,11 @@ def dispatched(monkeypatch):
 def test_eight_concurrent_scans_claim_each_due_article_exactly_once(dispatched, settings):
     settings.PUBLISHER_SCAN_BATCH = 40  # several rounds each, so the scans really interleave
     schedule_batch([f"Due {i}" for i in range(300)], timezone.now() - timedelta(seconds=5))
-    barrier = threading.Barrier(8)
-    errors = []
-
     def scan():
-        try:
-            barrier.wait()
-            while services.articles_claim_due():
-                pass
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connection.close()
+        while services.articles_claim_due():
+            pass
 
-    threads = [threading.Thread(target=scan) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-
-    assert not errors
+    run_concurrently(scan, 8)
     claimed = [pk for _, ids in dispatched for pk in ids]
     assert len(claimed) == 300
     assert len(set(claimed)) == 300, "an article was claimed twice"
