@@ -289,7 +289,7 @@ def bench_burst(args, env) -> dict:
     PUBLISHER_CHUNK_SIZE=1, one chain per article (process -> thumbnail -> make live -> notify),
     each task touching one row. The naive run is smaller (its rate is steady after a few
     hundred articles; 10,000 would take ten minutes a run)."""
-    count, naive_count = (300, 100) if args.quick else (10_000, 2_000)
+    count, naive_count = (300, 100) if args.quick else (10_000, 1_000)
     chunked, chunked_rss = _burst_once(args, env, chunk_size=None, count=count)
     naive, naive_rss = _burst_once(args, env, chunk_size=1, count=naive_count)
     return {
