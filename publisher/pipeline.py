@@ -102,7 +102,7 @@ def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
 
 
 def _thumbnails(article_ids: list[int], token: str) -> list[int]:
-    done = []
+    done, thumbnailed = [], []
     for article in _in_flight(article_ids, token).only("id", "title", "image"):
         if article.image:
             try:
@@ -117,11 +117,14 @@ def _thumbnails(article_ids: list[int], token: str) -> list[int]:
             name = f"thumbnails/article-{article.pk}.jpg"
             storage = article.thumbnail.storage
             storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
-            saved = storage.save(name, ContentFile(data))
-            if not _in_flight([article.pk], token).update(thumbnail=saved):
-                continue
+            article.thumbnail = storage.save(name, ContentFile(data))
+            thumbnailed.append(article)
         done.append(article.pk)
-    return done
+    # One UPDATE for the chunk, conditioned on the claim like _process; a row the editor took
+    # back meanwhile is neither written nor passed on.
+    _in_flight([a.pk for a in thumbnailed], token).bulk_update(thumbnailed, ["thumbnail"])
+    still = set(_in_flight(done, token).values_list("id", flat=True))
+    return [pk for pk in done if pk in still]
 
 
 def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], float]:

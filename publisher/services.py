@@ -10,13 +10,14 @@ import dataclasses
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q
+from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When, sql
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
@@ -173,6 +174,36 @@ def _due_ids(queryset, limit: int) -> list[int]:
     return list(queryset.values_list("id", flat=True)[:limit])
 
 
+def _update_first_returning(queryset, *, limit: int, values: dict, returning: tuple[str, ...]) -> list[tuple]:
+    """Update the first `limit` rows of `queryset` (locked, skipping rows others hold, where the
+    database can) and return the given columns of the rows changed. One statement:
+
+        WITH due AS MATERIALIZED (SELECT id ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED)
+        UPDATE ... SET ... WHERE id IN (SELECT id FROM due) RETURNING ...
+
+    MATERIALIZED makes the SELECT run once: as a plain IN subquery PostgreSQL may re-run it inside
+    a nested loop, and SKIP LOCKED then skips the rows this statement already updated and hands
+    out more than `limit`. Django's update() neither returns rows nor takes a WITH, so the ORM
+    compiles both parts and they are put together here (PostgreSQL; SQLite 3.35+)."""
+    if connection.features.has_select_for_update_skip_locked:
+        queryset = queryset.select_for_update(skip_locked=True)
+    find, find_params = queryset.values("id")[:limit].query.sql_with_params()
+    query = Article.objects.filter(pk__in=RawSQL('SELECT "id" FROM "due"', ())).query.chain(sql.UpdateQuery)
+    query.add_update_values(values)
+    update, update_params = query.get_compiler(queryset.db).as_sql()
+    columns = ", ".join(connection.ops.quote_name(Article._meta.get_field(name).column) for name in returning)
+    with connection.cursor() as cursor:
+        cursor.execute(f'WITH "due" AS MATERIALIZED ({find}) {update} RETURNING {columns}',
+                       (*find_params, *update_params))
+        return cursor.fetchall()
+
+
+def _aware(value) -> datetime:
+    """A datetime read by raw SQL: PostgreSQL returns it aware, SQLite as UTC text."""
+    value = Article._meta.get_field("publish_at").to_python(value)
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
 def articles_claim_due(*, limit: int | None = None, lookahead: float | None = None,
                        article_ids: list[int] | None = None) -> Claim | None:
     """Claim up to `limit` scheduled articles due within `lookahead` seconds and dispatch them
@@ -182,44 +213,57 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
 
     Articles whose whole window passed while nothing ran become `expired` without going live;
     with a lateness policy, ones found too late become `missed`.
+
+    One statement, whatever the table's size: it finds the earliest due rows through the partial
+    index (article_due_idx), locks them skipping rows another scan holds (PostgreSQL), and
+    claims them, each row's outcome (claimed, expired, missed) chosen by CASE, returning what it
+    did. SQLite serializes writers, so the statement is the compare-and-set there.
     """
     limit = limit or settings.PUBLISHER_SCAN_BATCH
     lookahead = settings.PUBLISHER_LOOKAHEAD if lookahead is None else lookahead
     horizon = ExpressionWrapper(Now() + timedelta(seconds=lookahead), output_field=DateTimeField())
     token = str(uuid.uuid4())
+    # What a due row becomes instead of being claimed, first match wins: (status, condition, reason).
+    not_claimed = [(ArticleStatus.EXPIRED, Q(unpublish_at__lte=Now()),
+                    "Not published: its publish and unpublish times both passed while publishing was down.")]
+    if settings.PUBLISHER_MAX_LATENESS:
+        too_late = ExpressionWrapper(Now() - timedelta(seconds=settings.PUBLISHER_MAX_LATENESS), output_field=DateTimeField())
+        not_claimed.append((ArticleStatus.MISSED, Q(publish_at__lt=too_late),
+                            f"Not published: found more than {settings.PUBLISHER_MAX_LATENESS} s after its publish time "
+                            "(PUBLISHER_MAX_LATENESS). Retry to publish it anyway."))
+
+    def by_outcome(claimed, field: str, value=None):
+        """`claimed` for a row being claimed; for one that is not, `value(status, reason)` or, by
+        default, the value it has."""
+        return Case(*(When(condition, then=value(status, reason) if value else F(field))
+                      for status, condition, reason in not_claimed),
+                    default=claimed, output_field=Article._meta.get_field(field))
+
     with transaction.atomic():
         due = Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon).order_by("publish_at")
         if article_ids is not None:
             due = due.filter(pk__in=article_ids)
-        ids = _due_ids(due, limit)
-        if not ids:
+        changed = _update_first_returning(due, limit=limit, values={
+            "status": by_outcome(Value(ArticleStatus.PUBLISHING), "status", lambda status, _: Value(status)),
+            "last_error": by_outcome(Value(""), "last_error", lambda _, reason: Value(reason)),
+            "claim_token": by_outcome(Value(uuid.UUID(token)), "claim_token"),
+            "claimed_at": by_outcome(Now(), "claimed_at"),
+            "lease_expires_at": by_outcome(_lease_expiry(from_publish_at=True), "lease_expires_at"),
+            "attempts": by_outcome(F("attempts") + 1, "attempts"),
+            "unfinished_runs": 0,
+            "updated_at": Now(),
+        }, returning=("id", "publish_at", "status"))
+        if not changed:
             return None
-        candidates = Article.objects.filter(pk__in=ids, status=ArticleStatus.SCHEDULED)
-        expired = candidates.filter(unpublish_at__lte=Now()).update(
-            status=ArticleStatus.EXPIRED,
-            last_error="Not published: its publish and unpublish times both passed while publishing was down.",
-            updated_at=Now(),
-        )
-        missed = 0
-        if settings.PUBLISHER_MAX_LATENESS:
-            too_late = ExpressionWrapper(Now() - timedelta(seconds=settings.PUBLISHER_MAX_LATENESS), output_field=DateTimeField())
-            missed = candidates.filter(publish_at__lt=too_late).update(
-                status=ArticleStatus.MISSED,
-                last_error=f"Not published: found more than {settings.PUBLISHER_MAX_LATENESS} s after its publish time "
-                           "(PUBLISHER_MAX_LATENESS). Retry to publish it anyway.",
-                updated_at=Now(),
-            )
-        candidates.filter(publish_at__lte=horizon).update(
-            status=ArticleStatus.PUBLISHING, claim_token=token, claimed_at=Now(),
-            lease_expires_at=_lease_expiry(from_publish_at=True), attempts=F("attempts") + 1, last_error="",
-            unfinished_runs=0,
-        )
-        claimed = _claimed(token)
+        claimed = sorted(((pk, _aware(publish_at)) for pk, publish_at, status in changed
+                          if status == ArticleStatus.PUBLISHING), key=lambda item: (item[1], item[0]))
         if claimed:
             transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=claimed))
+    expired = sum(1 for *_, status in changed if status == ArticleStatus.EXPIRED)
+    missed = sum(1 for *_, status in changed if status == ArticleStatus.MISSED)
     if expired or missed:
         logger.warning("scan: %d expired and %d missed articles found after downtime", expired, missed)
-    return Claim(token=token, due=claimed, examined=len(ids))
+    return Claim(token=token, due=claimed, examined=len(changed))
 
 
 def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim | None, int]:

@@ -28,16 +28,20 @@ DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/9"
 def configure(args) -> dict:
     """Environment for this process and the workers it starts; creates the bench database."""
     env = {"DJANGO_SETTINGS_MODULE": "settings.dev", "PUBLISHER_LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "0"}
-    var = ROOT / "var" / "bench"
+    var = Path(os.environ.get("PUBLISHER_VAR_DIR") or ROOT / "var") / "bench"
     env["PUBLISHER_VAR_DIR"] = str(var)
     env["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
     env["EMAIL_FILE_PATH"] = str(var / "mail")
+    env["MEDIA_ROOT"] = str(var / "media")
     if args.embedded:
         env["DATABASE_URL"] = f"sqlite:///{var / 'bench.sqlite3'}"
     else:
         env["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
         env["CELERY_BROKER_URL"] = os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER_URL)
         _create_postgres_database(env["DATABASE_URL"])
+    os.environ.pop("CELERY_RESULT_BACKEND", None)  # results go to the bench's broker
+    if args.embedded:
+        os.environ.pop("CELERY_BROKER_URL", None)  # the embedded Redis the bench starts
     os.environ.update(env)
     return env
 
@@ -101,25 +105,34 @@ class Cluster:
                 return
         raise SystemExit(f"the worker did not start; see {self.logs / 'worker.log'}")
 
-    def start_beat(self) -> None:
-        self._spawn("beat", [sys.executable, "-m", "celery", "-A", "settings", "beat", "-l", "WARNING",
-                             "-s", str(self.logs / "beat-schedule")])
+    def start_beat(self, query_counter: Path | None = None) -> None:
+        """celery beat; with `query_counter`, through scripts/bench_beat.py, which counts its queries."""
+        options = ["-l", "WARNING", "-s", str(self.logs / "beat-schedule")]
+        if query_counter is None:
+            self._spawn("beat", [sys.executable, "-m", "celery", "-A", "settings", "beat", *options])
+        else:
+            self._spawn("beat", [sys.executable, str(ROOT / "scripts" / "bench_beat.py"), str(query_counter), *options])
 
-    def worker_rss_mb(self) -> float:
-        """Largest resident set of any one worker process (main or pool child), in MB."""
+    def worker_rss_mb(self) -> tuple[float, float]:
+        """Resident sets of the worker processes (main and every pool child), in MB: the
+        largest one, and all of them together."""
         import psutil
 
-        largest = 0
+        sizes = []
         for proc in self.procs:
             try:
                 root = psutil.Process(proc.pid)
                 if "worker" not in " ".join(root.cmdline()):
                     continue
-                for member in [root, *root.children(recursive=True)]:
-                    largest = max(largest, member.memory_info().rss)
+                members = [root, *root.children(recursive=True)]
             except psutil.Error:
                 continue
-        return largest / 2**20
+            for member in members:
+                try:
+                    sizes.append(member.memory_info().rss)
+                except psutil.Error:
+                    continue
+        return max(sizes, default=0) / 2**20, sum(sizes) / 2**20
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -131,6 +144,16 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
+        if self.embedded:
+            # This Redis is gone: the next cluster's is a new server on the same socket, so drop
+            # the connections this process pooled to the old one.
+            from kombu import pools
+
+            from settings.celery import app
+
+            pools.reset()
+            app._pool = None
+            app.amqp._producer_pool = None
 
 
 def reset_database() -> None:
@@ -161,7 +184,7 @@ def bench_lateness(args, env) -> dict:
 
     from publisher.models import Article, ArticleStatus
 
-    count, window = (100, 20) if args.quick else (1000, 120)
+    count, window = (30, 5) if args.quick else (1000, 120)
     reset_database()
     call_command("sync_schedules", "--reset", verbosity=0)
     cluster = Cluster(env, args.embedded, args.concurrency)
@@ -192,21 +215,23 @@ def bench_lateness(args, env) -> dict:
         "lateness max (ms)": 1000 * max(late),
         "published early": float(sum(1 for x in late if x < 0)),
         "not published": float(count - len(late)),
-        "_label": f"{count} articles over {window} s",
+        "_label": f"{count:,} articles over {window} s, scan every {_scan_interval()} s",
     }
 
 
-def _wait_until(predicate, *, timeout: float, cluster: Cluster | None = None, every: float = 0.2) -> float:
-    """Poll until predicate() is true; returns the peak worker RSS (MB) seen meanwhile."""
+def _wait_until(predicate, *, timeout: float, cluster: Cluster | None = None, every: float = 0.2) -> tuple[float, float]:
+    """Poll until predicate() is true; returns the peak worker RSS (MB) seen meanwhile: of the
+    largest worker process, and of all worker processes together."""
     deadline = time.monotonic() + timeout
-    peak = 0.0
+    largest = total = 0.0
     while not predicate():
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench: gave up after {timeout:.0f} s (see var/bench/logs)")
+            raise SystemExit(f"bench: gave up after {timeout:.0f} s (see the logs under $PUBLISHER_VAR_DIR/bench)")
         if cluster is not None:
-            peak = max(peak, cluster.worker_rss_mb())
+            one, together = cluster.worker_rss_mb()
+            largest, total = max(largest, one), max(total, together)
         time.sleep(every)
-    return peak
+    return largest, total
 
 
 def _png(size=(1200, 800)) -> bytes:
@@ -219,13 +244,15 @@ def _png(size=(1200, 800)) -> bytes:
     return out.getvalue()
 
 
-def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float, float]:
-    """`count` articles due at once, a fifth with images: seconds until all published, peak RSS."""
+def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float, tuple[float, float]]:
+    """`count` articles due at once, a fifth with images, no subscribers: seconds from the first
+    scan to the last article going live (its published_at), and the peak worker RSS."""
     from datetime import timedelta
 
     from django.core.files.base import ContentFile
     from django.core.files.storage import default_storage
-    from django.db.models.functions import Now
+    from django.db.models import Max
+    from django.test.utils import override_settings
     from django.utils import timezone
 
     from publisher.models import Article, ArticleStatus
@@ -233,64 +260,64 @@ def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float
 
     reset_database()
     image = default_storage.save("articles/bench.png", ContentFile(_png()))
+    chunking = {"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {}
     cluster = Cluster(env, args.embedded, args.concurrency)
     try:
         cluster.start_broker()
         flush_broker()
-        extra = {"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {}
-        cluster.start_worker(**extra)
+        cluster.start_worker(**chunking)
         due = timezone.now() - timedelta(seconds=1)
         Article.objects.bulk_create([
             Article(title=f"Burst {i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED, publish_at=due,
                     image=image if i % 5 == 0 else "")
             for i in range(count)
         ], batch_size=2000)
-        from django.test.utils import override_settings
-
-        started = time.monotonic()
-        with override_settings(**({"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {})):
+        started = timezone.now()
+        with override_settings(**chunking):
             while scan_run()["more"]:  # what beat + the self-re-enqueueing scan do, without waiting on beat
                 pass
-        peak = _wait_until(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHED).count() >= count,
-                           timeout=1800, cluster=cluster, every=0.5)
-        last = Article.objects.order_by("-published_at").values_list("published_at", flat=True).first()
-        elapsed = time.monotonic() - started
-        del last, Now
+        rss = _wait_until(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHED).count() >= count,
+                          timeout=1800, cluster=cluster, every=0.5)
     finally:
         cluster.stop()
-    return elapsed, peak
+    last = Article.objects.aggregate(last=Max("published_at"))["last"]
+    return (last - started).total_seconds(), rss
 
 
 def bench_burst(args, env) -> dict:
-    """10,000 due at once (chunked chains) beside the naive baseline (one chain per article)."""
-    count = 1000 if args.quick else 10_000
+    """10,000 due at once (chunked chains) beside the naive baseline: the same pipeline with
+    PUBLISHER_CHUNK_SIZE=1, one chain per article (process -> thumbnail -> make live -> notify),
+    each task touching one row. The naive run is smaller (its rate is steady after a few
+    hundred articles; 10,000 would take ten minutes a run)."""
+    count, naive_count = (300, 100) if args.quick else (10_000, 1_000)
     chunked, chunked_rss = _burst_once(args, env, chunk_size=None, count=count)
-    naive_count = count if not args.quick else 500
     naive, naive_rss = _burst_once(args, env, chunk_size=1, count=naive_count)
     return {
         "chunked (articles/s)": count / chunked,
         "naive 1/chain (articles/s)": naive_count / naive,
         "speed-up (x)": (count / chunked) / (naive_count / naive),
-        "peak worker RSS (MB)": max(chunked_rss, naive_rss),
-        "_label": f"{count} articles, 1/5 with images (naive: {naive_count})",
+        "peak RSS, one worker proc (MB)": chunked_rss[0],
+        "peak RSS, all worker procs (MB)": chunked_rss[1],
+        "naive: peak RSS, one proc (MB)": naive_rss[0],
+        "_label": f"{count:,} articles, 1/5 with images (naive: {naive_count:,})",
     }
 
 
 def bench_fanout(args, env) -> dict:
-    """One article, N active subscribers: until every notification is recorded and sent."""
+    """One article, N active subscribers: until every notification is recorded and handed to the
+    e-mail backend (the file backend), beside the naive loop and the raw bulk-insert rate."""
     from datetime import timedelta
 
     from django.core import mail
+    from django.db import transaction
     from django.utils import timezone
 
     from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
     from publisher.services import article_publish_now
 
-    count = 10_000 if args.quick else 100_000
+    count, sample = (2_000, 500) if args.quick else (100_000, 5_000)
     reset_database()
-    started = time.monotonic()
     Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
-    insert_rate = count / (time.monotonic() - started)
 
     cluster = Cluster(env, args.embedded, args.concurrency)
     try:
@@ -301,18 +328,28 @@ def bench_fanout(args, env) -> dict:
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
         sent = NotificationStatus.SENT
-        peak = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
-                           timeout=1800, cluster=cluster, every=0.5)
+        rss = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
+                          timeout=1800, cluster=cluster, every=0.5)
         fanned = count / (time.monotonic() - started)
     finally:
         cluster.stop()
 
+    # The raw write ceiling: the same rows, inserted the way the fan-out does (bulk_create,
+    # 1,000 a statement, a transaction per 5,000), nothing else.
+    raw_article = Article.objects.create(title="Raw", body="Body.", status=ArticleStatus.PUBLISHED)
+    expires = timezone.now() + timedelta(days=1)
+    ids = list(Subscriber.objects.order_by("pk").values_list("pk", flat=True))
+    started = time.monotonic()
+    for start in range(0, len(ids), 5000):
+        with transaction.atomic():
+            Notification.objects.bulk_create([Notification(article=raw_article, subscriber_id=pk, expires_at=expires)
+                                              for pk in ids[start:start + 5000]], batch_size=1000)
+    insert_rate = len(ids) / (time.monotonic() - started)
+
     # The naive loop, one process: per subscriber record the notification, send_mail (a
     # connection each, as send_mail does), mark it sent. And send_mail alone, for reference.
-    sample = min(count, 5000)
     subscribers = list(Subscriber.objects.values_list("pk", "email")[:sample])
     naive_article = Article.objects.create(title="Naive", body="Body.", status=ArticleStatus.PUBLISHED)
-    expires = timezone.now() + timedelta(days=1)
     started = time.monotonic()
     for pk, address in subscribers:
         row = Notification.objects.create(article=naive_article, subscriber_id=pk, expires_at=expires)
@@ -328,93 +365,125 @@ def bench_fanout(args, env) -> dict:
         "naive loop (/s)": naive,
         "speed-up (x)": fanned / naive,
         "send_mail alone (/s)": send_only,
-        "bulk insert (rows/s)": insert_rate,
-        "peak worker RSS (MB)": peak,
-        "_label": f"{count} subscribers (naive: {sample}, 1 process)",
+        "raw bulk insert (rows/s)": insert_rate,
+        "peak RSS, one worker proc (MB)": rss[0],
+        "peak RSS, all worker procs (MB)": rss[1],
+        "_label": f"{count:,} subscribers (naive: {sample:,}, 1 process)",
     }
 
 
-def bench_claim(args, env) -> dict:
-    """The scan's claim of 1,000 due rows in tables of growing size, with and without the index."""
-    from django.db import connection, transaction
+CLAIM_FILLER = """
+    insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
+        word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
+    select %s || g, 'b', '', {status}, {publish_at}, '', '', '', 0, '', 0, 0, now(), now()
+    from generate_series(1, %s) g"""
 
-    from publisher.services import articles_claim_due
+
+def bench_claim(args, env) -> dict:
+    """The scan's claim of 1,000 due rows (articles_claim_due, commit included) in tables of
+    growing size, with the partial index and without it; with --explain, the plans."""
+    from django.db import connection
+
+    import publisher.dispatch
 
     if connection.vendor != "postgresql":
         return {"_label": "PostgreSQL only"}
-    import publisher.dispatch
 
     sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    dispatch = publisher.dispatch.publish_claimed
     publisher.dispatch.publish_claimed = lambda **kwargs: None  # measure the claim, not the broker
+    try:
+        return _claim_sizes(args, sizes)
+    finally:
+        publisher.dispatch.publish_claimed = dispatch
+
+
+def _claim_sizes(args, sizes: list[int]) -> dict:
+    from django.db import connection
+
+    from publisher.services import articles_claim_due
+
     out: dict = {}
     for size in sizes:
         reset_database()
         with connection.cursor() as cur:
             # size - 1000 rows not due (published, drafts, far-future scheduled) and 1000 due.
-            cur.execute("""
-                insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
-                    word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
-                select 'a' || g, 'b', '', case when g %% 3 = 0 then 'published' when g %% 3 = 1 then 'draft'
-                    else 'scheduled' end, now() + interval '1 day' + g * interval '1 second', '', '', '', 0, '', 0, 0,
-                    now(), now()
-                from generate_series(1, %s) g""", [size - 1000])
-            cur.execute("""
-                insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
-                    word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
-                select 'due' || g, 'b', '', 'scheduled', now() - g * interval '1 second', '', '', '', 0, '', 0, 0,
-                    now(), now()
-                from generate_series(1, 1000) g""")
-            cur.execute("analyze publisher_article")
-        started = time.perf_counter()
-        claim = articles_claim_due(limit=1000, lookahead=0)
-        out[f"claim 1,000 of {size:,} (ms)"] = 1000 * (time.perf_counter() - started)
-        assert claim and len(claim.article_ids) == 1000
-        for label, drop in (("index", False), ("no index", True)):
-            with transaction.atomic(), connection.cursor() as cur:
-                if drop:
+            cur.execute(CLAIM_FILLER.format(
+                status="case when g %% 3 = 0 then 'published' when g %% 3 = 1 then 'draft' else 'scheduled' end",
+                publish_at="now() + interval '1 day' + g * interval '1 second'"), ["a", size - 1000])
+            cur.execute("select pg_get_indexdef('article_due_idx'::regclass)")
+            create_index = cur.fetchone()[0]
+        for label, indexed in (("", True), (", no index", False)):
+            with connection.cursor() as cur:
+                cur.execute("delete from publisher_article where title like 'due%%'")
+                cur.execute(CLAIM_FILLER.format(status="'scheduled'", publish_at="now() - g * interval '1 second'"),
+                            ["due", 1000])
+                if not indexed:
                     cur.execute("drop index article_due_idx")
-                cur.execute("update publisher_article set status = 'scheduled' where title like 'due%%'")
-                cur.execute("""explain (analyze, format json) select id from publisher_article
-                               where status = 'scheduled' and publish_at <= now() order by publish_at
-                               limit 1000 for update skip locked""")
-                plan = cur.fetchone()[0][0]
-                out[f"find, {label}, {size:,} (ms)"] = plan["Execution Time"]
-                transaction.set_rollback(True)
-    out["_label"] = "1,000 due rows"
+                cur.execute("vacuum analyze publisher_article")
+            if args.explain:
+                _print_claim_plan(f"{size:,} rows{label}")
+            started = time.perf_counter()
+            claim = articles_claim_due(limit=1000, lookahead=0)
+            out[f"claim 1,000 of {size:,}{label} (ms)"] = 1000 * (time.perf_counter() - started)
+            if not claim or len(claim.article_ids) != 1000:
+                raise SystemExit(f"bench: the claim took {len(claim.article_ids) if claim else 0} rows, not 1,000")
+            if not indexed:
+                with connection.cursor() as cur:
+                    cur.execute(create_index)
+    out["_label"] = "1,000 due rows, commit included"
     return out
 
 
-def bench_beat(args, env) -> dict:
-    """Database transactions per minute issued by beat alone with the shipped schedules."""
-    from django.core.management import call_command
-    from django.db import connection
+def _print_claim_plan(label: str) -> None:
+    """EXPLAIN ANALYZE of the claim statement itself, rolled back."""
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
 
-    if connection.vendor != "postgresql":
-        return {"_label": "PostgreSQL only"}
+    from publisher.services import articles_claim_due
+
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            articles_claim_due(limit=1000, lookahead=0)
+        statement = next(q["sql"] for q in queries.captured_queries if q["sql"].startswith("WITH"))
+        transaction.set_rollback(True)
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("explain (analyze, buffers, costs off) " + statement.replace("%", "%%"))
+        plan = "\n".join(f"    {row[0]}" for row in cur.fetchall())
+        transaction.set_rollback(True)
+    print(f"# plan of the claim, {label}:\n{plan}", flush=True)
+
+
+def bench_beat(args, env) -> dict:
+    """Database queries per minute issued by beat alone (counted inside beat by
+    scripts/bench_beat.py), with the shipped schedules and no worker."""
+    from django.core.management import call_command
+
     reset_database()
     call_command("sync_schedules", "--reset", verbosity=0)
-    seconds = 20 if args.quick else 60
+    warm_up, seconds = (2, 6) if args.quick else (5, 60)
+    counter = Path(env["PUBLISHER_VAR_DIR"]) / "beat-queries.txt"
+    counter.unlink(missing_ok=True)
     cluster = Cluster(env, args.embedded, args.concurrency)
-
-    def commits() -> int:
-        with connection.cursor() as cur:
-            cur.execute("select xact_commit + xact_rollback from pg_stat_database where datname = current_database()")
-            return cur.fetchone()[0]
-
     try:
         cluster.start_broker()
         flush_broker()
-        cluster.start_beat()
-        time.sleep(5)
-        connection.close()
-        before = commits()
+        cluster.start_beat(counter)
+        _wait_until(counter.exists, timeout=60)
+        time.sleep(warm_up)  # past beat's start-up (schedule sync, catch-up)
+        before = int(counter.read_text() or 0)
         time.sleep(seconds)
-        connection.close()
-        after = commits()
+        after = int(counter.read_text() or 0)
     finally:
         cluster.stop()
-    # Subtract this process's own two measuring transactions.
-    return {"beat transactions/min": (after - before - 1) * 60 / seconds, "_label": f"{seconds} s, beat only"}
+    return {"beat queries/min": (after - before) * 60 / seconds,
+            "_label": f"{seconds} s, beat only, scan every {_scan_interval()} s"}
+
+
+def _scan_interval() -> str:
+    from django.conf import settings
+
+    return f"{settings.PUBLISHER_SCAN_INTERVAL:g}"
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -433,6 +502,36 @@ SCENARIOS = {
 }
 
 
+def machine(args) -> str:
+    """Where the figures come from: engines and their versions, CPU, memory."""
+    import platform
+
+    import celery
+    import django
+    from django.db import connection
+
+    from settings.celery import app
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor() or "unknown CPU")
+    memory = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("show server_version")
+            database = f"PostgreSQL {cur.fetchone()[0].split()[0]}"
+    else:
+        import sqlite3
+
+        database = f"SQLite {sqlite3.sqlite_version}"
+    broker = "Redis"
+    if not args.embedded:
+        with app.connection_for_write() as conn:
+            broker = f"Redis {conn.default_channel.client.info('server')['redis_version']}"
+    return (f"{database} + {broker}{' (embedded)' if args.embedded else ''}; {cpu}, {memory:,} MB RAM; "
+            f"Python {platform.python_version()}, Django {django.__version__}, Celery {celery.__version__}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--embedded", action="store_true", help="SQLite + embedded Redis instead of PostgreSQL + Redis")
@@ -440,6 +539,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3; 1 with --quick)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in SCENARIOS]
@@ -453,22 +553,24 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.db import connection
-
-    engine = "SQLite + embedded Redis" if args.embedded else f"PostgreSQL + Redis ({connection.vendor})"
-    print(f"# bench: {engine}, {os.cpu_count()} cores, worker -c {args.concurrency}, {runs} run(s) each", flush=True)
-    print(f"{'scenario':<12} {'metric':<28} {'median':>12} {'min':>12} {'max':>12}  size")
+    print(f"# bench: {machine(args)}", flush=True)
+    print(f"# {os.cpu_count()} cores, worker -c {args.concurrency}, {runs} run(s) each; "
+          f"started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    print(f"{'scenario':<12} {'metric':<40} {'median':>12} {'min':>12} {'max':>12}  size")
     for name in chosen:
+        started = time.monotonic()
         results = [SCENARIOS[name](args, env) for _ in range(runs)]
+        took = time.monotonic() - started
         label = results[0].pop("_label", "")
         for result in results[1:]:
             result.pop("_label", None)
         if not results[0]:
-            print(f"{name:<12} {'(skipped)':<28} {'':>12} {'':>12} {'':>12}  {label}")
+            print(f"{name:<12} {'(skipped)':<40} {'':>12} {'':>12} {'':>12}  {label}")
         for metric in results[0]:
             values = [r[metric] for r in results]
-            print(f"{name:<12} {metric:<28} {statistics.median(values):>12.1f} {min(values):>12.1f} "
+            print(f"{name:<12} {metric:<40} {statistics.median(values):>12.1f} {min(values):>12.1f} "
                   f"{max(values):>12.1f}  {label}", flush=True)
+        print(f"# {name}: {took:.0f} s", flush=True)
     return 0
 
 

@@ -1,0 +1,82 @@
+"""./scripts/bench --quick as CI's smoke test: every scenario runs with real worker and beat
+processes and prints its figures. Figures are not judged here (no timing assertions); what must
+hold is that the run finishes, measures something, and publishes every article once, on time
+or later, never early."""
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.conf import settings
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = {"claim", "burst", "fanout", "lateness", "beat"}
+
+
+def bench_env(tmp_path: Path) -> tuple[list[str], dict, str | None]:
+    """The bench's arguments and environment for this tier, and the PostgreSQL database it will create."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")}
+    env["PUBLISHER_VAR_DIR"] = str(tmp_path)
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return ["--embedded"], env, None
+    name = f"{db['TEST'].get('NAME') or 'test_' + db['NAME']}_bench"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    env["BENCH_DATABASE_URL"] = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
+    env["BENCH_BROKER_URL"] = settings.CELERY_BROKER_URL
+    return [], env, name
+
+
+def drop_database(name: str) -> None:
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"],
+                         password=db.get("PASSWORD") or None, dbname="postgres", autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}"')
+
+
+def table(output: str) -> dict[tuple[str, str], float]:
+    """(scenario, metric) -> median, from the printed table."""
+    rows = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if parts and parts[0] in SCENARIOS and "(skipped)" not in line:
+            # scenario, metric words..., median, min, max, size words...
+            numbers = [i for i, word in enumerate(parts) if _is_number(word)]
+            first = numbers[0]
+            rows[(parts[0], " ".join(parts[1:first]))] = float(parts[first])
+    return rows
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return "," not in word
+
+
+def test_quick_bench_runs_every_scenario_and_publishes_everything_once_never_early(tmp_path):
+    args, env, database = bench_env(tmp_path)
+    try:
+        done = subprocess.run([sys.executable, "scripts/bench.py", "--quick", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=600)
+    finally:
+        if database:
+            drop_database(database)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert " cores, worker -c 2" in done.stdout
+    rows = table(done.stdout)
+    measured = {scenario for scenario, _ in rows}
+    expected = SCENARIOS if database else SCENARIOS - {"claim"}  # the claim scenario is PostgreSQL only
+    assert measured == expected, done.stdout
+    assert rows[("lateness", "published early")] == 0
+    assert rows[("lateness", "not published")] == 0
+    for (scenario, metric), value in rows.items():
+        if metric not in ("published early", "not published"):
+            assert math.isfinite(value) and value > 0, f"{scenario} {metric} = {value}\n{done.stdout}"
