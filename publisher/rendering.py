@@ -3,6 +3,7 @@
 import html as html_lib
 import io
 import re
+import threading
 
 import markdown
 import nh3
@@ -20,13 +21,25 @@ _SPACE = re.compile(r"\s+")
 _WORDS = re.compile(r"\w+(?:['’]\w+)*")
 
 
+_converters = threading.local()
+
+
+def _markdown() -> markdown.Markdown:
+    """One converter per thread, reset between articles: building one (loading its extensions)
+    cost about as much as converting a short article."""
+    converter = getattr(_converters, "markdown", None)
+    if converter is None:
+        converter = _converters.markdown = markdown.Markdown(extensions=["extra", "sane_lists"], output_format="html")
+    return converter.reset()
+
+
 class ContentError(Exception):
     """The article's own content cannot be processed; retrying will not help."""
 
 
 def render_body(body: str) -> tuple[str, str, int]:
     """Markdown -> sanitized HTML, plus a plain-text excerpt and a word count."""
-    html = nh3.clean(markdown.markdown(body, extensions=["extra", "sane_lists"], output_format="html"))
+    html = nh3.clean(_markdown().convert(body))
     text = html_lib.unescape(_TAGS.sub("", _BLOCK_TAGS.sub(" ", html)))
     text = _SPACE.sub(" ", text).strip()
     excerpt = text if len(text) <= EXCERPT_LENGTH else text[: EXCERPT_LENGTH - 1].rsplit(" ", 1)[0] + "…"

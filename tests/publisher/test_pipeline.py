@@ -472,3 +472,12 @@ def test_chunks_keep_every_item_in_order_and_pairs_intact():
 
 def test_chunks_of_nothing():
     assert chunks([], size=50, window=0.02) == []
+
+
+def test_the_reused_markdown_converter_carries_nothing_from_one_article_to_the_next():
+    from publisher.rendering import render_body
+
+    with_note, _, _ = render_body("Claim[^1].\n\n[^1]: The source.")
+    plain, excerpt, words = render_body("Just text.")
+    assert "footnote" in with_note and "The source." in with_note
+    assert plain == "<p>Just text.</p>" and excerpt == "Just text." and words == 2
