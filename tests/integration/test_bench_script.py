@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from django.conf import settings
 
-pytestmark = pytest.mark.integration
+# `bench`: the harness measures Redis + PostgreSQL (or the embedded pair); the RabbitMQ tier leaves it out.
+pytestmark = [pytest.mark.integration, pytest.mark.bench]
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = {"claim", "burst", "fanout", "lateness", "beat"}
 
