@@ -251,7 +251,9 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
             "lease_expires_at": by_outcome(_lease_expiry(from_publish_at=True), "lease_expires_at"),
             "attempts": by_outcome(F("attempts") + 1, "attempts"),
             "unfinished_runs": 0,
-            "updated_at": Now(),
+            # Expired and missed rows are dated now (the dashboard and the report go by it); a claim
+            # leaves it alone (stamping every claimed row cost the 1,000-row claim ~6 ms at 1M rows).
+            "updated_at": by_outcome(F("updated_at"), "updated_at", lambda *_: Now()),
         }, returning=("id", "publish_at", "status"))
         if not changed:
             return None
