@@ -1,6 +1,6 @@
 """Garbage at every door: admin forms, model validation, services, management commands,
 environment variables. Each gets one clear message where it enters, and nothing is written.
-(Task arguments: row 15 of the fault suite, tests/faults/test_broker.py.)"""
+(Task arguments: row 16 of the fault suite, tests/faults/test_broker.py.)"""
 
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo

@@ -1,6 +1,6 @@
 """`python tests/faults/skewed_celery.py <celery args>`: Celery with this process's clock
 moved by FAULTS_CLOCK_OFFSET seconds (time-machine; the clock keeps ticking). The database's
-clock is untouched: row 16 of the fault suite, an application host whose clock is off."""
+clock is untouched: row 18 of the fault suite, an application host whose clock is off."""
 
 import datetime
 import os
