@@ -1,6 +1,6 @@
 """Migrations run while workers are up, on tables of a million rows: a new migration must not
 hold a lock that blocks the pipeline's writes for longer than a moment. Measured with
-scripts/migration_locks.py (README, *Safe migrations*); enforced here by refusing the operations
+scripts/migration_locks.py (docs/deployment.md, *Upgrades*); enforced here by refusing the operations
 that take such locks on the big tables, unless the migration says why it is safe."""
 
 import pytest
