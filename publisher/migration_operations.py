@@ -1,5 +1,5 @@
 """Migration operations that keep the big tables (articles, notifications) writable while a
-deploy migrates them with workers running. See README, *Safe migrations*.
+deploy migrates them with workers running. See docs/deployment.md, *Upgrades*.
 
 `makemigrations` writes a plain AddIndex / RemoveIndex; on a table the pipeline writes to,
 change it to these in a migration with `atomic = False` (tests/test_migration_safety.py
