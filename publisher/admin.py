@@ -29,6 +29,7 @@ from .forms import (
     zone_label,
 )
 from .models import Article, ArticleEventAction, ArticleStatus, EditorProfile, Notification, Subscriber
+from .states import ACTIONS
 
 # The admin index: the first template that exists. An app above publisher (scheduling) adds the
 # pipeline status panel by providing admin/dashboard_index.html; publisher alone shows its own.
@@ -333,10 +334,10 @@ class ArticleAdmin(admin.ModelAdmin):
         if article is not None:
             allowed = self.has_publish_permission(request)
             extra_context.update({
-                "can_publish_now": allowed and article.status not in services.NOT_APPLICABLE["publish now"],
-                "can_retry": allowed and article.status in selectors.NEEDS_ATTENTION,
+                "can_publish_now": allowed and ACTIONS["publish_now"].reason(article.status) is None,
+                "can_retry": allowed and ACTIONS["retry"].reason(article.status) is None,
                 "can_unschedule": (self.has_change_permission(request, article)
-                                   and article.status in services.UNSCHEDULABLE),
+                                   and ACTIONS["unschedule"].reason(article.status) is None),
             })
         return super().change_view(request, object_id, form_url, extra_context)
 
