@@ -64,7 +64,8 @@ def _status_writes(path: Path) -> list[int]:
         values = [kw.value for kw in node.keywords if kw.arg == "status"]
         for arg in node.args:
             if isinstance(arg, ast.Dict):
-                values += [v for k, v in zip(arg.keys, arg.values) if isinstance(k, ast.Constant) and k.value == "status"]
+                values += [v for k, v in zip(arg.keys, arg.values)
+                           if isinstance(k, ast.Constant) and k.value == "status"]
             if isinstance(arg, ast.List) and any(isinstance(e, ast.Constant) and e.value == "status" for e in arg.elts):
                 lines.append(node.lineno)
         lines += [node.lineno for value in values if "NotificationStatus" not in ast.unparse(value)]
