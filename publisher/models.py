@@ -1,14 +1,7 @@
 """Articles, subscribers and notifications: the article row is the pipeline's source of truth.
 
-State machine of Article.status (transitions live in publisher/services.py):
-
-    draft ──schedule──> scheduled ──claim (scan)──> publishing ──make live──> published
-      ^                  |   ^                        |    |                      |
-      └──unschedule──────┘   └──reschedule (editor)───┘    └──(retries spent)──> failed
-                                                                                   |
-    published ──unpublish_at passed──> expired          failed ──retry──> scheduled
-    scheduled ──publish and unpublish both passed──> expired
-    scheduled ──later than PUBLISHER_MAX_LATENESS──> missed
+Article.status moves only through the state machine declared in publisher/states.py (drawn in
+docs/states.md), by Article.objects.transition (publisher/querysets.py).
 """
 
 from django.conf import settings
@@ -16,16 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from .querysets import ArticleQuerySet
+from .states import ArticleStatus
 
-class ArticleStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    SCHEDULED = "scheduled", "Scheduled"
-    PUBLISHING = "publishing", "Publishing"
-    PUBLISHED = "published", "Published"
-    FAILED = "failed", "Failed"
-    EXPIRED = "expired", "Expired"
-    # Only with a lateness policy (PUBLISHER_MAX_LATENESS): found too late to be worth publishing.
-    MISSED = "missed", "Missed"
 
 
 class Article(models.Model):
@@ -55,6 +41,8 @@ class Article(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleQuerySet.as_manager()
 
     class Meta:
         ordering = ["-publish_at", "-id"]

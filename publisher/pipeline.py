@@ -32,7 +32,7 @@ NOT_PER_ARTICLE = TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)
 
 
 def _in_flight(article_ids: list[int], token: str):
-    return Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING)
+    return Article.objects.filter(pk__in=article_ids).in_flight(token)
 
 
 # A step that started this many times on a chunk without finishing is killing its worker
@@ -135,13 +135,14 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
     the notify step after a redelivery still sees them."""
     faults.checkpoint("make_live")
     with transaction.atomic():
-        rows = _in_flight(article_ids, token)
-        rows.filter(unpublish_at__lte=Now()).update(
-            status=ArticleStatus.EXPIRED, lease_expires_at=None,
+        mine = Article.objects.filter(pk__in=article_ids)
+        mine.filter(unpublish_at__lte=Now()).transition(
+            "expire_in_flight", token=token, lease_expires_at=None,
             last_error="Not published: its unpublish time passed before it could go live.",
         )
-        went_live = rows.filter(publish_at__lte=Now()).update(
-            status=ArticleStatus.PUBLISHED, published_at=Now(), lease_expires_at=None, updated_at=Now())
+        went_live = mine.filter(publish_at__lte=Now()).transition(
+            "make_live", token=token, published_at=Now(), lease_expires_at=None)
+        rows = _in_flight(article_ids, token)
         waiting = rows.order_by("publish_at").values_list("publish_at", flat=True).first()
     if went_live:
         logger.info("published %d articles (claim %s)", went_live, token)

@@ -7,12 +7,7 @@ from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
-
-# States an editor must act on: the pipeline gave up, or a lateness policy skipped it.
-NEEDS_ATTENTION = (ArticleStatus.FAILED, ArticleStatus.MISSED)
-# What the agenda lists: everything that has or had a slot, except drafts.
-ON_THE_AGENDA = (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED,
-                 ArticleStatus.FAILED, ArticleStatus.MISSED)
+from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
 def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
@@ -38,7 +33,7 @@ def articles_going_out(*, queryset: QuerySet, zone: tzinfo, days: int = 1, now: 
     `zone` (1: the rest of today)."""
     now = now or timezone.now()
     _, end = local_day_bounds(day=timezone.localtime(now, zone).date() + timedelta(days=days - 1), zone=zone)
-    return queryset.filter(status__in=[ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING],
+    return queryset.filter(status__in=IN_FLIGHT,
                            publish_at__gte=now, publish_at__lt=end)
 
 

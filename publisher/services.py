@@ -1,9 +1,10 @@
 """Article lifecycle: the one path every mutation takes (admin, scan, commands, "publish now").
 
-Every transition is a compare-and-set UPDATE on the article row, conditioned on the status it
-expects (and, while publishing, on the claim token), so two scans, two beats, a redelivered
-message or an editor acting mid-flight can never make a row move twice. Work is enqueued only
-after the transaction that claimed it commits.
+Every transition is one declared in publisher.states, taken through
+`Article.objects.transition`: a compare-and-set UPDATE on the article row, conditioned on the
+statuses it leaves from (and, while publishing, on the claim token), so two scans, two beats, a
+redelivered message or an editor acting mid-flight can never make a row move twice. Work is
+enqueued only after the transaction that claimed it commits.
 """
 
 import dataclasses
@@ -16,22 +17,16 @@ from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Case, DateTimeField, ExpressionWrapper, F, Q, Value, When, sql
-from django.db.models.expressions import RawSQL
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
 from . import dispatch
-from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from .models import Article, ArticleEvent, ArticleStatus
+from .states import ACTIONS, TRANSITIONS
 
 logger = logging.getLogger(__name__)
 
-# States from which an editor may (re)schedule or unschedule. `publishing` is included on
-# purpose: the editor wins over an in-flight claim, whose remaining steps then do nothing.
-SCHEDULABLE = (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING,
-               ArticleStatus.FAILED, ArticleStatus.MISSED, ArticleStatus.EXPIRED)
-UNSCHEDULABLE = (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.FAILED, ArticleStatus.MISSED)
-RETRYABLE = (ArticleStatus.FAILED, ArticleStatus.MISSED)
 MAX_YEARS_AHEAD = 100
 
 
@@ -58,7 +53,7 @@ def _lease_expiry(*, from_publish_at: bool = False):
 
 
 def _claimed(token: str) -> list[tuple[int, datetime]]:
-    return list(Article.objects.filter(claim_token=token, status=ArticleStatus.PUBLISHING)
+    return list(Article.objects.in_flight(token)
                 .order_by("publish_at", "pk").values_list("id", "publish_at"))
 
 
@@ -91,9 +86,10 @@ def validate_schedule(*, title: str, body: str, publish_at: datetime | None, unp
         raise ValidationError(errors)
 
 
-def _transition(article_id: int, *, allowed, action: str, **values) -> Article:
-    updated = Article.objects.filter(pk=article_id, status__in=allowed).update(updated_at=Now(), **values)
-    if not updated:
+def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseUser | None, **values) -> Article:
+    """Take the declared transition `name` on one article, recording the audit event (actor None:
+    the system), or raise TransitionError saying why it does not apply."""
+    if not Article.objects.filter(pk=article_id).transition(name, actor=actor, **values):
         current = Article.objects.filter(pk=article_id).values_list("status", flat=True).first()
         if current is None:
             raise TransitionError(f"Article #{article_id} no longer exists.")
@@ -101,15 +97,17 @@ def _transition(article_id: int, *, allowed, action: str, **values) -> Article:
     return Article.objects.get(pk=article_id)
 
 
-def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None) -> Article:
-    """Schedule or reschedule. Overrides an in-flight claim: the editor wins, nothing half-publishes."""
+def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None,
+                     actor: AbstractBaseUser | None = None) -> Article:
+    """Schedule or reschedule, with its audit event. Overrides an in-flight claim: the editor
+    wins, nothing half-publishes."""
     article = Article.objects.filter(pk=article_id).first()
     if article is None:
         raise TransitionError(f"Article #{article_id} no longer exists.")
     validate_schedule(title=article.title, body=article.body, publish_at=publish_at, unpublish_at=unpublish_at)
     with transaction.atomic():
-        article = _transition(article_id, allowed=SCHEDULABLE, action="schedule",
-                              status=ArticleStatus.SCHEDULED, publish_at=publish_at, unpublish_at=unpublish_at,
+        article = _transition(article_id, "schedule", action="schedule", actor=actor,
+                              publish_at=publish_at, unpublish_at=unpublish_at,
                               attempts=0, last_error="", **_released_claim())
         if publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
             # Due before the next scan could see it: claim it now so it still goes out on the second.
@@ -118,14 +116,15 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
     return article
 
 
-def article_unschedule(*, article_id: int, clear_times: bool = False) -> Article:
-    """Back to draft; an in-flight claim is abandoned (its remaining steps do nothing)."""
+def article_unschedule(*, article_id: int, clear_times: bool = False, actor: AbstractBaseUser | None = None) -> Article:
+    """Back to draft, with its audit event; an in-flight claim is abandoned (its remaining steps
+    do nothing)."""
     times = {"publish_at": None, "unpublish_at": None} if clear_times else {}
-    return _transition(article_id, allowed=UNSCHEDULABLE, action="unschedule",
-                       status=ArticleStatus.DRAFT, **times, **_released_claim())
+    return _transition(article_id, "unschedule", action="unschedule", actor=actor, **times, **_released_claim())
 
 
-def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None) -> Article:
+def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None,
+                             actor: AbstractBaseUser | None = None) -> Article:
     """Set or clear the take-down time of a live article."""
     article = Article.objects.filter(pk=article_id).first()
     if article is None:
@@ -133,23 +132,25 @@ def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None) 
     if unpublish_at is not None:
         validate_schedule(title=article.title, body=article.body, publish_at=article.publish_at or article.published_at,
                           unpublish_at=unpublish_at)
-    return _transition(article_id, allowed=(ArticleStatus.PUBLISHED,), action="change the unpublish time of",
+    return _transition(article_id, "change_unpublish", action="change the unpublish time of", actor=actor,
                        unpublish_at=unpublish_at)
 
 
-def article_retry(*, article_id: int) -> Article:
+def article_retry(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:
     """A failed (or missed) article goes back to `scheduled`; the next scan publishes it."""
-    return _transition(article_id, allowed=RETRYABLE, action="retry",
-                       status=ArticleStatus.SCHEDULED, attempts=0, last_error="", **_released_claim())
+    return _transition(article_id, "retry", action="retry", actor=actor,
+                       attempts=0, last_error="", **_released_claim())
 
 
-def article_publish_now(*, article_id: int) -> Article:
-    """Claim one article now and send it down the same pipeline the scan uses."""
+def article_publish_now(*, article_id: int, actor: AbstractBaseUser | None = None,
+                        transition: str = "publish_now") -> Article:
+    """Claim one article now and send it down the same pipeline the scan uses (`retry_now`:
+    the same, recorded as a retry)."""
     with transaction.atomic():
         article = Article.objects.select_for_update().filter(pk=article_id).first()
         if article is None:
             raise TransitionError(f"Article #{article_id} no longer exists.")
-        if article.status not in (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.FAILED, ArticleStatus.MISSED):
+        if article.status not in TRANSITIONS[transition].sources:
             raise TransitionError(f"Cannot publish article #{article_id} now: it is {article.status}.")
         now = timezone.now()
         publish_at = article.publish_at if article.publish_at and article.publish_at <= now else now
@@ -158,8 +159,8 @@ def article_publish_now(*, article_id: int) -> Article:
             raise TransitionError(f"Cannot publish article #{article_id} now: its unpublish time has passed.")
         validate_schedule(title=article.title, body=article.body, publish_at=publish_at, unpublish_at=unpublish_at)
         token = str(uuid.uuid4())
-        Article.objects.filter(pk=article_id).update(
-            status=ArticleStatus.PUBLISHING, publish_at=publish_at, claim_token=token, claimed_at=Now(),
+        Article.objects.filter(pk=article_id).transition(
+            transition, actor=actor, publish_at=publish_at, claim_token=token, claimed_at=Now(),
             lease_expires_at=_lease_expiry(), attempts=1, last_error="", unfinished_runs=0,
         )
         due = [(article_id, publish_at)]
@@ -172,30 +173,6 @@ def _due_ids(queryset, limit: int) -> list[int]:
     if connection.features.has_select_for_update_skip_locked:
         queryset = queryset.select_for_update(skip_locked=True)
     return list(queryset.values_list("id", flat=True)[:limit])
-
-
-def _update_first_returning(queryset, *, limit: int, values: dict, returning: tuple[str, ...]) -> list[tuple]:
-    """Update the first `limit` rows of `queryset` (locked, skipping rows others hold, where the
-    database can) and return the given columns of the rows changed. One statement:
-
-        WITH due AS MATERIALIZED (SELECT id ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED)
-        UPDATE ... SET ... WHERE id IN (SELECT id FROM due) RETURNING ...
-
-    MATERIALIZED makes the SELECT run once: as a plain IN subquery PostgreSQL may re-run it inside
-    a nested loop, and SKIP LOCKED then skips the rows this statement already updated and hands
-    out more than `limit`. Django's update() neither returns rows nor takes a WITH, so the ORM
-    compiles both parts and they are put together here (PostgreSQL; SQLite 3.35+)."""
-    if connection.features.has_select_for_update_skip_locked:
-        queryset = queryset.select_for_update(skip_locked=True)
-    find, find_params = queryset.values("id")[:limit].query.sql_with_params()
-    query = Article.objects.filter(pk__in=RawSQL('SELECT "id" FROM "due"', ())).query.chain(sql.UpdateQuery)
-    query.add_update_values(values)
-    update, update_params = query.get_compiler(queryset.db).as_sql()
-    columns = ", ".join(connection.ops.quote_name(Article._meta.get_field(name).column) for name in returning)
-    with connection.cursor() as cursor:
-        cursor.execute(f'WITH "due" AS MATERIALIZED ({find}) {update} RETURNING {columns}',
-                       (*find_params, *update_params))
-        return cursor.fetchall()
 
 
 def _aware(value) -> datetime:
@@ -223,38 +200,25 @@ def articles_claim_due(*, limit: int | None = None, lookahead: float | None = No
     lookahead = settings.PUBLISHER_LOOKAHEAD if lookahead is None else lookahead
     horizon = ExpressionWrapper(Now() + timedelta(seconds=lookahead), output_field=DateTimeField())
     token = str(uuid.uuid4())
-    # What a due row becomes instead of being claimed, first match wins: (status, condition, reason).
-    not_claimed = [(ArticleStatus.EXPIRED, Q(unpublish_at__lte=Now()),
+    # What a due row becomes instead of being claimed, first match wins: (transition, condition, reason).
+    not_claimed = [("expire_unclaimed", Q(unpublish_at__lte=Now()),
                     "Not published: its publish and unpublish times both passed while publishing was down.")]
     if settings.PUBLISHER_MAX_LATENESS:
         too_late = ExpressionWrapper(Now() - timedelta(seconds=settings.PUBLISHER_MAX_LATENESS), output_field=DateTimeField())
-        not_claimed.append((ArticleStatus.MISSED, Q(publish_at__lt=too_late),
+        not_claimed.append(("miss", Q(publish_at__lt=too_late),
                             f"Not published: found more than {settings.PUBLISHER_MAX_LATENESS} s after its publish time "
                             "(PUBLISHER_MAX_LATENESS). Retry to publish it anyway."))
 
-    def by_outcome(claimed, field: str, value=None):
-        """`claimed` for a row being claimed; for one that is not, `value(status, reason)` or, by
-        default, the value it has."""
-        return Case(*(When(condition, then=value(status, reason) if value else F(field))
-                      for status, condition, reason in not_claimed),
-                    default=claimed, output_field=Article._meta.get_field(field))
-
     with transaction.atomic():
-        due = Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon).order_by("publish_at")
+        due = Article.objects.due(horizon).order_by("publish_at")
         if article_ids is not None:
             due = due.filter(pk__in=article_ids)
-        changed = _update_first_returning(due, limit=limit, values={
-            "status": by_outcome(Value(ArticleStatus.PUBLISHING), "status", lambda status, _: Value(status)),
-            "last_error": by_outcome(Value(""), "last_error", lambda _, reason: Value(reason)),
-            "claim_token": by_outcome(Value(uuid.UUID(token)), "claim_token"),
-            "claimed_at": by_outcome(Now(), "claimed_at"),
-            "lease_expires_at": by_outcome(_lease_expiry(from_publish_at=True), "lease_expires_at"),
-            "attempts": by_outcome(F("attempts") + 1, "attempts"),
-            "unfinished_runs": 0,
-            # Expired and missed rows are dated now (the dashboard and the report go by it); a claim
-            # leaves it alone (stamping every claimed row cost the 1,000-row claim ~6 ms at 1M rows).
-            "updated_at": by_outcome(F("updated_at"), "updated_at", lambda *_: Now()),
-        }, returning=("id", "publish_at", "status"))
+        changed = due.claim_first(limit=limit, outcomes=not_claimed, values={
+            "claim_token": Value(uuid.UUID(token)),
+            "claimed_at": Now(),
+            "lease_expires_at": _lease_expiry(from_publish_at=True),
+            "attempts": F("attempts") + 1,
+        }, always={"unfinished_runs": 0}, returning=("id", "publish_at", "status"))
         if not changed:
             return None
         claimed = sorted(((pk, _aware(publish_at)) for pk, publish_at, status in changed
@@ -277,19 +241,18 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
     token = str(uuid.uuid4())
     max_attempts = settings.PUBLISHER_MAX_ATTEMPTS
     with transaction.atomic():
-        stale = Article.objects.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now()).order_by("lease_expires_at")
-        ids = _due_ids(stale, limit)
+        ids = _due_ids(Article.objects.stale_claims().order_by("lease_expires_at"), limit)
         if not ids:
             return None, 0
-        stale = Article.objects.filter(pk__in=ids, status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
-        given_up = stale.filter(attempts__gte=max_attempts).update(
-            status=ArticleStatus.FAILED,
+        stale = Article.objects.filter(pk__in=ids).stale_claims()
+        given_up = stale.filter(attempts__gte=max_attempts).transition(
+            "fail",
             last_error=f"Gave up after {max_attempts} attempts: each claim's lease ({settings.PUBLISHER_LEASE_SECONDS} s) "
                        "expired before publishing finished (worker killed, message lost or broker restarted).",
-            updated_at=Now(),
             **_released_claim(),
         )
-        stale.filter(attempts__lt=max_attempts).update(
+        stale.filter(attempts__lt=max_attempts).transition(
+            "reclaim",
             claim_token=token, claimed_at=Now(), lease_expires_at=_lease_expiry(), attempts=F("attempts") + 1,
             unfinished_runs=0,
         )
@@ -303,24 +266,23 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
 
 def articles_take_down_expired() -> int:
     """Published articles whose unpublish_at passed become `expired`."""
-    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(
-        status=ArticleStatus.EXPIRED, updated_at=Now())
+    return Article.objects.filter(unpublish_at__lte=Now()).transition("take_down")
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
     """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
-    failed = Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING).update(
-        status=ArticleStatus.FAILED, last_error=reason[:5000], lease_expires_at=None, updated_at=Now(),
-    )
+    failed = Article.objects.filter(pk__in=article_ids).transition(
+        "fail", token=token, last_error=reason[:5000], lease_expires_at=None)
     if failed:
         logger.error("%d articles failed (claim %s): %s", failed, token, reason)
     return failed
 
 
 # --- Editor actions (the admin) ------------------------------------------------------------
-# Each is one of the transitions above plus its audit event, written in the same transaction.
-# Bulk variants take one article at a time, each in its own transaction, so an article that
-# cannot move is reported with the reason and the rest still go.
+# Each is one of the transitions above; the transition writes its audit event in the same
+# transaction, so the per-article and bulk entry points record the same thing. Bulk variants
+# take one article at a time, each in its own transaction, so an article that cannot move is
+# reported with the reason and the rest still go.
 
 @dataclass(frozen=True)
 class Skipped:
@@ -335,43 +297,10 @@ class BulkResult:
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
 
 
-# Why an action does not apply to an article in a given state, in the editor's words.
-NOT_APPLICABLE = {
-    "schedule": {
-        ArticleStatus.PUBLISHED: "it is already live (change its unpublish time on the article instead)",
-    },
-    "unschedule": {
-        ArticleStatus.DRAFT: "it is already a draft",
-        ArticleStatus.PUBLISHED: "it is already live (set an unpublish time to take it down)",
-        ArticleStatus.EXPIRED: "it has expired, there is nothing to unschedule",
-    },
-    "publish now": {
-        ArticleStatus.PUBLISHED: "it is already live",
-        ArticleStatus.PUBLISHING: "it is being published right now",
-        ArticleStatus.EXPIRED: "it has expired (schedule it again to put it back)",
-    },
-    "retry": {
-        status: f"it is {label.lower()}, not failed: only failed or missed articles can be retried"
-        for status, label in ArticleStatus.choices if status not in RETRYABLE
-    },
-}
-
-
 def _reasons(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         return " ".join(exc.messages)
     return str(exc)
-
-
-def article_event_record(*, article: Article, action: str, actor: AbstractBaseUser | None,
-                         previous_status: str = "", previous_publish_at: datetime | None = None) -> ArticleEvent:
-    """Append one audit event describing the article as it is now. Call it inside the
-    transaction that made the change."""
-    return ArticleEvent.objects.create(
-        article=article, action=action, actor=actor if actor is not None and actor.is_authenticated else None,
-        publish_at=article.publish_at, unpublish_at=article.unpublish_at,
-        previous_status=previous_status, previous_publish_at=previous_publish_at,
-    )
 
 
 def article_update_schedule(*, article_id: int, publish_at: datetime | None, unpublish_at: datetime | None,
@@ -388,30 +317,25 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
         if before.status == ArticleStatus.PUBLISHED:
             if unpublish_at == before.unpublish_at:
                 return None
-            article = article_set_unpublish_at(article_id=article_id, unpublish_at=unpublish_at)
-            action = ArticleEventAction.UNPUBLISH_CHANGED
+            article_set_unpublish_at(article_id=article_id, unpublish_at=unpublish_at, actor=actor)
         elif publish_at is None:
-            if before.status not in UNSCHEDULABLE:
+            if before.status not in TRANSITIONS["unschedule"].sources:
                 # A draft (or expired article) keeps no times of its own without a publish time.
                 if changed:
-                    Article.objects.filter(pk=article_id, status=before.status).update(
-                        publish_at=None, unpublish_at=None, updated_at=Now())
+                    Article.objects.filter(pk=article_id).transition("clear_times", publish_at=None,
+                                                                     unpublish_at=None)
                 return None
-            article = article_unschedule(article_id=article_id, clear_times=True)
-            action = ArticleEventAction.UNSCHEDULED
+            article_unschedule(article_id=article_id, clear_times=True, actor=actor)
         elif before.status == ArticleStatus.DRAFT or changed:
-            article = article_schedule(article_id=article_id, publish_at=publish_at, unpublish_at=unpublish_at)
-            action = (ArticleEventAction.SCHEDULED if before.status in (ArticleStatus.DRAFT, ArticleStatus.EXPIRED)
-                      else ArticleEventAction.RESCHEDULED)
+            article_schedule(article_id=article_id, publish_at=publish_at, unpublish_at=unpublish_at, actor=actor)
         else:
             return None
-        return article_event_record(article=article, action=action, actor=actor, previous_status=before.status,
-                                    previous_publish_at=before.publish_at)
+        return ArticleEvent.objects.filter(article_id=article_id).select_related("actor").first()
 
 
-def _bulk(article_ids: list[int], verb: str, apply, actor: AbstractBaseUser | None) -> BulkResult:
-    """Run `apply(row) -> (article, event action)` on each article in id order, one transaction
-    each, and record the audit event, or the reason the article was skipped."""
+def _bulk(article_ids: list[int], action: str, apply) -> BulkResult:
+    """Run `apply(row) -> article` on each article in id order, one transaction each, or
+    record the reason the article was skipped (the state machine's, or the error's)."""
     result = BulkResult()
     rows = {row.pk: row for row in Article.objects.filter(pk__in=article_ids)
             .only("id", "title", "status", "publish_at", "unpublish_at")}
@@ -420,15 +344,13 @@ def _bulk(article_ids: list[int], verb: str, apply, actor: AbstractBaseUser | No
         if row is None:
             result.skipped.append(Skipped(article_id, f"Article #{article_id}", "it no longer exists"))
             continue
-        reason = NOT_APPLICABLE.get(verb, {}).get(row.status)
+        reason = ACTIONS[action].reason(row.status)
         if reason:
             result.skipped.append(Skipped(article_id, str(row), reason))
             continue
         try:
             with transaction.atomic():
-                article, action = apply(row)
-                article_event_record(article=article, action=action, actor=actor, previous_status=row.status,
-                                     previous_publish_at=row.publish_at)
+                article = apply(row)
         except (ValidationError, TransitionError) as exc:
             result.skipped.append(Skipped(article_id, str(row), _reasons(exc)))
         else:
@@ -446,25 +368,22 @@ def articles_schedule(*, article_ids: list[int], publish_at: datetime, unpublish
     def apply(row):
         nonlocal scheduled
         when = publish_at + spacing * scheduled if spacing else publish_at
-        article = article_schedule(article_id=row.pk, publish_at=when, unpublish_at=unpublish_at)
+        article = article_schedule(article_id=row.pk, publish_at=when, unpublish_at=unpublish_at, actor=actor)
         scheduled += 1
-        action = (ArticleEventAction.RESCHEDULED if row.status in (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING)
-                  else ArticleEventAction.SCHEDULED)
-        return article, action
+        return article
 
-    return _bulk(article_ids, "schedule", apply, actor)
+    return _bulk(article_ids, "schedule", apply)
 
 
 def articles_unschedule(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
     """Back to draft, publish and unpublish times cleared (the audit event keeps the old ones)."""
-    return _bulk(article_ids, "unschedule", lambda row: (
-        article_unschedule(article_id=row.pk, clear_times=True), ArticleEventAction.UNSCHEDULED), actor)
+    return _bulk(article_ids, "unschedule",
+                 lambda row: article_unschedule(article_id=row.pk, clear_times=True, actor=actor))
 
 
 def articles_publish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
     """Claim each article now and send it down the scan's own pipeline (`article_publish_now`)."""
-    return _bulk(article_ids, "publish now", lambda row: (
-        article_publish_now(article_id=row.pk), ArticleEventAction.PUBLISHED_NOW), actor)
+    return _bulk(article_ids, "publish_now", lambda row: article_publish_now(article_id=row.pk, actor=actor))
 
 
 def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
@@ -475,14 +394,13 @@ def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) ->
 
     def apply(row):
         if row.publish_at is not None and row.publish_at > timezone.now():
-            article = article_retry(article_id=row.pk)
+            article = article_retry(article_id=row.pk, actor=actor)
             if articles_claim_due(article_ids=[row.pk]):  # within the look-ahead: on the second
                 article.refresh_from_db()
-        else:
-            article = article_publish_now(article_id=row.pk)
-        return article, ArticleEventAction.RETRIED
+            return article
+        return article_publish_now(article_id=row.pk, actor=actor, transition="retry_now")
 
-    return _bulk(article_ids, "retry", apply, actor)
+    return _bulk(article_ids, "retry", apply)
 
 
 def article_import(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None,

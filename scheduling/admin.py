@@ -1,16 +1,18 @@
 import json
 
 from django.contrib import admin
-from django.utils.html import format_html, format_html_join
+from django.template.loader import render_to_string
 from django.utils.safestring import mark_safe
 from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
+
+from publisher.admin import site
 
 from . import charts, reports
 from .models import DailyReport, Heartbeat, JobRun, ReportSubscription, SchedulerLock
 
 
-@admin.register(Heartbeat)
+@admin.register(Heartbeat, site=site)
 class HeartbeatAdmin(admin.ModelAdmin):
     list_display = ("name", "last_seen_at", "detail")
     readonly_fields = ("name", "last_seen_at", "detail")
@@ -64,14 +66,12 @@ class ClockedScheduleAdmin(SuperusersOnly, beat_admin.ClockedScheduleAdmin):
 for _model, _model_admin in ((PeriodicTask, PeriodicTaskAdmin), (IntervalSchedule, IntervalScheduleAdmin),
                              (CrontabSchedule, CrontabScheduleAdmin), (SolarSchedule, SolarScheduleAdmin),
                              (ClockedSchedule, ClockedScheduleAdmin)):
-    if admin.site.is_registered(_model):
-        admin.site.unregister(_model)
-    admin.site.register(_model, _model_admin)
+    site.register(_model, _model_admin)
 
 
 # --- Daily report -------------------------------------------------------------------------------
 
-@admin.register(DailyReport)
+@admin.register(DailyReport, site=site)
 class DailyReportAdmin(admin.ModelAdmin):
     """Read-only: reports are built by the daily job or `manage.py daily_report`."""
 
@@ -119,19 +119,17 @@ class DailyReportAdmin(admin.ModelAdmin):
     def worst_failures_display(self, obj):
         if not obj.worst_failures:
             return "None"
-        return format_html("<ol>{}</ol>", format_html_join(
-            "", "<li><strong>#{} {}</strong> ({} attempts): {}</li>",
-            ((f["article_id"], f["title"], f["attempts"], f["reason"]) for f in obj.worst_failures)))
+        return render_to_string("scheduling/admin/worst_failures.html", {"failures": obj.worst_failures})
 
     @admin.display(description="Why notifications failed")
     def notification_failures_display(self, obj):
         if not obj.notification_failures:
             return "None"
-        return format_html("<ul>{}</ul>", format_html_join(
-            "", "<li>{} × {}</li>", ((f["count"], f["reason"]) for f in obj.notification_failures)))
+        return render_to_string("scheduling/admin/notification_failures.html",
+                                {"failures": obj.notification_failures})
 
 
-@admin.register(ReportSubscription)
+@admin.register(ReportSubscription, site=site)
 class ReportSubscriptionAdmin(admin.ModelAdmin):
     list_display = ("user", "email", "daily_report", "created_at")
     list_filter = ("daily_report",)
@@ -143,7 +141,7 @@ class ReportSubscriptionAdmin(admin.ModelAdmin):
         return obj.user.email or "(no address: nothing is sent)"
 
 
-@admin.register(JobRun)
+@admin.register(JobRun, site=site)
 class JobRunAdmin(admin.ModelAdmin):
     list_display = ("job", "started_at", "finished_at", "summary")
     list_filter = ("job",)
@@ -160,7 +158,7 @@ class JobRunAdmin(admin.ModelAdmin):
         return json.dumps(obj.detail, sort_keys=True)[:200]
 
 
-@admin.register(SchedulerLock)
+@admin.register(SchedulerLock, site=site)
 class SchedulerLockAdmin(SuperusersOnly, admin.ModelAdmin):
     list_display = ("name", "owner", "expires_at")
     readonly_fields = ("name", "owner", "expires_at")

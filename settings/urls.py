@@ -1,12 +1,12 @@
 from django.conf import settings
 from django.conf.urls.static import static
-from django.contrib import admin
 from django.urls import path
 
+from publisher.admin import site as admin_site
 from scheduling.views import health, metrics
 
 urlpatterns = [
-    path("admin/", admin.site.urls),
+    path("admin/", admin_site.urls),
     path("health/", health, name="health"),
     path("metrics/", metrics, name="metrics"),
 ] + static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -14,7 +14,8 @@ from django.apps import apps
 from django.contrib.auth.models import Group, Permission, User
 from django.contrib.messages import get_messages
 from django.core.management import call_command
-from django.urls import reverse
+from django.test import Client
+from django.urls import resolve, reverse
 from django.utils import timezone
 
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, EditorProfile
@@ -622,6 +623,14 @@ def test_editor_sets_their_own_time_zone(editor_client, editor, article_factory)
     assert bad.status_code == 200 and EditorProfile.objects.get(user=editor).time_zone == "Asia/Tokyo"
 
 
+def test_the_time_zone_page_returns_only_to_pages_of_this_site(editor_client):
+    url = reverse("admin:publisher_article_time_zone")
+    away = editor_client.post(f"{url}?next=https://evil.example/login", {"time_zone": "Asia/Tokyo"})
+    assert (away.status_code, away["Location"]) == (302, CHANGELIST)
+    home = editor_client.post(f"{url}?next=/admin/publisher/article/upcoming/", {"time_zone": "Asia/Tokyo"})
+    assert home["Location"] == "/admin/publisher/article/upcoming/"
+
+
 def test_a_zone_the_tz_database_no_longer_knows_falls_back_to_the_sites(editor_client, editor, settings):
     EditorProfile.objects.filter(user=editor).update(time_zone="Mars/Olympus")  # bypasses validation
     page = editor_client.get(CHANGELIST)
@@ -650,9 +659,9 @@ def test_history_and_notification_times_say_their_zone(admin_client, article_fac
 
 
 def test_bulk_actions_refuse_more_than_the_limit_and_change_nothing(editor_client, article_factory, monkeypatch):
-    from publisher import admin as publisher_admin
+    from publisher.admin import articles as article_admin
 
-    monkeypatch.setattr(publisher_admin, "BULK_LIMIT", 2)
+    monkeypatch.setattr(article_admin, "BULK_LIMIT", 2)
     articles = [article_factory(title=f"S{i}", status=ArticleStatus.SCHEDULED,
                                 publish_at=timezone.now() + timedelta(days=1)) for i in range(3)]
     response = _bulk(editor_client, "unschedule_selected", articles)
@@ -684,3 +693,24 @@ def test_agenda_and_status_panel_queries_do_not_grow_with_rows(editor_client, ar
     small = (queries(upcoming), queries("/admin/"))
     add(20)
     assert (queries(upcoming), queries("/admin/")) == small
+
+
+def test_the_admin_is_its_own_site_and_leaves_djangos_default_alone():
+    from django.contrib import admin
+    from django_celery_beat.models import PeriodicTask
+
+    from publisher.admin import site
+    from scheduling.models import DailyReport
+
+    assert site is not admin.site and admin.site.site_header != "Publisher"
+    assert all(site.is_registered(model) for model in (Article, PeriodicTask, DailyReport, User))
+    assert resolve("/admin/").func.admin_site is site
+
+
+def test_article_buttons_need_the_csrf_token(client, publisher_user, article_factory):
+    article = article_factory(status=ArticleStatus.FAILED, publish_at=timezone.now() - timedelta(minutes=1))
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(publisher_user)
+    assert strict.post(reverse("admin:publisher_article_retry", args=[article.pk])).status_code == 403
+    article.refresh_from_db()
+    assert article.status == ArticleStatus.FAILED

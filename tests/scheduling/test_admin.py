@@ -88,6 +88,17 @@ def test_daily_report_page_shows_the_chart_and_cannot_be_edited(client, django_u
 
 
 @pytest.mark.django_db
+def test_daily_report_page_lists_failures_escaped(admin_client):
+    report, _ = reports.daily_report_build(report_date=date(2026, 2, 3))
+    report.worst_failures = [{"article_id": 7, "title": "<b>Bold</b>", "attempts": 3, "reason": "Gave up"}]
+    report.notification_failures = [{"count": 2, "reason": "mailbox full"}]
+    report.save()
+    html = admin_client.get(url(type(report), "change", report.pk)).content.decode()
+    assert "<ol><li><strong>#7 &lt;b&gt;Bold&lt;/b&gt;</strong> (3 attempts): Gave up</li></ol>" in html
+    assert "<ul><li>2 × mailbox full</li></ul>" in html
+
+
+@pytest.mark.django_db
 def test_the_chart_escapes_what_it_writes():
     from scheduling.charts import hourly_svg
 

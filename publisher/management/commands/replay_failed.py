@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from publisher import cli, services
-from publisher.selectors import NEEDS_ATTENTION
+from publisher.states import NEEDS_ATTENTION
 
 
 class Command(BaseCommand):

@@ -1,25 +1,22 @@
-"""The editors' admin. Thin: every change of schedule or status is one call into
+"""The article admin. Thin: every change of schedule or status is one call into
 publisher.services (the same path the scan and "publish now" take), reads come from
 publisher.selectors, and every time is shown in the editor's zone with the zone's name
 (publisher.middleware activates it; publisher.forms reads and writes it)."""
 
-from datetime import timedelta
-
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 
-from . import selectors, services
-from .forms import (
+from .. import selectors, services
+from ..forms import (
     ArticleAdminForm,
     BulkScheduleForm,
     TimeZoneForm,
@@ -28,63 +25,14 @@ from .forms import (
     past_publish_note,
     zone_label,
 )
-from .models import Article, ArticleEventAction, ArticleStatus, EditorProfile, Notification, Subscriber
-
-# The admin index: the first template that exists. An app above publisher (scheduling) adds the
-# pipeline status panel by providing admin/dashboard_index.html; publisher alone shows its own.
-# (An app's admin/index.html cannot override Django's: django.contrib.admin is listed first.)
-admin.site.index_template = ["admin/dashboard_index.html", "publisher/admin/index.html"]
-admin.site.site_header = "Publisher"
-admin.site.site_title = "Publisher admin"
-admin.site.index_title = "Newsroom"
-# The article list has many columns; the app sidebar would push them off screen.
-admin.site.enable_nav_sidebar = False
+from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
+from . import actions
+from .display import lateness_text, status_badge, zoned_time
+from .site import site
 
 # A bulk action works article by article (each its own transaction, each reported), inside one
 # web request: it takes at most this many at once.
 BULK_LIMIT = 500
-
-STATUS_COLOURS = {
-    ArticleStatus.DRAFT: "#6b7280",
-    ArticleStatus.SCHEDULED: "#2563eb",
-    ArticleStatus.PUBLISHING: "#d97706",
-    ArticleStatus.PUBLISHED: "#15803d",
-    ArticleStatus.FAILED: "#b91c1c",
-    ArticleStatus.EXPIRED: "#4b5563",
-    ArticleStatus.MISSED: "#9333ea",
-}
-
-
-def status_badge(status: str) -> str:
-    label = ArticleStatus(status).label if status in ArticleStatus.values else status
-    return format_html('<span class="status-badge status-{}" style="background:{}">{}</span>',
-                       status, STATUS_COLOURS.get(status, "#6b7280"), label)
-
-
-def zoned_time(value, *, short: bool = False) -> str:
-    """A time in the editor's zone that says its zone; on hover, in full with the zone's name."""
-    if value is None:
-        return "—"
-    return format_html('<time datetime="{}" title="{} — {}">{}</time>', value.isoformat(), local_time_text(value),
-                       zone_label(at=value), local_time_text(value, short=short))
-
-
-def lateness_text(article: Article, *, now=None) -> str:
-    now = now or timezone.now()
-    if article.published_at and article.publish_at:
-        late = article.published_at - article.publish_at
-        if late < timedelta(seconds=1):
-            return format_html('<span class="on-time">on time (+{})</span>', duration_text(max(late, timedelta())))
-        return format_html('<span class="late">{} late</span>', duration_text(late))
-    if article.status == ArticleStatus.SCHEDULED and article.publish_at and article.publish_at < now:
-        return format_html('<span class="overdue">overdue by {}</span>', duration_text(now - article.publish_at))
-    if article.status == ArticleStatus.SCHEDULED and article.publish_at:
-        return format_html('<span class="quiet">in {}</span>', duration_text(article.publish_at - now))
-    if article.status == ArticleStatus.PUBLISHING and article.publish_at:
-        if article.publish_at > now:
-            return format_html('<span class="quiet">goes live in {}</span>', duration_text(article.publish_at - now))
-        return format_html('<span class="quiet">{}</span>', "going live now")
-    return "—"
 
 
 class ScheduleFilter(admin.SimpleListFilter):
@@ -114,7 +62,7 @@ class ScheduleFilter(admin.SimpleListFilter):
         return queryset
 
 
-@admin.register(Article)
+@admin.register(Article, site=site)
 class ArticleAdmin(admin.ModelAdmin):
     form = ArticleAdminForm
     list_display = ("headline", "status_column", "publish_at_column", "went_live_column", "unpublish_at_column",
@@ -225,14 +173,9 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj.status == ArticleStatus.PUBLISHED:
             until = f" until {local_time_text(obj.unpublish_at)}" if obj.unpublish_at else ""
             return f"Live since {local_time_text(obj.published_at)}{until}."
-        if obj.status == ArticleStatus.FAILED:
-            return format_html(
-                '<strong class="problem">Publishing failed: {}</strong><br>To recover, fix the article if needed, then '
-                "Retry (publishers), or set a new publish time and save to schedule it again.", obj.last_error)
-        if obj.status == ArticleStatus.MISSED:
-            return format_html(
-                '<strong class="problem">Not published: {}</strong><br>Retry to publish it anyway (publishers), or set '
-                "a new publish time and save.", obj.last_error)
+        if obj.status in (ArticleStatus.FAILED, ArticleStatus.MISSED):
+            return render_to_string("publisher/admin/fragments/problem_summary.html",
+                                    {"status": obj.status, "last_error": obj.last_error})
         if obj.status == ArticleStatus.EXPIRED:
             return "Taken down (or never put live: its unpublish time passed). Set new times to schedule it again."
         return "Draft: set a publish time and save to schedule it."
@@ -277,12 +220,10 @@ class ArticleAdmin(admin.ModelAdmin):
                 detail.append(f"for {local_time_text(event.publish_at)}")
             if event.previous_status:
                 detail.append(f"was {ArticleStatus(event.previous_status).label.lower()}")
-            rows.append((local_time_text(event.created_at, with_seconds=True), action,
-                         event.actor.get_username() if event.actor else "system",
-                         "; ".join(d for d in detail if d)))
-        return format_html('<table class="activity"><thead><tr><th>When</th><th>What</th><th>Who</th><th>Details'
-                           '</th></tr></thead><tbody>{}</tbody></table>',
-                           format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+            rows.append({"when": local_time_text(event.created_at, with_seconds=True), "what": action,
+                         "who": event.actor.get_username() if event.actor else "system",
+                         "details": "; ".join(d for d in detail if d)})
+        return render_to_string("publisher/admin/fragments/activity.html", {"rows": rows})
 
     def save_model(self, request, obj, form, change):
         """Content is saved as typed; times go through the schedule services (never a status
@@ -331,13 +272,9 @@ class ArticleAdmin(admin.ModelAdmin):
         article = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if article is not None:
-            allowed = self.has_publish_permission(request)
-            extra_context.update({
-                "can_publish_now": allowed and article.status not in services.NOT_APPLICABLE["publish now"],
-                "can_retry": allowed and article.status in selectors.NEEDS_ATTENTION,
-                "can_unschedule": (self.has_change_permission(request, article)
-                                   and article.status in services.UNSCHEDULABLE),
-            })
+            extra_context["object_actions"] = actions.buttons(self, request, article)
+            extra_context.update({f"can_{name}": actions.applies(self, request, name, article)
+                                  for name in actions.BUTTONS})
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- bulk actions --------------------------------------------------------------------------
@@ -359,11 +296,11 @@ class ArticleAdmin(admin.ModelAdmin):
                 if form.spacing and len(result.done) > 1:
                     last = first + form.spacing * (len(result.done) - 1)
                     when = f"{when} to {local_time_text(last)}, one every {duration_text(form.spacing)}"
-                self.message_user(request, f"Scheduled {_count(result.done)}: {when}.", messages.SUCCESS)
+                self.message_user(request, f"Scheduled {actions.count_text(result.done)}: {when}.", messages.SUCCESS)
                 note = past_publish_note(first)
                 if note:
                     self.message_user(request, note, messages.WARNING)
-            self._report_skipped(request, result, "scheduled")
+            actions.report_skipped(self, request, result, "schedule")
             return None
         selected = list(queryset.only("id", "title", "status", "publish_at").order_by("pk"))
         context = {
@@ -382,25 +319,20 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Unschedule selected articles (back to draft)", permissions=["change"])
     def unschedule_selected(self, request, queryset):
-        article_ids = self._selected_ids(request, queryset)
-        if article_ids is None:
-            return
-        result = services.articles_unschedule(article_ids=article_ids, actor=request.user)
-        if result.done:
-            self.message_user(request, f"Unscheduled {_count(result.done)}: back to draft.", messages.SUCCESS)
-        self._report_skipped(request, result, "unscheduled")
+        self._run_selected(request, queryset, "unschedule")
 
     @admin.action(description="Publish selected articles now", permissions=["publish"])
     def publish_now_selected(self, request, queryset):
-        article_ids = self._selected_ids(request, queryset)
-        if article_ids is not None:
-            self._publish_now(request, article_ids)
+        self._run_selected(request, queryset, "publish_now")
 
     @admin.action(description="Retry selected failed articles", permissions=["publish"])
     def retry_selected(self, request, queryset):
+        self._run_selected(request, queryset, "retry")
+
+    def _run_selected(self, request, queryset, name: str) -> None:
         article_ids = self._selected_ids(request, queryset)
         if article_ids is not None:
-            self._retry(request, article_ids)
+            actions.run(self, request, name, article_ids)
 
     def _selected_ids(self, request, queryset) -> list[int] | None:
         article_ids = list(queryset.order_by("pk").values_list("pk", flat=True)[:BULK_LIMIT + 1])
@@ -410,26 +342,6 @@ class ArticleAdmin(admin.ModelAdmin):
             return None
         return article_ids
 
-    def _publish_now(self, request, article_ids):
-        result = services.articles_publish_now(article_ids=article_ids, actor=request.user)
-        if result.done:
-            self.message_user(request, f"Publishing {_count(result.done)} now: "
-                                       "the list shows them as published within seconds.", messages.SUCCESS)
-        self._report_skipped(request, result, "published")
-
-    def _retry(self, request, article_ids):
-        result = services.articles_retry(article_ids=article_ids, actor=request.user)
-        if result.done:
-            self.message_user(request, f"Retrying {_count(result.done)}: each goes out again now, or at its "
-                                       "publish time if that is still ahead.", messages.SUCCESS)
-        self._report_skipped(request, result, "retried")
-
-    def _report_skipped(self, request, result, verb):
-        if not result.skipped:
-            return
-        reasons = "; ".join(f"“{s.title}” (#{s.article_id}): {s.reason}" for s in result.skipped)
-        self.message_user(request, f"Skipped {_count(result.skipped)}, not {verb}: {reasons}.", messages.WARNING)
-
     # --- extra pages ---------------------------------------------------------------------------
 
     def get_urls(self):
@@ -438,39 +350,7 @@ class ArticleAdmin(admin.ModelAdmin):
         return [
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-            path("<int:object_id>/publish-now/", view(self.object_action_view("publish now")),
-                 name="%s_%s_publish_now" % info),
-            path("<int:object_id>/retry/", view(self.object_action_view("retry")), name="%s_%s_retry" % info),
-            path("<int:object_id>/unschedule/", view(self.object_action_view("unschedule")),
-                 name="%s_%s_unschedule" % info),
-        ] + super().get_urls()
-
-    def object_action_view(self, verb):
-        """POST-only buttons on the article page; the same services and checks as the bulk actions."""
-
-        def view(request, object_id):
-            if request.method != "POST":
-                return HttpResponseNotAllowed(["POST"])
-            article = get_object_or_404(Article, pk=object_id)
-            if verb in ("publish now", "retry"):
-                allowed = self.has_publish_permission(request)
-            else:
-                allowed = self.has_change_permission(request, article)
-            if not allowed:
-                raise PermissionDenied
-            if verb == "publish now":
-                self._publish_now(request, [article.pk])
-            elif verb == "retry":
-                self._retry(request, [article.pk])
-            else:
-                result = services.articles_unschedule(article_ids=[article.pk], actor=request.user)
-                if result.done:
-                    self.message_user(request, f"“{article}” is back to draft and will not be published.",
-                                      messages.SUCCESS)
-                self._report_skipped(request, result, "unscheduled")
-            return HttpResponseRedirect(reverse("admin:publisher_article_change", args=[article.pk]))
-
-        return view
+        ] + actions.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
@@ -501,7 +381,12 @@ class ArticleAdmin(admin.ModelAdmin):
             form.save()
             name = form.cleaned_data["time_zone"] or "the site's time zone"
             self.message_user(request, f"Your time zone is now {name}.", messages.SUCCESS)
-            return HttpResponseRedirect(request.GET.get("next") or reverse("admin:publisher_article_changelist"))
+            following = request.GET.get("next")
+            if not following or not url_has_allowed_host_and_scheme(following, allowed_hosts={request.get_host()},
+                                                                     require_https=request.is_secure()):
+                # Only back to a page of this site: a link elsewhere must not become a redirect.
+                following = reverse(f"{self.admin_site.name}:publisher_article_changelist")
+            return HttpResponseRedirect(following)
         context = {**self.admin_site.each_context(request), "title": "Your time zone", "form": form,
                    "opts": self.model._meta, "zone_label": zone_label()}
         return TemplateResponse(request, "publisher/admin/time_zone.html", context)
@@ -511,53 +396,3 @@ def _reason(exc: Exception) -> str:
     return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
-def _count(items) -> str:
-    return f"{len(items)} article{'s' if len(items) != 1 else ''}"
-
-
-@admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
-    list_display = ("email", "is_active", "created_column")
-    list_filter = ("is_active",)
-    search_fields = ("email",)
-
-    @admin.display(description="Subscribed", ordering="created_at")
-    def created_column(self, obj):
-        return zoned_time(obj.created_at, short=True)
-
-
-@admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("article", "subscriber", "status", "expires_column", "sent_column")
-    list_filter = ("status",)
-    list_select_related = ("article", "subscriber")
-    raw_id_fields = ("article", "subscriber")
-    readonly_fields = ("status", "sent_at", "last_error")
-
-    @admin.display(description="Expires", ordering="expires_at")
-    def expires_column(self, obj):
-        return zoned_time(obj.expires_at, short=True)
-
-    @admin.display(description="Sent", ordering="sent_at")
-    def sent_column(self, obj):
-        return zoned_time(obj.sent_at, short=True)
-
-
-class EditorProfileInline(admin.StackedInline):
-    model = EditorProfile
-    form = TimeZoneForm
-    can_delete = False
-    verbose_name = "time zone"
-    verbose_name_plural = "time zone"
-
-
-User = get_user_model()
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
-
-
-@admin.register(User)
-class UserAdmin(BaseUserAdmin):
-    """Django's user admin, plus each editor's time zone."""
-
-    inlines = [EditorProfileInline]

@@ -1,0 +1,130 @@
+"""`Article.objects`: the one writer of `status`, and the recurring filters.
+
+Every status change is `transition(name, ...)` on a declared transition (publisher.states): a
+compare-and-set UPDATE conditioned on the transition's source statuses (and, while publishing,
+on the claim token), which stamps `updated_at` and, when an actor is given, writes the audit
+event in the same statement's transaction. The scan's claim (`claim_first`) is the same
+declaration compiled into one statement.
+"""
+
+from datetime import datetime
+
+from django.db import connection, models, transaction
+from django.db.models import Case, Q, Value, When, sql
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
+
+from .states import TRANSITIONS, ArticleStatus
+
+
+class _NotGiven:
+    def __repr__(self):
+        return "NOT_GIVEN"
+
+
+# `transition(actor=None)` records a system event; leaving `actor` out records none.
+NOT_GIVEN = _NotGiven()
+
+
+class ArticleQuerySet(models.QuerySet):
+    # --- recurring filters -------------------------------------------------------------------
+
+    def in_flight(self, token: str | None = None) -> "ArticleQuerySet":
+        """Being published (under `token`, when given)."""
+        rows = self.filter(status=ArticleStatus.PUBLISHING)
+        return rows if token is None else rows.filter(claim_token=token)
+
+    def due(self, horizon) -> "ArticleQuerySet":
+        """Scheduled and due by `horizon` (a datetime or a database expression)."""
+        return self.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon)
+
+    def stale_claims(self) -> "ArticleQuerySet":
+        """Claims whose lease ran out by the database clock."""
+        return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
+
+    # --- the one writer of status --------------------------------------------------------------
+
+    def transition(self, name: str, *, token: str | None = None, actor=NOT_GIVEN, **values) -> int:
+        """Move the rows of this queryset that are in one of the transition's source statuses
+        (and under `token`, when given) to its target; returns how many moved. Always stamps
+        `updated_at`. With an actor (None: the system), writes one audit event per row moved,
+        in the same transaction."""
+        declared = TRANSITIONS[name]
+        if "status" in values:
+            raise TypeError("transition() sets status from the declaration; do not pass it")
+        rows = self.filter(status__in=declared.sources)
+        if token is not None:
+            rows = rows.filter(claim_token=token)
+        if declared.target is not None:
+            values["status"] = declared.target
+        values.setdefault("updated_at", Now())
+        if actor is NOT_GIVEN:
+            return rows.update(**values)
+        with transaction.atomic(using=self.db):
+            before = {pk: (status, publish_at) for pk, status, publish_at in
+                      rows.select_for_update().values_list("id", "status", "publish_at")}
+            if not before:
+                return 0
+            changed = self.model._base_manager.filter(pk__in=before, status__in=declared.sources).update(**values)
+            self._record(declared, before, actor)
+        return changed
+
+    def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor) -> None:
+        event_model = self.model._meta.get_field("events").related_model
+        user = actor if actor is not None and actor.is_authenticated else None
+        after = self.model._base_manager.filter(pk__in=before).values_list("id", "publish_at", "unpublish_at")
+        event_model.objects.bulk_create([
+            event_model(article_id=pk, actor=user, action=declared.event_for(before[pk][0]),
+                        publish_at=publish_at, unpublish_at=unpublish_at,
+                        previous_status=before[pk][0], previous_publish_at=before[pk][1])
+            for pk, publish_at, unpublish_at in after
+        ])
+
+    def claim_first(self, *, limit: int, values: dict, outcomes: list[tuple[str, Q, str]],
+                    returning: tuple[str, ...], always: dict | None = None) -> list[tuple]:
+        """The scan's claim: the first `limit` rows of this (scheduled, ordered) queryset take the
+        `claim` transition, or the first of `outcomes` (transition name, condition, reason) whose
+        condition they meet, each row's outcome chosen by CASE. `values` are the claim's columns
+        as CASE defaults; a row taking another outcome keeps them as they are; `always` are set
+        on every row. This queryset must be `due(...)` (scheduled rows only). One statement,
+        locked skipping rows others hold where the database can:
+
+            WITH due AS MATERIALIZED (SELECT id ... ORDER BY ... LIMIT n FOR UPDATE SKIP LOCKED)
+            UPDATE ... SET ... WHERE id IN (SELECT id FROM due) RETURNING ...
+
+        MATERIALIZED makes the SELECT run once: as a plain IN subquery PostgreSQL may re-run it
+        inside a nested loop, and SKIP LOCKED then skips the rows this statement already updated
+        and hands out more than `limit`. Django's update() neither returns rows nor takes a WITH,
+        so the ORM compiles both parts and they are put together here (PostgreSQL; SQLite 3.35+)."""
+        claim = TRANSITIONS["claim"]
+        for name, _, _ in outcomes:
+            if TRANSITIONS[name].sources != claim.sources:
+                raise ValueError(f"{name} does not leave from {claim.sources}")
+        meta = self.model._meta
+
+        def by_outcome(column: str, claimed, other=None):
+            return Case(*(When(condition, then=other(name, reason) if other else models.F(column))
+                          for name, condition, reason in outcomes),
+                        default=claimed, output_field=meta.get_field(column))
+
+        update = {column: by_outcome(column, value) for column, value in values.items()}
+        update["status"] = by_outcome("status", Value(claim.target),
+                                      lambda name, _: Value(TRANSITIONS[name].target))
+        update["last_error"] = by_outcome("last_error", Value(""), lambda _, reason: Value(reason))
+        # Expired and missed rows are dated now (the dashboard and the report go by it); a claim
+        # leaves it alone (stamping every claimed row cost the 1,000-row claim ~6 ms at 1M rows).
+        update["updated_at"] = by_outcome("updated_at", models.F("updated_at"), lambda *_: Now())
+        update.update(always or {})
+        queryset = self
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True)
+        find, find_params = queryset.values("id")[:limit].query.sql_with_params()
+        query = self.model._base_manager.filter(pk__in=RawSQL('SELECT "id" FROM "due"', ())).query.chain(
+            sql.UpdateQuery)
+        query.add_update_values(update)
+        update_sql, update_params = query.get_compiler(self.db).as_sql()
+        columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in returning)
+        with connection.cursor() as cursor:
+            cursor.execute(f'WITH "due" AS MATERIALIZED ({find}) {update_sql} RETURNING {columns}',
+                           (*find_params, *update_params))
+            return cursor.fetchall()

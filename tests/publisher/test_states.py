@@ -1,0 +1,150 @@
+"""The state machine is declared once (publisher.states) and `status` has one writer."""
+
+import ast
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from publisher import dispatch, pipeline, services, states
+from publisher.models import Article, ArticleEvent, ArticleStatus
+from publisher.states import ACTIONS, TRANSITIONS, Action, StateMachineError, Transition
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_docs_states_md_is_generated_from_the_declaration():
+    assert (ROOT / "docs" / "states.md").read_text(encoding="utf-8") == states.render_markdown(), (
+        "docs/states.md is stale: run python -m publisher.states --write docs/states.md")
+
+
+def test_the_declaration_is_valid():
+    states.validate()
+    assert set(ACTIONS) == {"schedule", "unschedule", "publish_now", "retry"}
+    assert states.NEEDS_ATTENTION == (ArticleStatus.FAILED, ArticleStatus.MISSED)
+
+
+def test_an_unreachable_status_is_refused():
+    transitions = {name: t for name, t in TRANSITIONS.items() if t.target != ArticleStatus.MISSED}
+    actions = {name: a for name, a in ACTIONS.items() if name != "retry"}
+    with pytest.raises(StateMachineError, match=r"unreachable from draft: \['missed'\]"):
+        states.validate(transitions, actions)
+
+
+def test_unknown_names_are_refused():
+    transitions = {**TRANSITIONS, "bogus": Transition("bogus", ("draft",), "archived", "editor", "")}
+    with pytest.raises(StateMachineError, match="transition bogus: unknown status 'archived'"):
+        states.validate(transitions)
+    actions = {**ACTIONS, "archive": Action("archive", "Archive", ("archive",), {})}
+    with pytest.raises(StateMachineError, match="action archive: unknown transition 'archive'"):
+        states.validate(actions=actions)
+
+
+def test_an_action_needs_a_reason_for_every_status_it_does_not_apply_to():
+    actions = {**ACTIONS, "retry": Action("retry", "Retry", ("retry",), {ArticleStatus.DRAFT: "no"})}
+    with pytest.raises(StateMachineError, match="action retry: reasons must cover exactly"):
+        states.validate(actions=actions)
+
+
+def _status_writes(path: Path) -> list[int]:
+    """Lines of `path` that write an article's status in an update: a `status=` keyword or a
+    "status" key, except on a query that visibly starts from another model or whose value is a
+    notification's status."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("update", "bulk_update", "update_or_create")):
+            continue
+        if ast.unparse(node.func.value).startswith(("Notification.", "DailyReport.")):
+            continue
+        values = [kw.value for kw in node.keywords if kw.arg == "status"]
+        for arg in node.args:
+            if isinstance(arg, ast.Dict):
+                values += [v for k, v in zip(arg.keys, arg.values)
+                           if isinstance(k, ast.Constant) and k.value == "status"]
+            if isinstance(arg, ast.List) and any(isinstance(e, ast.Constant) and e.value == "status" for e in arg.elts):
+                lines.append(node.lineno)
+        lines += [node.lineno for value in values if "NotificationStatus" not in ast.unparse(value)]
+    return lines
+
+
+def test_only_the_queryset_writes_status():
+    allowed = ROOT / "publisher" / "querysets.py"
+    offenders = []
+    for folder in ("publisher", "scheduling", "scripts", "settings"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path != allowed and "migrations" not in path.parts:
+                offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _status_writes(path)]
+    assert offenders == []
+
+
+def test_the_status_check_sees_a_write():
+    path = ROOT / "var" / "status_write_probe.py"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("Article.objects.filter(pk=1).update(status=ArticleStatus.DRAFT)\n"
+                    "Notification.objects.update(status=NotificationStatus.SENT)\n")
+    try:
+        assert _status_writes(path) == [1]
+    finally:
+        path.unlink()
+
+
+def test_transition_refuses_an_explicit_status(db):
+    with pytest.raises(TypeError, match="sets status from the declaration"):
+        Article.objects.transition("retry", status=ArticleStatus.DRAFT)
+
+
+def test_transition_is_compare_and_set_and_stamps_updated_at(article_factory):
+    draft = article_factory()
+    failed = article_factory(status=ArticleStatus.FAILED, publish_at=timezone.now() - timedelta(hours=1))
+    Article.objects.filter(pk__in=[draft.pk, failed.pk]).update(updated_at=timezone.now() - timedelta(days=1))
+    assert Article.objects.filter(pk__in=[draft.pk, failed.pk]).transition("retry") == 1
+    draft.refresh_from_db()
+    failed.refresh_from_db()
+    assert draft.status == ArticleStatus.DRAFT and draft.updated_at < timezone.now() - timedelta(hours=1)
+    assert failed.status == ArticleStatus.SCHEDULED and failed.updated_at > timezone.now() - timedelta(minutes=1)
+    assert not ArticleEvent.objects.exists(), "no actor given: no audit event"
+
+
+@pytest.fixture
+def no_dispatch(monkeypatch):
+    monkeypatch.setattr(dispatch, "publish_claimed", lambda **kwargs: None)
+
+
+def test_per_article_and_bulk_entry_points_record_the_same_event(article_factory, no_dispatch):
+    editor = get_user_model().objects.create_user("ed", password="x")
+    when = timezone.now() + timedelta(days=1)
+    one, two = article_factory(), article_factory()
+    services.article_schedule(article_id=one.pk, publish_at=when, actor=editor)
+    services.articles_schedule(article_ids=[two.pk], publish_at=when, actor=editor)
+    recorded = [ArticleEvent.objects.values("action", "actor", "publish_at", "previous_status").get(article=a)
+                for a in (one, two)]
+    assert recorded[0] == recorded[1] == {"action": "scheduled", "actor": editor.pk, "publish_at": when,
+                                          "previous_status": "draft"}
+
+
+def test_an_article_that_expires_in_flight_is_stamped(article_factory):
+    now = timezone.now()
+    article = article_factory(status=ArticleStatus.SCHEDULED, publish_at=now - timedelta(minutes=2),
+                              unpublish_at=now + timedelta(minutes=10))
+    claim = services.articles_claim_due()
+    Article.objects.filter(pk=article.pk).update(unpublish_at=now - timedelta(minutes=1),
+                                                 updated_at=now - timedelta(days=1))
+    pipeline.step_make_live(article_ids=[article.pk], token=claim.token)
+    article.refresh_from_db()
+    assert article.status == ArticleStatus.EXPIRED
+    assert article.updated_at > now - timedelta(minutes=1)
+
+
+def test_the_claim_stays_one_statement(article_factory, no_dispatch):
+    article_factory(status=ArticleStatus.SCHEDULED, publish_at=timezone.now() - timedelta(seconds=5))
+    with CaptureQueriesContext(connection) as queries:
+        claim = services.articles_claim_due()
+    assert len(claim.article_ids) == 1
+    writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]]
+    assert len(writes) == 1
+    assert writes[0].startswith('WITH "due" AS MATERIALIZED (SELECT') and " RETURNING " in writes[0]
