@@ -194,9 +194,9 @@ class _FlatMessage:
             sep = linesep.encode()
             head, blank, body = flat.partition(sep + sep)
             lines = head.split(sep)
-            (index,) = [i for i, line in enumerate(lines) if line == b"Message-ID: " + _Readdressed.PLACEHOLDER_ID.encode()]
-            cache[linesep] = (sep.join(lines[:index]) + sep, sep + sep.join(lines[index + 1:]) + blank + body
-                              if index + 1 < len(lines) else blank + body)
+            index = lines.index(b"Message-ID: " + _Readdressed.PLACEHOLDER_ID.encode())
+            cache[linesep] = (b"".join(line + sep for line in lines[:index]),
+                              b"".join(sep + line for line in lines[index + 1:]) + blank + body)
         return cache[linesep]
 
     def as_bytes(self, unixfrom=False, linesep="\n"):
