@@ -7,7 +7,6 @@ Commands stay thin: they parse with these helpers and call the same services as 
 import contextlib
 import shutil
 import sys
-import zoneinfo
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from django.core.exceptions import ValidationError
@@ -17,8 +16,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from tqdm import tqdm
 
-from .forms import local_time_resolve
 from .models import Article, ArticleStatus
+from .zones import UnknownZoneError, local_time_resolve, zone_named
 
 # Articles one service call handles: the progress bar moves per chunk, and every article still
 # gets its own transaction inside the service.
@@ -26,13 +25,10 @@ CHUNK = 100
 
 
 def parse_zone(name: str | None) -> tzinfo:
-    if not name:
-        return timezone.get_default_timezone()
     try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise CommandError(f"--time-zone {name!r} is not a known time zone (expected a name such as "
-                           "Europe/Paris).") from None
+        return zone_named(name or "")
+    except UnknownZoneError as exc:
+        raise CommandError(f"--time-zone {exc}") from None
 
 
 def parse_when(text: str, *, zone: tzinfo, what: str) -> datetime:
@@ -66,6 +62,12 @@ def parse_day(text: str, *, zone: tzinfo, what: str, end: bool = False) -> datet
     if end:
         day += timedelta(days=1)
     return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def rule_errors_text(errors, options: dict[str, str]) -> str:
+    """Broken schedule rules as one command-line message, each after the option it concerns
+    (`options` maps a field such as publish_at to its option, --at)."""
+    return " ".join(f"{options[e.field]}: {e.message}" if e.field in options else e.message for e in errors)
 
 
 def parse_ids(text: str) -> list[int]:

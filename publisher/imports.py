@@ -14,11 +14,9 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 
 from . import services
 from .cli import parse_when
-from .forms import publish_time_problem
 from .models import Article
 
 FIELDS = ("title", "body", "publish_at", "unpublish_at")
@@ -113,15 +111,7 @@ def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None
     for name in ("publish_at", "unpublish_at"):
         text = (row.values.get(name) or "").strip()
         times[name] = parse_when(text, zone=zone, what=name) if text else None
-    publish_at, unpublish_at = times["publish_at"], times["unpublish_at"]
-    # The admin form's rules for newly entered times.
-    problem = publish_at and publish_time_problem(publish_at)
-    if problem:
-        raise ValidationError({"publish_at": problem.replace("“Publish now”", "the admin's “Publish now”")})
-    if unpublish_at and unpublish_at <= timezone.now():
-        raise ValidationError({"unpublish_at": f"{unpublish_at.isoformat()} has already passed: the article would "
-                                               "never go live."})
-    return publish_at, unpublish_at
+    return times["publish_at"], times["unpublish_at"]
 
 
 def _reason(exc: Exception) -> str:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from . import schedule_rules
 from .querysets import ArticleQuerySet
 from .states import ArticleStatus
 
@@ -73,11 +74,10 @@ class Article(models.Model):
         return self.title or f"Article #{self.pk}"
 
     def clean(self):
-        errors = {}
-        if self.publish_at and self.unpublish_at and self.unpublish_at <= self.publish_at:
-            errors["unpublish_at"] = "The unpublish time must be after the publish time."
-        if errors:
-            raise ValidationError(errors)
+        errors = schedule_rules.content_errors(title=self.title, body=self.body, scheduling=False)
+        if self.publish_at:
+            errors += schedule_rules.window_errors(publish_at=self.publish_at, unpublish_at=self.unpublish_at)
+        schedule_rules.raise_errors(errors)
 
     @property
     def lateness(self):

@@ -9,6 +9,7 @@ sent again. Never late: a row past `expires_at` becomes `expired` and is never c
 import copy
 import logging
 import smtplib
+import unicodedata
 from email.utils import make_msgid
 from datetime import timedelta
 
@@ -131,10 +132,18 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -
     return ids
 
 
+def _header_text(text: str) -> str:
+    """`text` on one line: every control character and Unicode line or paragraph separator
+    becomes a space. The schedule rules refuse such titles where they enter; this keeps a row
+    written some other way from folding a header (the email package splits on more characters
+    than CR and LF, and Django refuses only those two)."""
+    return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
+
+
 def _article_email(article: Article) -> EmailMultiAlternatives:
     context = {"article": article}
     message = EmailMultiAlternatives(
-        subject=f"New: {article.title}",
+        subject=_header_text(f"New: {article.title}"),
         body=render_to_string("publisher/email/new_article.txt", context),
         from_email=settings.DEFAULT_FROM_EMAIL,
     )
@@ -148,7 +157,6 @@ class _Readdressed(EmailMultiAlternatives):
     than building and flattening a multipart message per recipient). Backends that read the
     message object (locmem, console) still see ordinary subject, body and alternatives."""
 
-    PLACEHOLDER_TO = "readdressed-to@invalid"
     PLACEHOLDER_ID = "<readdressed-id@invalid>"
 
     def __init__(self, template: EmailMultiAlternatives, to: str, *, connection):
@@ -165,20 +173,35 @@ class _Readdressed(EmailMultiAlternatives):
 
 
 class _FlatMessage:
-    """Quacks like the email.message.Message the file and SMTP backends flatten."""
+    """Quacks like the email.message.Message the file and SMTP backends flatten.
+
+    The template is flattened without a To header and with a placeholder Message-ID; each copy
+    replaces that one header line, found as a whole line of the header block, with its own To
+    and Message-ID. Nothing else is searched or replaced: whatever the subject or body contain
+    (the placeholder itself included), they cannot move an address or add a header."""
 
     def __init__(self, template: EmailMultiAlternatives, to: bytes, message_id: bytes):
         self.template, self.to, self.message_id = template, to, message_id
 
-    def as_bytes(self, unixfrom=False, linesep="\n"):
+    def _parts(self, linesep: str) -> tuple[bytes, bytes]:
+        """The flattened template's bytes before and after its Message-ID line."""
         cache = self.template.__dict__.setdefault("_flat", {})
         if linesep not in cache:
             template = copy.copy(self.template)
-            template.to = [_Readdressed.PLACEHOLDER_TO]
+            template.to = []
             template.extra_headers = {"Message-ID": _Readdressed.PLACEHOLDER_ID}
-            cache[linesep] = template.message().as_bytes(linesep=linesep)
-        return (cache[linesep].replace(_Readdressed.PLACEHOLDER_TO.encode(), self.to, 1)
-                .replace(_Readdressed.PLACEHOLDER_ID.encode(), self.message_id, 1))
+            flat = template.message().as_bytes(linesep=linesep)
+            sep = linesep.encode()
+            head, blank, body = flat.partition(sep + sep)
+            lines = head.split(sep)
+            index = lines.index(b"Message-ID: " + _Readdressed.PLACEHOLDER_ID.encode())
+            cache[linesep] = (b"".join(line + sep for line in lines[:index]),
+                              b"".join(sep + line for line in lines[index + 1:]) + blank + body)
+        return cache[linesep]
+
+    def as_bytes(self, unixfrom=False, linesep="\n"):
+        before, after = self._parts(linesep)
+        return before + b"To: " + self.to + linesep.encode() + b"Message-ID: " + self.message_id + after
 
     def __getitem__(self, name):
         return {"to": self.to.decode(), "message-id": self.message_id.decode()}.get(name.lower())

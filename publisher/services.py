@@ -21,13 +21,11 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
-from . import dispatch
+from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
 from .states import ACTIONS, TRANSITIONS
 
 logger = logging.getLogger(__name__)
-
-MAX_YEARS_AHEAD = 100
 
 
 class TransitionError(Exception):
@@ -62,28 +60,10 @@ def _released_claim() -> dict:
 
 
 def validate_schedule(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None) -> None:
-    """Raise ValidationError, keyed by field, when these values cannot be scheduled."""
-    errors: dict[str, str] = {}
-    if not (title or "").strip():
-        errors["title"] = "An article needs a title before it can be scheduled."
-    if not (body or "").strip():
-        errors["body"] = "An article needs a body before it can be scheduled."
-    for field, value in (("publish_at", publish_at), ("unpublish_at", unpublish_at)):
-        if value is None:
-            continue
-        if not isinstance(value, datetime):
-            errors[field] = f"Expected a date and time, got {value!r}."
-        elif timezone.is_naive(value):
-            errors[field] = "The time must include its time zone (got a naive datetime)."
-        elif abs(value.year - timezone.now().year) > MAX_YEARS_AHEAD:
-            errors[field] = f"The year {value.year} is out of range (within {MAX_YEARS_AHEAD} years of now)."
-    if publish_at is None:
-        errors.setdefault("publish_at", "A publish time is required to schedule an article.")
-    if "publish_at" not in errors and "unpublish_at" not in errors and unpublish_at is not None:
-        if unpublish_at <= publish_at:
-            errors["unpublish_at"] = "The unpublish time must be after the publish time."
-    if errors:
-        raise ValidationError(errors)
+    """Raise schedule_rules.ScheduleErrors (a ValidationError keyed by field, each error with its
+    rule code) when these values cannot be scheduled."""
+    schedule_rules.raise_errors(schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
+                                                               unpublish_at=unpublish_at))
 
 
 def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseUser | None, **values) -> Article:
@@ -409,12 +389,17 @@ def article_import(*, title: str, body: str, publish_at: datetime | None, unpubl
     saved as a draft, then scheduled through `article_update_schedule` when it has a publish
     time, in one transaction. A row that fails any check raises ValidationError (or
     TransitionError) and leaves nothing behind."""
+    if publish_at is None:
+        errors = (schedule_rules.content_errors(title=title, body=body, scheduling=False)
+                  + schedule_rules.window_errors(publish_at=None, unpublish_at=unpublish_at))
+    else:
+        errors = schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
+                                                unpublish_at=unpublish_at)
+        # The file's times are newly entered: the same policy as the admin's form.
+        errors = errors or schedule_rules.entered_time_errors(publish_at=publish_at, unpublish_at=unpublish_at)
+    schedule_rules.raise_errors(errors)
     article = Article(title=title, body=body, status=ArticleStatus.DRAFT)
     article.full_clean(exclude=["image", "publish_at", "unpublish_at"])
-    if publish_at is None and unpublish_at is not None:
-        raise ValidationError({"unpublish_at": "An unpublish time needs a publish time."})
-    if publish_at is not None:
-        validate_schedule(title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
     with transaction.atomic():
         article.save()
         if publish_at is not None:

@@ -124,6 +124,8 @@ PUBLISHER_MAX_ATTEMPTS = env_int("PUBLISHER_MAX_ATTEMPTS", 3, minimum=1)
 # Lateness policy: an article found more than this many seconds past publish_at is marked
 # `missed` instead of published. Unset (the default) publishes however late.
 PUBLISHER_MAX_LATENESS = env_int("PUBLISHER_MAX_LATENESS", 0, minimum=0) or None
+# The longest article body accepted (characters); longer ones are refused where they enter.
+PUBLISHER_MAX_BODY_CHARS = env_int("PUBLISHER_MAX_BODY_CHARS", 200_000, minimum=1)
 # Subscribers handled by one fan-out task, and notifications by one send task.
 PUBLISHER_FANOUT_BATCH = env_int("PUBLISHER_FANOUT_BATCH", 5000, minimum=1)
 PUBLISHER_SEND_BATCH = env_int("PUBLISHER_SEND_BATCH", 500, minimum=1)

@@ -16,15 +16,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.text import Truncator
 
 from .. import selectors, services
-from ..forms import (
-    ArticleAdminForm,
-    BulkScheduleForm,
-    TimeZoneForm,
-    duration_text,
-    local_time_text,
-    past_publish_note,
-    zone_label,
-)
+from ..forms import ArticleAdminForm, BulkScheduleForm, TimeZoneForm
+from ..schedule_rules import publish_passed_note
+from ..zones import duration_text, local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions
 from .display import lateness_text, status_badge, zoned_time
@@ -258,7 +252,7 @@ class ArticleAdmin(admin.ModelAdmin):
             if event.action == ArticleEventAction.RESCHEDULED and event.previous_publish_at:
                 text += f" (was {local_time_text(event.previous_publish_at)})"
             self.message_user(request, text + ".", messages.SUCCESS)
-            note = past_publish_note(event.publish_at)
+            note = publish_passed_note(event.publish_at)
             if note:
                 self.message_user(request, note, messages.WARNING)
         elif event.action == ArticleEventAction.UNSCHEDULED:
@@ -297,7 +291,7 @@ class ArticleAdmin(admin.ModelAdmin):
                     last = first + form.spacing * (len(result.done) - 1)
                     when = f"{when} to {local_time_text(last)}, one every {duration_text(form.spacing)}"
                 self.message_user(request, f"Scheduled {actions.count_text(result.done)}: {when}.", messages.SUCCESS)
-                note = past_publish_note(first)
+                note = publish_passed_note(first)
                 if note:
                     self.message_user(request, note, messages.WARNING)
             actions.report_skipped(self, request, result, "schedule")

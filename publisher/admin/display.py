@@ -5,7 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ..forms import duration_text, local_time_text, zone_label
+from ..zones import duration_text, local_time_text, zone_label
 from ..models import Article, ArticleStatus
 
 STATUS_COLOURS = {

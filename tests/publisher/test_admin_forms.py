@@ -8,7 +8,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from publisher.forms import duration_text, local_time_resolve, local_time_text, zone_label
+from publisher.zones import duration_text, local_time_resolve, local_time_text, zone_label
 
 
 def resolve_error(naive, zone, fold=None) -> ValidationError:

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from publisher.zones import local_time_text
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +66,8 @@ def test_import_csv_schedules_drafts_and_rejects_bad_rows_with_number_and_reason
     assert "imported 2 of 5 rows (1 scheduled, 1 drafts)" in output
     assert "rejected row 3: body: An article needs a body before it can be scheduled." in output
     assert "rejected row 4: publish_at '" in output and "is not a date and time" in output
-    assert "rejected row 5: unpublish_at: The unpublish time must be after the publish time." in output
+    assert ("rejected row 5: unpublish_at: The unpublish time must be after the publish time "
+            f"({local_time_text(datetime(NEXT_YEAR, 3, 2, 9, 0, tzinfo=ZoneInfo('UTC')))}).") in output
     assert "5/5" in progress  # the progress bar, on stderr
     assert sorted(Article.objects.values_list("title", "status")) == [
         ("A draft", ArticleStatus.DRAFT), ("Scheduled", ArticleStatus.SCHEDULED)]
@@ -172,7 +174,7 @@ def test_bulk_schedule_dry_run_changes_nothing():
     (["--status", "draft", "--at", "tomorrow"], "--at 'tomorrow' is not a date and time"),
     (["--ids", "1,x", "--at", f"{NEXT_YEAR}-05-01T10:00Z"], "--ids '1,x': expected article ids"),
     (["--status", "draft", "--at", f"{NEXT_YEAR}-05-01T10:00Z", "--unpublish-at", f"{NEXT_YEAR}-04-01T10:00Z"],
-     "--unpublish-at must be after --at"),
+     "--unpublish-at: The unpublish time must be after the publish time"),
     (["--status", "draft", "--at", f"{NEXT_YEAR}-05-01T10:00Z", "--from", "2026-02-01", "--to", "2026-01-01"],
      "--to must be after --from"),
     (["--ids", "999999", "--at", f"{NEXT_YEAR}-05-01T10:00Z"], "No article matches these filters"),

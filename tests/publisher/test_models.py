@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.zones import local_time_text
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +131,8 @@ def test_clean_rejects_unpublish_not_after_publish_keyed_by_field(offset):
     article = Article(title="T", body="B", publish_at=publish_at, unpublish_at=publish_at + offset)
     with pytest.raises(ValidationError) as excinfo:
         article.clean()
-    assert excinfo.value.message_dict == {"unpublish_at": ["The unpublish time must be after the publish time."]}
+    assert excinfo.value.message_dict == {"unpublish_at": [
+        f"The unpublish time must be after the publish time ({local_time_text(publish_at)})."]}
 
 
 @pytest.mark.parametrize("publish, unpublish", [(None, None), (True, None), (None, True), (True, "later")])
@@ -146,7 +148,8 @@ def test_full_clean_reports_the_same_error():
     article = Article(title="T", body="B", publish_at=publish_at, unpublish_at=publish_at - timedelta(seconds=1))
     with pytest.raises(ValidationError) as excinfo:
         article.full_clean()
-    assert "The unpublish time must be after the publish time." in excinfo.value.message_dict["unpublish_at"]
+    assert excinfo.value.message_dict["unpublish_at"] == [
+        f"The unpublish time must be after the publish time ({local_time_text(publish_at)})."]
 
 
 # --- lateness -----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ locmem backend, and expiry: never late, never twice."""
 
 import email
 import email.header
+import email.policy
 import smtplib
 from datetime import timedelta
 
@@ -498,3 +499,48 @@ def test_a_sender_holding_the_same_subscribers_does_not_make_another_article_ski
         release.set()
         thread.join()
     assert sorted(m.to[0] for m in mailoutbox) == ["a@example.com", "b@example.com"]
+
+
+# --- hostile titles -----------------------------------------------------------------------------------
+
+def mail_files(directory) -> list[email.message.Message]:
+    """Every message the file backend wrote (it separates messages with a line of 79 dashes)."""
+    messages = []
+    for path in sorted(directory.iterdir()):
+        for chunk in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
+            if chunk.strip():
+                messages.append(email.message_from_bytes(chunk, policy=email.policy.default))
+    return messages
+
+
+@pytest.mark.parametrize("title, subject", [
+    # ASCII only, so the subject is not encoded: the placeholders appear in the header as they are.
+    ("Win readdressed-to@invalid <readdressed-id@invalid>",
+     "New: Win readdressed-to@invalid <readdressed-id@invalid>"),
+    # Characters the email package treats as line breaks, each followed by a would-be header.
+    ("Hi\u2028Bcc: evil@example.com\x0bReply-To: evil@example.com\x85To: evil@example.com",
+     "New: Hi Bcc: evil@example.com Reply-To: evil@example.com To: evil@example.com"),
+    ("Hi\x0bBcc: evil@example.com\x1cReply-To: evil@example.com\x0cTo: evil@example.com",
+     "New: Hi Bcc: evil@example.com Reply-To: evil@example.com To: evil@example.com"),
+], ids=["placeholders", "line-breaks", "ascii-line-breaks"])
+def test_a_hostile_title_can_neither_readdress_a_mail_nor_add_a_header(settings, tmp_path, title, subject):
+    """A real send through the file backend. The title (written to the row directly, as an old
+    row or another tool could) carries the re-addressing placeholders or would-be headers: every
+    mail still goes to its own subscriber, with only the headers the message was built with."""
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    article = published(title=title)
+    for subscriber in subscribers("a@example.com", "b@example.com"):
+        pending(article, subscriber)
+
+    assert send_all(article) == (2, 0)
+
+    mails = mail_files(tmp_path)
+    assert len(mails) == 2
+    assert sorted(mail["To"] for mail in mails) == ["a@example.com", "b@example.com"]
+    for mail in mails:
+        assert sorted(mail.keys()) == ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"]
+        assert mail["Message-ID"] != "<readdressed-id@invalid>"
+        assert mail["Subject"] == subject
+    assert mails[0]["Message-ID"] != mails[1]["Message-ID"]
+    assert statuses(article) == {"a@example.com": NotificationStatus.SENT, "b@example.com": NotificationStatus.SENT}

@@ -15,6 +15,7 @@ from django.utils import timezone
 from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
 from publisher.services import TransitionError, validate_schedule
+from publisher.zones import local_time_text
 
 pytestmark = pytest.mark.django_db
 
@@ -69,6 +70,15 @@ def fresh(article: Article) -> Article:
     return Article.objects.get(pk=article.pk)
 
 
+# The rules' own messages (tests/publisher/test_schedule_rules.py pins each one).
+TITLE_MISSING = "An article needs a title before it can be scheduled. To keep it as a draft, clear the publish time."
+BODY_MISSING = "An article needs a body before it can be scheduled. To keep it as a draft, clear the publish time."
+
+
+def unpublish_before(publish_at) -> str:
+    return f"The unpublish time must be after the publish time ({local_time_text(publish_at)})."
+
+
 def messages(excinfo) -> dict[str, list[str]]:
     return excinfo.value.message_dict
 
@@ -114,13 +124,13 @@ def test_validate_schedule_rejects_something_that_is_not_a_datetime():
 
 
 @pytest.mark.parametrize("title, body, expected", [
-    ("", "B", {"title": ["An article needs a title before it can be scheduled."]}),
-    ("   \n", "B", {"title": ["An article needs a title before it can be scheduled."]}),
-    (None, "B", {"title": ["An article needs a title before it can be scheduled."]}),
-    ("T", "", {"body": ["An article needs a body before it can be scheduled."]}),
-    ("T", " \t ", {"body": ["An article needs a body before it can be scheduled."]}),
-    ("", "", {"title": ["An article needs a title before it can be scheduled."],
-              "body": ["An article needs a body before it can be scheduled."]}),
+    ("", "B", {"title": [TITLE_MISSING]}),
+    ("   \n", "B", {"title": [TITLE_MISSING]}),
+    (None, "B", {"title": [TITLE_MISSING]}),
+    ("T", "", {"body": [BODY_MISSING]}),
+    ("T", " \t ", {"body": [BODY_MISSING]}),
+    ("", "", {"title": [TITLE_MISSING],
+              "body": [BODY_MISSING]}),
 ])
 def test_validate_schedule_rejects_a_missing_title_or_body(title, body, expected):
     with pytest.raises(ValidationError) as excinfo:
@@ -133,7 +143,7 @@ def test_validate_schedule_rejects_unpublish_not_after_publish(offset):
     publish_at = in_an_hour()
     with pytest.raises(ValidationError) as excinfo:
         validate_schedule(title="T", body="B", publish_at=publish_at, unpublish_at=publish_at + offset)
-    assert messages(excinfo) == {"unpublish_at": ["The unpublish time must be after the publish time."]}
+    assert messages(excinfo) == {"unpublish_at": [unpublish_before(publish_at)]}
 
 
 def test_validate_schedule_compares_instants_not_wall_clocks():
@@ -156,8 +166,8 @@ def test_validate_schedule_reports_every_problem_at_once():
         validate_schedule(title="", body="", publish_at=datetime(2030, 1, 1),
                           unpublish_at=datetime(9999, 1, 1, tzinfo=UTC))
     assert messages(excinfo) == {
-        "title": ["An article needs a title before it can be scheduled."],
-        "body": ["An article needs a body before it can be scheduled."],
+        "title": [TITLE_MISSING],
+        "body": [BODY_MISSING],
         "publish_at": ["The time must include its time zone (got a naive datetime)."],
         "unpublish_at": ["The year 9999 is out of range (within 100 years of now)."],
     }
@@ -376,7 +386,7 @@ def test_publish_now_refuses_an_article_without_a_body(dispatched, django_captur
     with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(ValidationError) as excinfo:
             services.article_publish_now(article_id=article.pk)
-    assert messages(excinfo) == {"body": ["An article needs a body before it can be scheduled."]}
+    assert messages(excinfo) == {"body": [BODY_MISSING]}
     assert fresh(article).status == ArticleStatus.DRAFT
     assert dispatched == []
 
@@ -405,7 +415,7 @@ def test_set_unpublish_before_publish_is_refused_keyed_by_field():
     article = make(-600, status=ArticleStatus.PUBLISHED, published_at=timezone.now())
     with pytest.raises(ValidationError) as excinfo:
         services.article_set_unpublish_at(article_id=article.pk, unpublish_at=article.publish_at - timedelta(seconds=1))
-    assert messages(excinfo) == {"unpublish_at": ["The unpublish time must be after the publish time."]}
+    assert messages(excinfo) == {"unpublish_at": [unpublish_before(article.publish_at)]}
     with pytest.raises(ValidationError) as excinfo:
         services.article_set_unpublish_at(article_id=article.pk, unpublish_at=datetime(2030, 1, 1))
     assert list(messages(excinfo)) == ["unpublish_at"]

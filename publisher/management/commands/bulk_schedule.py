@@ -1,10 +1,8 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
-from django.utils import timezone
 
-from publisher import cli, services
-from publisher.forms import publish_time_problem
+from publisher import cli, schedule_rules, services
 
 
 class Command(BaseCommand):
@@ -31,13 +29,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if every < 0:
             raise CommandError(f"--every must be 0 or more minutes, got {every}.")
-        problem = publish_time_problem(publish_at)
-        if problem:
-            raise CommandError(problem)
-        if unpublish and unpublish <= publish_at:
-            raise CommandError("--unpublish-at must be after --at.")
-        if unpublish and unpublish <= timezone.now():
-            raise CommandError("--unpublish-at has already passed: the articles would never go live.")
+        errors = schedule_rules.bulk_time_errors(publish_at=publish_at, unpublish_at=unpublish)
+        if errors:
+            raise CommandError(cli.rule_errors_text(errors, {"publish_at": "--at", "unpublish_at": "--unpublish-at"}))
         article_ids = list(cli.filtered_articles(options).values_list("pk", flat=True))
         spacing = timedelta(minutes=every) if every else None
 

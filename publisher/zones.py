@@ -1,0 +1,131 @@
+"""Time zones for people: reading a wall-clock time in a zone (a time the clocks skip or show
+twice is refused with what happened and what to pick), naming zones, and showing times and
+durations the way editors read them. No forms, no models: the admin's forms, the commands, the
+importer and the schedule rules all read and show times through this module."""
+
+import zoneinfo
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+
+class UnknownZoneError(ValueError):
+    """A zone name that is not in the time-zone database."""
+
+
+def zone_named(name: str) -> tzinfo:
+    """The zone called `name` ('Europe/Paris'); the site's zone for an empty name. Raises
+    UnknownZoneError for a name the time-zone database does not know."""
+    if not name:
+        return timezone.get_default_timezone()
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise UnknownZoneError(f"{name!r} is not a known time zone (expected a name such as Europe/Paris).") from None
+
+
+def zone_from_name(name: str) -> tzinfo:
+    """Like zone_named, but a name that is no longer known (a stored preference after a tzdata
+    update) falls back to the site's zone."""
+    try:
+        return zone_named(name)
+    except UnknownZoneError:
+        return timezone.get_default_timezone()
+
+
+# --- Showing times ------------------------------------------------------------------------------
+
+def utc_offset(value: timedelta | None) -> str:
+    minutes = int((value or timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def zone_label(zone: tzinfo | None = None, *, at: datetime | None = None) -> str:
+    """'Europe/Paris (CET, UTC+01:00)': the zone's name, and its abbreviation and offset now."""
+    zone = zone or timezone.get_current_timezone()
+    moment = timezone.localtime(at or timezone.now(), zone)
+    name = getattr(zone, "key", None) or str(zone)
+    abbreviation = moment.tzname()
+    offset = utc_offset(moment.utcoffset())
+    if abbreviation and abbreviation != name and not abbreviation.startswith(("+", "-")):
+        return f"{name} ({abbreviation}, {offset})"
+    return f"{name} ({offset})"
+
+
+def local_time_text(value: datetime | None, *, zone: tzinfo | None = None, with_seconds: bool | None = None,
+                    short: bool = False) -> str:
+    """'Mon 23 Nov 2026, 14:05 CET' in the editor's zone (seconds only when not zero; `short`
+    leaves out the year when it is this year's)."""
+    if value is None:
+        return "—"
+    zone = zone or timezone.get_current_timezone()
+    local = timezone.localtime(value, zone)
+    clock = "%H:%M:%S" if (with_seconds or (with_seconds is None and local.second)) else "%H:%M"
+    abbreviation = local.tzname() or ""
+    if abbreviation.startswith(("+", "-")):
+        abbreviation = utc_offset(local.utcoffset())
+    year = "" if short and local.year == timezone.localtime(timezone.now(), zone).year else f" {local.year}"
+    return f"{local:%a} {local.day} {local:%b}{year}, {local.strftime(clock)} {abbreviation}".strip()
+
+
+def duration_text(value: timedelta) -> str:
+    """'3 h 5 min', '42 s', '0.3 s'."""
+    seconds = value.total_seconds()
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
+             f"{secs} s" if secs and not days and not hours else ""]
+    return " ".join(p for p in parts if p) or "0 s"
+
+
+# --- Reading local times ------------------------------------------------------------------------
+
+def exists_locally(naive: datetime, aware: datetime, zone: tzinfo) -> bool:
+    """Whether `aware` (naive read in `zone`) is a time the zone's clocks actually show."""
+    return aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None, fold=0) == naive.replace(fold=0)
+
+
+def is_ambiguous(naive: datetime, zone: tzinfo) -> bool:
+    """Whether the clocks in `zone` show `naive` twice (a DST fold)."""
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    return (first.utcoffset() != second.utcoffset() and exists_locally(naive, first, zone)
+            and exists_locally(naive, second, zone))
+
+
+def local_time_resolve(*, naive: datetime, zone: tzinfo, fold: int | None = None) -> datetime:
+    """The aware datetime an editor meant by a wall-clock time in `zone`. Raises ValidationError
+    (code `nonexistent` or `ambiguous`) for a time the clocks skip or show twice, unless `fold`
+    (0: the first occurrence, 1: the second) says which of two is meant."""
+    first, second = naive.replace(tzinfo=zone, fold=0), naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    name = getattr(zone, "key", str(zone))
+    when = f"{naive:%H:%M} on {naive:%a} {naive.day} {naive:%b %Y}"
+    jump = duration_text(abs(second.utcoffset() - first.utcoffset()))
+    if exists_locally(naive, first, zone) and exists_locally(naive, second, zone):
+        if fold in (0, 1):
+            return naive.replace(tzinfo=zone, fold=fold)
+        raise ValidationError(
+            f"{when} happens twice in {name}: the clocks go back {jump} that night "
+            f"({first.tzname()} → {second.tzname()}). Choose which {naive:%H:%M} you mean below: the first "
+            f"({first.tzname()}, {utc_offset(first.utcoffset())}) or the second "
+            f"({second.tzname()}, {utc_offset(second.utcoffset())}).",
+            code="ambiguous")
+    start = naive.replace(second=0, microsecond=0)
+    for _ in range(24 * 60):  # walk back to the first skipped minute (gaps are at most hours)
+        earlier = start - timedelta(minutes=1)
+        if exists_locally(earlier, earlier.replace(tzinfo=zone), zone):
+            break
+        start = earlier
+    end = start + abs(second.utcoffset() - first.utcoffset())
+    raise ValidationError(
+        f"{when} does not exist in {name}: the clocks go forward {jump} at {start:%H:%M} "
+        f"({first.tzname()} → {second.tzname()}) and jump straight to {end:%H:%M}. "
+        f"Choose a time before {start:%H:%M} or from {end:%H:%M} on.",
+        code="nonexistent")
