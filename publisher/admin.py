@@ -29,6 +29,7 @@ from .forms import (
     zone_label,
 )
 from .models import Article, ArticleEventAction, ArticleStatus, EditorProfile, Notification, Subscriber
+from .text import error_text
 
 # The admin index: the first template that exists. An app above publisher (scheduling) adds the
 # pipeline status panel by providing admin/dashboard_index.html; publisher alone shows its own.
@@ -305,7 +306,7 @@ class ArticleAdmin(admin.ModelAdmin):
             event = services.article_update_schedule(article_id=obj.pk, publish_at=publish_at,
                                                      unpublish_at=unpublish_at, actor=request.user)
         except (ValidationError, services.TransitionError) as exc:
-            self.message_user(request, f"Saved “{obj}”, but its schedule was not changed: {_reason(exc)}",
+            self.message_user(request, f"Saved “{obj}”, but its schedule was not changed: {error_text(exc)}",
                               messages.ERROR)
             return
         if event is not None:
@@ -505,10 +506,6 @@ class ArticleAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": "Your time zone", "form": form,
                    "opts": self.model._meta, "zone_label": zone_label()}
         return TemplateResponse(request, "publisher/admin/time_zone.html", context)
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 
 def _count(items) -> str:

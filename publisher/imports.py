@@ -20,6 +20,7 @@ from . import services
 from .cli import parse_when
 from .forms import publish_time_problem
 from .models import Article
+from .text import error_text
 
 FIELDS = ("title", "body", "publish_at", "unpublish_at")
 REQUIRED = ("title",)
@@ -124,15 +125,6 @@ def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None
     return publish_at, unpublish_at
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
-        return "; ".join(f"{name}: {' '.join(messages)}" if name != "__all__" else " ".join(messages)
-                         for name, messages in exc.message_dict.items())
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc)
-
-
 def row_import(row: Row, *, zone: tzinfo) -> Article:
     """Import one row; raises ValueError, ValidationError or TransitionError with the reason."""
     publish_at, unpublish_at = _row_times(row, zone)
@@ -147,7 +139,7 @@ def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None) -> ImportResult:
         try:
             result.imported.append(row_import(row, zone=zone))
         except (ValueError, ValidationError, services.TransitionError) as exc:
-            result.rejected.append(Rejected(row.number, _reason(exc)))
+            result.rejected.append(Rejected(row.number, error_text(exc, fields=True)))
         if on_row is not None:
             on_row()
     return result

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from . import dispatch
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from .text import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -357,12 +358,6 @@ NOT_APPLICABLE = {
 }
 
 
-def _reasons(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc)
-
-
 def article_event_record(*, article: Article, action: str, actor: AbstractBaseUser | None,
                          previous_status: str = "", previous_publish_at: datetime | None = None) -> ArticleEvent:
     """Append one audit event describing the article as it is now. Call it inside the
@@ -430,7 +425,7 @@ def _bulk(article_ids: list[int], verb: str, apply, actor: AbstractBaseUser | No
                 article_event_record(article=article, action=action, actor=actor, previous_status=row.status,
                                      previous_publish_at=row.publish_at)
         except (ValidationError, TransitionError) as exc:
-            result.skipped.append(Skipped(article_id, str(row), _reasons(exc)))
+            result.skipped.append(Skipped(article_id, str(row), error_text(exc)))
         else:
             result.done.append(article)
     return result
