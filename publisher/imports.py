@@ -18,6 +18,7 @@ from django.core.exceptions import ValidationError
 from . import services
 from .cli import parse_when
 from .models import Article
+from .text import error_text
 
 FIELDS = ("title", "body", "publish_at", "unpublish_at")
 REQUIRED = ("title",)
@@ -114,15 +115,6 @@ def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None
     return times["publish_at"], times["unpublish_at"]
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
-        return "; ".join(f"{name}: {' '.join(messages)}" if name != "__all__" else " ".join(messages)
-                         for name, messages in exc.message_dict.items())
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc)
-
-
 def row_import(row: Row, *, zone: tzinfo) -> Article:
     """Import one row; raises ValueError, ValidationError or TransitionError with the reason."""
     publish_at, unpublish_at = _row_times(row, zone)
@@ -137,7 +129,7 @@ def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None) -> ImportResult:
         try:
             result.imported.append(row_import(row, zone=zone))
         except (ValueError, ValidationError, services.TransitionError) as exc:
-            result.rejected.append(Rejected(row.number, _reason(exc)))
+            result.rejected.append(Rejected(row.number, error_text(exc, fields=True)))
         if on_row is not None:
             on_row()
     return result

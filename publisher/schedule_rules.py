@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
-from .zones import duration_text, local_time_text
+from .text import duration_text
+from .zones import local_time_text
 
 MAX_YEARS_AHEAD = 100
 

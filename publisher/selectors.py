@@ -1,7 +1,7 @@
 """Reads for the editors' screens: each one query (or a fixed few), whatever the data size."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -22,9 +22,11 @@ def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
 
 
 def local_day_bounds(*, day: date, zone: tzinfo) -> tuple[datetime, datetime]:
-    """[start, end) of a calendar day in `zone` as aware datetimes (23 or 25 hours on DST days)."""
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    """[start, end) of one calendar day in `zone` as UTC instants: 24 hours, or 23 / 25 on DST
+    days. A midnight that does not exist (a zone that springs forward at 00:00) resolves to the
+    instant the day starts; consecutive days tile with neither gap nor overlap."""
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
     return start, end
 
 

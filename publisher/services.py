@@ -24,6 +24,7 @@ from django.utils import timezone
 from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
 from .states import ACTIONS, TRANSITIONS
+from .text import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -277,10 +278,6 @@ class BulkResult:
     skipped: list[Skipped] = dataclasses.field(default_factory=list)
 
 
-def _reasons(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc)
 
 
 def article_update_schedule(*, article_id: int, publish_at: datetime | None, unpublish_at: datetime | None,
@@ -332,7 +329,7 @@ def _bulk(article_ids: list[int], action: str, apply) -> BulkResult:
             with transaction.atomic():
                 article = apply(row)
         except (ValidationError, TransitionError) as exc:
-            result.skipped.append(Skipped(article_id, str(row), _reasons(exc)))
+            result.skipped.append(Skipped(article_id, str(row), error_text(exc)))
         else:
             result.done.append(article)
     return result

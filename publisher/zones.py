@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from .text import duration_text
+
 
 class UnknownZoneError(ValueError):
     """A zone name that is not in the time-zone database."""
@@ -70,18 +72,6 @@ def local_time_text(value: datetime | None, *, zone: tzinfo | None = None, with_
     return f"{local:%a} {local.day} {local:%b}{year}, {local.strftime(clock)} {abbreviation}".strip()
 
 
-def duration_text(value: timedelta) -> str:
-    """'3 h 5 min', '42 s', '0.3 s'."""
-    seconds = value.total_seconds()
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes else "",
-             f"{secs} s" if secs and not days and not hours else ""]
-    return " ".join(p for p in parts if p) or "0 s"
 
 
 # --- Reading local times ------------------------------------------------------------------------

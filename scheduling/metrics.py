@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFami
 from publisher import selectors as publisher_selectors
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 
-from . import selectors
+from . import broker, health
 
 # Seconds late an article went live (published_at - publish_at).
 LATENESS_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
@@ -36,15 +36,19 @@ class PublisherCollector:
         yield notifications
         depth = GaugeMetricFamily("publisher_queue_depth", "Messages waiting in each broker queue "
                                   "(-1: the broker does not answer).", labels=["queue"])
-        for queue, count in selectors.queue_depths().items():
+        for queue, count in broker.queue_depths().items():
             depth.add_metric([queue], -1 if count is None else count)
         yield depth
-        ages = GaugeMetricFamily("publisher_heartbeat_age_seconds", "Seconds since the last scan (scan) and "
-                                 "since beat last checked in (beat); -1: never.", labels=["name"])
-        for name in ("scan", "beat"):
-            age = selectors.heartbeat_age(name, now=now)
-            ages.add_metric([name], -1 if age is None else age)
+        ages = GaugeMetricFamily("publisher_heartbeat_age_seconds", "Seconds since each heartbeat (scan, beat, "
+                                 "the other periodic jobs) was written, by the database's clock; -1: never.",
+                                 labels=["name"])
+        fresh = GaugeMetricFamily("publisher_heartbeat_fresh", "1 while the heartbeat is fresh by the rule "
+                                  "/health/ applies (six intervals, at least 60 s), else 0.", labels=["name"])
+        for name, pulse in health.pulses().items():
+            ages.add_metric([name], -1 if pulse.age_seconds is None else pulse.age_seconds)
+            fresh.add_metric([name], 1 if pulse.fresh else 0)
         yield ages
+        yield fresh
 
     def _articles(self):
         by_status = GaugeMetricFamily("publisher_articles", "Articles by status.", labels=["status"])

@@ -14,6 +14,9 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from publisher.selectors import local_day_bounds
+from publisher.text import duration_text
+
 from . import charts, selectors
 from .models import DailyReport, ReportEmailStatus
 from .services import heartbeat_record, job_run_record
@@ -38,7 +41,7 @@ def daily_report_build(*, report_date: date, rebuild: bool = False, email: bool 
     now = now or timezone.now()
     zone = selectors.site_zone()
     try:
-        start, end = selectors.report_window(report_date=report_date, zone=zone)
+        start, end = local_day_bounds(day=report_date, zone=zone)
     except OverflowError:
         raise ReportError(f"{report_date:%Y-%m-%d} is out of range.") from None
     if end > now:
@@ -66,15 +69,7 @@ def daily_report_build(*, report_date: date, rebuild: bool = False, email: bool 
 
 
 def _lateness(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    return "–" if seconds is None else duration_text(seconds)
 
 
 def report_context(report: DailyReport) -> dict:

@@ -134,7 +134,9 @@ def schedules_sync(*, reset: bool = False, jobs: list[PeriodicJob] | None = None
 
 
 def heartbeat_record(*, name: str, detail: dict | None = None) -> None:
-    Heartbeat.objects.update_or_create(name=name, defaults={"last_seen_at": timezone.now(), "detail": detail or {}})
+    """Stamped with the database's clock, as health.py reads it: a skewed host writes no heartbeat
+    from the past or the future."""
+    Heartbeat.objects.update_or_create(name=name, defaults={"last_seen_at": Now(), "detail": detail or {}})
 
 
 def scan_run() -> dict:

@@ -9,13 +9,13 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from .metrics import metrics_text
-from .selectors import health_check
+from .health import health_check
 
 
 @never_cache
 @require_safe
 def health(request):
-    """200 when the database and the broker answer and the last scan is recent; 503 otherwise.
+    """200 when the database and the broker answer and the last scan is fresh (health.py); 503 otherwise.
     The body lists each check, so the failing part is visible (without hosts or error text:
     `manage.py health` shows those)."""
     report = health_check()

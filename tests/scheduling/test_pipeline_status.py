@@ -8,7 +8,7 @@ from celery import current_app
 from django.core.management import call_command
 
 from publisher.models import Article, ArticleStatus
-from scheduling.selectors import queue_depths
+from scheduling.broker import queue_depths
 from scheduling.services import heartbeat_record
 
 pytestmark = pytest.mark.django_db

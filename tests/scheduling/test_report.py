@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.selectors import local_day_bounds
 from scheduling import reports, selectors
 from scheduling.models import DailyReport, JobRun, ReportEmailStatus
 from tests.scheduling.conftest import BERLIN, UTC, local, utc
@@ -88,7 +89,7 @@ def test_an_ordinary_day_counts_what_happened_between_its_midnights(django_asser
     notification(status=NotificationStatus.EXPIRED, expires_at=utc(2026, 11, 21, 5, 0))
     notification(status=NotificationStatus.PENDING, expires_at=utc(2026, 11, 20, 6, 0))
 
-    start, end = selectors.report_window(report_date=day, zone=UTC)
+    start, end = local_day_bounds(day=day, zone=UTC)
     with django_assert_num_queries(9):  # a fixed number, whatever the day's size
         stats = selectors.report_stats(start=start, end=end, zone=UTC)
 
@@ -276,7 +277,7 @@ def test_a_claimed_report_is_never_mailed_again(recipients):
 # --- catch-up ----------------------------------------------------------------------------------------
 
 def _report_row(day: date, status=ReportEmailStatus.SENT) -> DailyReport:
-    start, end = selectors.report_window(report_date=day, zone=UTC)
+    start, end = local_day_bounds(day=day, zone=UTC)
     return DailyReport.objects.create(date=day, time_zone="UTC", window_start=start, window_end=end, built_at=end,
                                       email_status=status)
 

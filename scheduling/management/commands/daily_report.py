@@ -3,6 +3,7 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from publisher.selectors import local_day_bounds
 from scheduling import reports, selectors
 
 
@@ -48,7 +49,7 @@ class Command(BaseCommand):
     def _print_dry_run(self, day: date) -> None:
         zone = selectors.site_zone()
         try:
-            start, end = selectors.report_window(report_date=day, zone=zone)
+            start, end = local_day_bounds(day=day, zone=zone)
         except OverflowError:
             raise CommandError(f"{day:%Y-%m-%d} is out of range.") from None
         if end > timezone.now():

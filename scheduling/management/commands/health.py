@@ -2,12 +2,13 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scheduling.selectors import health_check
+from scheduling.health import health_check
 
 
 class Command(BaseCommand):
-    help = ("Exit 0 when the database and the broker answer and the last scan is recent (beat and a worker "
-            "are alive); exit 1 otherwise, saying which check failed. For orchestrators' liveness probes.")
+    help = ("Exit 0 when the database and the broker answer and the last scan is fresh (beat and a worker "
+            "are alive); exit 1 otherwise, saying which check failed. Lists every heartbeat by the rule of "
+            "scheduling/health.py. For orchestrators' liveness probes.")
 
     def add_arguments(self, parser):
         parser.add_argument("--max-scan-age", type=float, default=None,

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from publisher import selectors as publisher_selectors
-from scheduling import dashboard, selectors
+from scheduling import broker, dashboard
 
 
 class Command(BaseCommand):
@@ -18,9 +18,9 @@ class Command(BaseCommand):
         if failures < 0:
             failures = 0
         status = dashboard.pipeline_status(failures=failures)
-        depths = selectors.queue_depths()
+        depths = broker.queue_depths()
         notifications = publisher_selectors.notification_status_counts()
-        scan_age = selectors.heartbeat_age("scan")
+        scan_age = status.scan.age_seconds
         if as_json:
             self.stdout.write(json.dumps({
                 "articles": status.counts,
