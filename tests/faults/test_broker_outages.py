@@ -1,0 +1,50 @@
+"""Rows 17-18: broker outages are delays, never failures. A private Redis (tests/faults/conftest.py)
+is killed and restarted while the worker holds look-ahead messages with an ETA (row 17), and
+across the boundary between two steps of a chain (row 18)."""
+
+from datetime import timedelta
+
+from django.core.management import call_command
+from django.utils import timezone
+
+from publisher.models import Article, ArticleStatus
+from tests.conftest import schedule_batch, wait_for
+from tests.faults.conftest import wait_briefly
+from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled, task_logged
+
+OUTAGE = 4  # seconds the private Redis stays down
+
+
+def _lateness() -> list[float]:
+    return [(a.published_at - a.publish_at).total_seconds() for a in Article.objects.all()]
+
+
+# --- 17 ------------------------------------------------------------------------------------
+
+def test_redis_drop_while_the_worker_holds_eta_messages(processes, mailbox, private_redis, short_lease, capsys):
+    subscribers = make_subscribers(2, "eta")
+    private_redis.start()
+    env = {**private_redis.env(), **short_lease, "PUBLISHER_LOOKAHEAD": "30"}
+    call_command("sync_schedules")
+    worker = processes.worker(concurrency=1, **env)
+    processes.beat(**env)
+    due = timezone.now() + timedelta(seconds=25)
+    schedule_batch([f"Held {i}" for i in range(3)], due)
+    wait_for(lambda: task_logged(processes, "publisher.tasks.make_live", "received") >= 1
+             and Article.objects.filter(status=ArticleStatus.PUBLISHING).count() == 3, timeout=60,
+             message="the look-ahead chunk claimed and its make-live held by the worker with an ETA")
+    assert timezone.now() < due - timedelta(seconds=OUTAGE + 3), "the machine was too slow to inject before the ETA"
+
+    private_redis.kill()  # no persistence: the held messages' copies in Redis are gone too
+    wait_briefly(OUTAGE)
+    assert worker.poll() is None, processes.log("worker")[-3000:]
+    private_redis.start()
+
+    wait_for(settled, timeout=120, message="the held articles to be published after the outage")
+    wait_for(notifications_done(3 * len(subscribers)), timeout=30, message="notifications")
+    assert worker.poll() is None and "Unrecoverable error" not in processes.log("worker")
+    assert set(Article.objects.values_list("status", flat=True)) == {ArticleStatus.PUBLISHED}
+    with capsys.disabled():
+        print(f"\nrow 17: lateness after a {OUTAGE} s outage: {sorted(_lateness())}, attempts "
+              f"{sorted(Article.objects.values_list('attempts', flat=True))}")
+    assert_invariants(processes, mailbox, subscribers=subscribers)
