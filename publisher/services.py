@@ -307,6 +307,18 @@ def articles_take_down_expired() -> int:
         status=ArticleStatus.EXPIRED, updated_at=Now())
 
 
+def articles_step_gave_up(*, article_ids: list[int], token: str, reason: str, transient: bool) -> int:
+    """A publishing step gave up on a chunk (its retries are spent). A transient cause (the broker
+    or the database unreachable for longer than the retries, e.g. while forwarding the chain to
+    the next step) is a delay, not the articles' fault: the rows stay `publishing` under the
+    claim, its lease runs out and the sweeper re-dispatches them (at most PUBLISHER_MAX_ATTEMPTS
+    claims, then `failed` with the reason). Anything else fails them now. Returns how many failed."""
+    if transient:
+        logger.warning("%d articles left to the lease and the sweeper (claim %s): %s", len(article_ids), token, reason)
+        return 0
+    return articles_fail_claimed(article_ids=article_ids, token=token, reason=reason)
+
+
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
     """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
     failed = Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHING).update(

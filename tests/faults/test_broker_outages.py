@@ -48,3 +48,40 @@ def test_redis_drop_while_the_worker_holds_eta_messages(processes, mailbox, priv
         print(f"\nrow 17: lateness after a {OUTAGE} s outage: {sorted(_lateness())}, attempts "
               f"{sorted(Article.objects.values_list('attempts', flat=True))}")
     assert_invariants(processes, mailbox, subscribers=subscribers)
+
+
+# --- 18 ------------------------------------------------------------------------------------
+
+def test_redis_down_across_a_step_boundary(processes, mailbox, tmp_path, private_redis, short_lease, capsys):
+    """The process step finishes while Redis is down: the chain cannot send the next step, its
+    retries are spent, and the errback must leave the articles to the lease and the sweeper."""
+    subscribers = make_subscribers(2, "boundary")
+    private_redis.start()
+    hold = tmp_path / "hold-process-step"
+    hold.touch()
+    env = {**private_redis.env(), **short_lease}
+    call_command("sync_schedules")
+    worker = processes.worker(concurrency=1, PUBLISHER_FAULTS=f"process:hold:{hold}", **env)
+    processes.beat(**env)
+    schedule_batch([f"Boundary {i}" for i in range(3)], timezone.now() - timedelta(seconds=1))
+    wait_for(lambda: (tmp_path / "hold-process-step.pid").exists(), timeout=60,
+             message="the process step to be held mid-chunk")
+
+    private_redis.kill()
+    hold.unlink()  # the step finishes now and tries to send the thumbnails step to a dead broker
+    wait_for(lambda: task_logged(processes, "publisher.tasks.process_articles", "raised unexpected") >= 1,
+             timeout=60, message="the process step to fail forwarding the chain")
+    wait_briefly(OUTAGE)
+    assert not Article.objects.filter(status=ArticleStatus.FAILED).exists(), \
+        Article.objects.values_list("status", "last_error").first()
+    private_redis.start()
+
+    wait_for(settled, timeout=120, message="the articles to be re-dispatched by the sweeper and published")
+    wait_for(notifications_done(3 * len(subscribers)), timeout=30, message="notifications")
+    assert set(Article.objects.values_list("status", flat=True)) == {ArticleStatus.PUBLISHED}
+    assert set(Article.objects.values_list("attempts", flat=True)) == {2}
+    assert "left to the lease and the sweeper" in processes.log("worker")
+    assert worker.poll() is None
+    with capsys.disabled():
+        print(f"\nrow 18: lateness after a {OUTAGE} s outage across a step boundary: {sorted(_lateness())}")
+    assert_invariants(processes, mailbox, subscribers=subscribers)
