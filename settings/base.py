@@ -214,6 +214,10 @@ PUBLISHER_HEALTH_SCAN_MAX_AGE = env_float("PUBLISHER_HEALTH_SCAN_MAX_AGE", 0.0, 
 PUBLISHER_HEALTH_BROKER_TIMEOUT = env_float("PUBLISHER_HEALTH_BROKER_TIMEOUT", 3.0, minimum=0.1)
 # Beat writes its own heartbeat at most this often (seconds).
 PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL", 10, minimum=1)
+# A job's stored last run more than this many seconds ahead of beat's clock was written while a
+# clock was wrong: beat treats it as a clock jump and resets it to now, so the job runs again
+# within one interval instead of waiting until that stored time (scheduling/beat.py).
+PUBLISHER_BEAT_CLOCK_TOLERANCE = env_float("PUBLISHER_BEAT_CLOCK_TOLERANCE", 10.0, minimum=0.0)
 # Standby lock: with PUBLISHER_BEAT_LOCK=1 only the beat holding the lease sends tasks; another
 # beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
 PUBLISHER_BEAT_LOCK = env_bool("PUBLISHER_BEAT_LOCK", False)
