@@ -149,6 +149,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's consumer, plus: claims whose ETA messages a broken connection dropped are handed to
+# the next scan's sweeper at once instead of after their lease (publisher/worker.py).
+CELERY_WORKER_CONSUMER = "publisher.worker:Consumer"
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=2)
 CELERY_TASK_TRACK_STARTED = False

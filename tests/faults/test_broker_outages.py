@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from tests.conftest import schedule_batch, wait_for
-from tests.faults.conftest import wait_briefly
+from tests.faults.conftest import LONG_LEASE, wait_briefly
 from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled, task_logged
 
 OUTAGE = 4  # seconds the private Redis stays down
@@ -21,10 +21,12 @@ def _lateness() -> list[float]:
 
 # --- 17 ------------------------------------------------------------------------------------
 
-def test_redis_drop_while_the_worker_holds_eta_messages(processes, mailbox, private_redis, short_lease, capsys):
+def test_redis_drop_while_the_worker_holds_eta_messages(processes, mailbox, private_redis, long_lease, capsys):
+    """The held make-live messages die with Redis; the worker survives, and hands their claims to
+    the next scan's sweeper at once rather than after the lease (30 s here)."""
     subscribers = make_subscribers(2, "eta")
     private_redis.start()
-    env = {**private_redis.env(), **short_lease, "PUBLISHER_LOOKAHEAD": "30"}
+    env = {**private_redis.env(), **long_lease, "PUBLISHER_LOOKAHEAD": "30"}
     call_command("sync_schedules")
     worker = processes.worker(concurrency=1, **env)
     processes.beat(**env)
@@ -44,6 +46,9 @@ def test_redis_drop_while_the_worker_holds_eta_messages(processes, mailbox, priv
     wait_for(notifications_done(3 * len(subscribers)), timeout=30, message="notifications")
     assert worker.poll() is None and "Unrecoverable error" not in processes.log("worker")
     assert set(Article.objects.values_list("status", flat=True)) == {ArticleStatus.PUBLISHED}
+    assert "articles are left to the next scan's sweeper" in processes.log("worker")
+    assert set(Article.objects.values_list("attempts", flat=True)) == {2}  # re-dispatched once, by the sweeper
+    assert max(_lateness()) < LONG_LEASE, "the dropped claims waited for their lease"
     with capsys.disabled():
         print(f"\nrow 17: lateness after a {OUTAGE} s outage: {sorted(_lateness())}, attempts "
               f"{sorted(Article.objects.values_list('attempts', flat=True))}")

@@ -1,5 +1,7 @@
-"""The chain's errback tells a spent transient retry (broker or database unreachable) from a real
-failure: the first leaves the articles to the lease and the sweeper, the second fails them."""
+"""Broker outages are delays: the chain's errback tells a spent transient retry (broker or
+database unreachable) from a real failure (the first leaves the articles to the lease and the
+sweeper, the second fails them), and claims whose ETA messages a worker dropped when its broker
+connection broke are handed to the sweeper at once (publisher/worker.py)."""
 
 import uuid
 from datetime import timedelta
@@ -61,3 +63,22 @@ def test_step_gave_up_is_idempotent_and_touches_only_its_claim():
     assert services.articles_step_gave_up(article_ids=ids, token=str(token), reason="r", transient=False) == 1
     assert services.articles_step_gave_up(article_ids=ids, token=str(token), reason="r", transient=False) == 0
     assert Article.objects.get(pk=other.pk).status == ArticleStatus.PUBLISHING
+
+
+def test_dropped_claims_are_released_to_the_sweeper_at_once():
+    dropped, other = held(uuid.uuid4()), held(uuid.uuid4())
+    live = held(dropped.claim_token)
+    Article.objects.filter(pk=live.pk).update(status=ArticleStatus.PUBLISHED, published_at=timezone.now())
+    before = timezone.now()
+    assert services.articles_release_dropped_claims(tokens=[str(dropped.claim_token), "not-a-token"]) == 1
+    dropped.refresh_from_db()
+    assert dropped.status == ArticleStatus.PUBLISHING and dropped.attempts == 1
+    assert dropped.lease_expires_at <= timezone.now() and dropped.lease_expires_at >= before - timedelta(seconds=1)
+    assert Article.objects.get(pk=other.pk).lease_expires_at > timezone.now() + timedelta(seconds=30)
+    assert services.articles_release_dropped_claims(tokens=[]) == 0
+
+    # The next scan's sweeper re-dispatches it under a new claim.
+    old_token = dropped.claim_token
+    services.articles_reclaim_expired_leases()
+    dropped.refresh_from_db()
+    assert (dropped.status, dropped.attempts) == (ArticleStatus.PUBLISHING, 2) and dropped.claim_token != old_token
