@@ -250,6 +250,36 @@ def articles_take_down_expired() -> int:
     return Article.objects.filter(unpublish_at__lte=Now()).transition("take_down")
 
 
+def articles_release_dropped_claims(*, tokens: list[str]) -> int:
+    """A worker lost the broker connection while it held these claims' messages for their ETA:
+    they cannot be acknowledged any more and may be gone with the broker. End the claims' leases
+    now so the next scan's sweeper re-dispatches them (new token, attempts + 1, bounded by
+    PUBLISHER_MAX_ATTEMPTS) instead of waiting out the lease. A copy that survives in the
+    broker and is delivered later finds its old token replaced and does nothing."""
+    valid = []
+    for token in tokens:
+        try:
+            valid.append(uuid.UUID(token))
+        except (TypeError, ValueError):
+            logger.warning("not a claim token, ignored: %r", token)
+    if not valid:
+        return 0
+    return Article.objects.filter(claim_token__in=valid, status=ArticleStatus.PUBLISHING).update(
+        lease_expires_at=Now())
+
+
+def articles_step_gave_up(*, article_ids: list[int], token: str, reason: str, transient: bool) -> int:
+    """A publishing step gave up on a chunk (its retries are spent). A transient cause (the broker
+    or the database unreachable for longer than the retries, e.g. while forwarding the chain to
+    the next step) is a delay, not the articles' fault: the rows stay `publishing` under the
+    claim, its lease runs out and the sweeper re-dispatches them (at most PUBLISHER_MAX_ATTEMPTS
+    claims, then `failed` with the reason). Anything else fails them now. Returns how many failed."""
+    if transient:
+        logger.warning("%d articles left to the lease and the sweeper (claim %s): %s", len(article_ids), token, reason)
+        return 0
+    return articles_fail_claimed(article_ids=article_ids, token=token, reason=reason)
+
+
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
     """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
     failed = Article.objects.filter(pk__in=article_ids).transition(

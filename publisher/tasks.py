@@ -56,11 +56,13 @@ def notify_subscribers(self, article_ids: list[int], token: str) -> int:
 
 @shared_task(name="publisher.tasks.record_chunk_failure")
 def record_chunk_failure(request, exc, traceback, article_ids: list[int], token: str) -> int:
-    """Errback of a publishing chain: runs once a step's retries are spent."""
+    """Errback of a publishing chain: runs once a step's retries are spent, also when the step
+    itself succeeded but the broker refused the next step's message."""
     task = getattr(request, "task", None) or "a publishing step"
     with log_context(claim_token=token, article_ids=article_ids):
-        return services.articles_fail_claimed(article_ids=article_ids, token=token,
-                                              reason=f"{task} failed: {type(exc).__name__}: {exc}")
+        return services.articles_step_gave_up(article_ids=article_ids, token=token,
+                                              reason=f"{task} failed: {type(exc).__name__}: {exc}",
+                                              transient=isinstance(exc, TRANSIENT_ERRORS))
 
 
 @shared_task(name="publisher.tasks.fan_out_notifications", **RETRY_POLICY)

@@ -5,6 +5,10 @@ edits picked up without a restart) plus three things of ours:
 - at start, one daily-report run with catch_up, so days missed while beat was down are built
   now (django-celery-beat only loads a crontab within two hours of its hour, so a beat started
   at noon would otherwise not notice the missed 08:00 until the next morning);
+- clock corrections: a job whose stored last run lies more than PUBLISHER_BEAT_CLOCK_TOLERANCE
+  seconds in the future (written while a clock was wrong, then corrected) is reset to now on
+  every tick, so it runs again within one interval; django-celery-beat alone would wait until
+  that stored time, across restarts, while the heartbeat read healthy;
 - with PUBLISHER_BEAT_LOCK, a lease: only the beat holding it sends tasks, another one waits as
   a standby and takes over when the lease runs out (or at once when the holder stops cleanly).
 
@@ -19,7 +23,9 @@ import os
 import socket
 import time
 import uuid
+from datetime import timedelta
 
+from celery.utils.time import maybe_make_aware
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
@@ -47,6 +53,7 @@ class Scheduler(DatabaseScheduler):
         self._heartbeat("beat", role="active")
         if not self._caught_up:
             self._caught_up = self._send_catch_up()
+        self._reset_last_runs_from_the_future()
         return super().tick(*args, **kwargs)
 
     def close(self):
@@ -71,6 +78,30 @@ class Scheduler(DatabaseScheduler):
             logger.warning("beat: could not write the heartbeat: %s", exc)
             return
         self._heartbeat_at = now
+
+    def _reset_last_runs_from_the_future(self) -> None:
+        """Reset (in memory and in the database) every loaded job whose last run is beyond the
+        tolerance ahead of this clock, and rebuild the heap so the job is checked in its order."""
+        now = self.app.now()
+        limit = now + timedelta(seconds=settings.PUBLISHER_BEAT_CLOCK_TOLERANCE)
+        reset = False
+        for entry in (self._schedule or {}).values():
+            if entry.last_run_at is None or maybe_make_aware(entry.last_run_at) <= limit:
+                continue
+            logger.warning("beat: %s last ran at %s by its record, %.0f s ahead of this clock: a clock jump; "
+                           "reset to now", entry.name, entry.last_run_at,
+                           (maybe_make_aware(entry.last_run_at) - now).total_seconds())
+            entry.last_run_at = entry.model.last_run_at = now
+            try:
+                close_old_connections()
+                entry.save()
+            except (DatabaseError, InterfaceError) as exc:
+                # The reset holds in memory; sync() or the next tick writes it again.
+                logger.warning("beat: could not store the reset last run of %s: %s", entry.name, exc)
+                self._dirty.add(entry.name)
+            reset = True
+        if reset:
+            self._heap = None
 
     def _send_catch_up(self) -> bool:
         try:

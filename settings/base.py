@@ -151,6 +151,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's consumer, plus: claims whose ETA messages a broken connection dropped are handed to
+# the next scan's sweeper at once instead of after their lease (publisher/worker.py).
+CELERY_WORKER_CONSUMER = "publisher.worker:Consumer"
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=2)
 CELERY_TASK_TRACK_STARTED = False
@@ -216,6 +219,10 @@ PUBLISHER_HEALTH_SCAN_MAX_AGE = env_float("PUBLISHER_HEALTH_SCAN_MAX_AGE", 0.0, 
 PUBLISHER_HEALTH_BROKER_TIMEOUT = env_float("PUBLISHER_HEALTH_BROKER_TIMEOUT", 3.0, minimum=0.1)
 # Beat writes its own heartbeat at most this often (seconds).
 PUBLISHER_BEAT_HEARTBEAT_INTERVAL = env_int("PUBLISHER_BEAT_HEARTBEAT_INTERVAL", 10, minimum=1)
+# A job's stored last run more than this many seconds ahead of beat's clock was written while a
+# clock was wrong: beat treats it as a clock jump and resets it to now, so the job runs again
+# within one interval instead of waiting until that stored time (scheduling/beat.py).
+PUBLISHER_BEAT_CLOCK_TOLERANCE = env_float("PUBLISHER_BEAT_CLOCK_TOLERANCE", 10.0, minimum=0.0)
 # Standby lock: with PUBLISHER_BEAT_LOCK=1 only the beat holding the lease sends tasks; another
 # beat waits and takes over within PUBLISHER_BEAT_LOCK_TTL seconds when the holder stops.
 PUBLISHER_BEAT_LOCK = env_bool("PUBLISHER_BEAT_LOCK", False)
