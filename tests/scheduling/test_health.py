@@ -187,3 +187,12 @@ def test_every_periodic_job_heartbeat_is_reported_and_only_the_scan_decides(sett
     pulses = health.pulses()
     assert pulses["beat"].max_age_seconds == 60  # max(10 s, 5 s) x 6
     assert pulses["daily-report"].interval_seconds == 86400 and pulses["daily-report"].scheduled
+
+
+@pytest.mark.django_db
+def test_pulses_read_every_heartbeat_in_two_queries(django_assert_num_queries):
+    schedules_sync()
+    for name in ("scan", "beat", "cleanup"):
+        heartbeat_record(name=name)
+    with django_assert_num_queries(2):  # the enabled schedules, the heartbeats with their ages
+        assert [p.name for p in health.pulses().values() if p.fresh] == ["scan", "beat", "cleanup"]
