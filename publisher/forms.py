@@ -11,10 +11,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from . import schedule_rules
-from .models import Article, ArticleStatus, EditorProfile, available_time_zones
+from .models import Article, ArticleStatus, EditorProfile
 # Reading and showing times lives in publisher.zones; the admin imports these names from here.
 from .schedule_rules import publish_passed_note as past_publish_note  # noqa: F401
 from .zones import (  # noqa: F401
+    available_time_zones,
     duration_text,
     exists_locally,
     local_time_resolve,
