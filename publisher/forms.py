@@ -11,8 +11,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from . import schedule_rules
-from .models import Article, ArticleStatus, EditorProfile, available_time_zones
-from .zones import exists_locally, local_time_resolve, utc_offset, zone_label
+from .models import Article, ArticleStatus, EditorProfile
+from .zones import available_time_zones, exists_locally, local_time_resolve, utc_offset, zone_label
 
 FOLD_CHOICES = [("", "—"), ("0", "first"), ("1", "second")]
 

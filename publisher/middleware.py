@@ -1,11 +1,10 @@
 """Activates the signed-in editor's own time zone for the request, so every time the admin shows
 or reads is in that zone (Django converts at the form and template boundary)."""
 
-import zoneinfo
-
 from django.utils import timezone
 
 from .models import EditorProfile
+from .zones import UnknownZoneError, zone_named
 
 
 class EditorTimezoneMiddleware:
@@ -22,8 +21,8 @@ class EditorTimezoneMiddleware:
             name = EditorProfile.objects.filter(user_id=user.pk).values_list("time_zone", flat=True).first()
             if name:
                 try:
-                    zone = zoneinfo.ZoneInfo(name)
-                except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                    zone = zone_named(name)
+                except UnknownZoneError:
                     zone = None  # a zone the tz database dropped: fall back rather than fail every page
         if zone is not None:
             timezone.activate(zone)

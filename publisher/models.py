@@ -12,6 +12,7 @@ from django.db.models import Q
 from . import schedule_rules
 from .querysets import ArticleQuerySet
 from .states import ArticleStatus
+from .zones import available_time_zones
 
 
 
@@ -137,13 +138,6 @@ def validate_time_zone(value: str) -> None:
     """An IANA zone name this machine's tz database knows (blank means the site's zone)."""
     if value and value not in available_time_zones():
         raise ValidationError(f"“{value}” is not a known time zone (expected a name such as Europe/Paris).")
-
-
-def available_time_zones() -> frozenset[str]:
-    # Read at call time, not in a field's choices: a tzdata upgrade must not make migrations drift.
-    import zoneinfo
-
-    return frozenset(zoneinfo.available_timezones())
 
 
 class EditorProfile(models.Model):

@@ -16,6 +16,12 @@ class UnknownZoneError(ValueError):
     """A zone name that is not in the time-zone database."""
 
 
+def available_time_zones() -> frozenset[str]:
+    """Every zone name this machine's tz database knows."""
+    # Read at call time, not in a field's choices: a tzdata upgrade must not make migrations drift.
+    return frozenset(zoneinfo.available_timezones())
+
+
 def zone_named(name: str) -> tzinfo:
     """The zone called `name` ('Europe/Paris'); the site's zone for an empty name. Raises
     UnknownZoneError for a name the time-zone database does not know."""
