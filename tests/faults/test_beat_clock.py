@@ -10,7 +10,7 @@ from django_celery_beat.models import PeriodicTask
 
 from scheduling import schedules
 from scheduling.models import Heartbeat
-from scheduling.selectors import health_check
+from scheduling.health import health_check
 from tests.conftest import wait_for
 
 AHEAD = timedelta(hours=1)
