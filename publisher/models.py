@@ -15,6 +15,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.urls import reverse
 
 
 class ArticleStatus(models.TextChoices):
@@ -28,10 +30,31 @@ class ArticleStatus(models.TextChoices):
     MISSED = "missed", "Missed"
 
 
+class ArticleQuerySet(models.QuerySet):
+    def visible(self):
+        """What a reader may see, by the database clock at query time: published, and its
+        unpublish time empty or still ahead. The one rule every public page, feed and sitemap
+        uses, so an unpublish time hides an article on its second whether or not a scan ran."""
+        return self.filter(Q(unpublish_at__isnull=True) | Q(unpublish_at__gt=Now()), status=ArticleStatus.PUBLISHED)
+
+    def taken_down(self):
+        """Articles that were live and no longer are by their own schedule: `expired` after
+        having gone live, or still `published` with its unpublish time passed (410 Gone)."""
+        return self.filter(Q(status=ArticleStatus.EXPIRED, published_at__isnull=False)
+                           | Q(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()))
+
+
 class Article(models.Model):
     title = models.CharField(max_length=300, blank=True)
+    # The public URL's last part: made from the title when first scheduled, editable; once the
+    # article went live a changed slug leaves the old one answering 301 (ArticleSlugRedirect).
+    slug = models.SlugField(max_length=120, unique=True, null=True, blank=True, allow_unicode=True,
+                            help_text="The article's address on the site. Made from the title when it is first "
+                                      "scheduled; once it went live, the old address redirects to a new one.")
     body = models.TextField(blank=True)
     image = models.ImageField(upload_to="articles/", blank=True)
+    image_alt = models.CharField(max_length=300, blank=True, default="", verbose_name="image alt text",
+                                 help_text="What the image shows, for readers who cannot see it.")
     publish_at = models.DateTimeField(null=True, blank=True)
     unpublish_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=ArticleStatus.choices, default=ArticleStatus.DRAFT)
@@ -55,6 +78,8 @@ class Article(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ArticleQuerySet.as_manager()
 
     class Meta:
         ordering = ["-publish_at", "-id"]
@@ -91,12 +116,26 @@ class Article(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def get_absolute_url(self):
+        return reverse("site:article", kwargs={"slug": self.slug}) if self.slug else None
+
     @property
     def lateness(self):
         """How late it went live relative to publish_at (None until published)."""
         if self.published_at and self.publish_at:
             return self.published_at - self.publish_at
         return None
+
+
+class ArticleSlugRedirect(models.Model):
+    """A slug an article answered under while live, before an editor changed it: 301 to its URL now."""
+
+    old_slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="slug_redirects")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.old_slug} → #{self.article_id}"
 
 
 class Subscriber(models.Model):

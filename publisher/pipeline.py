@@ -22,6 +22,8 @@ from .log import log_context
 from .models import Article, ArticleStatus, Subscriber
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
+from .site import cache as site_cache
+from .site.services import articles_ensure_slugs
 
 logger = logging.getLogger(__name__)
 
@@ -142,11 +144,15 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
         )
         went_live = rows.filter(publish_at__lte=Now()).update(
             status=ArticleStatus.PUBLISHED, published_at=Now(), lease_expires_at=None, updated_at=Now())
+        if went_live:
+            site_cache.site_changed()
         waiting = rows.order_by("publish_at").values_list("publish_at", flat=True).first()
     if went_live:
         logger.info("published %d articles (claim %s)", went_live, token)
     published = list(Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHED)
                      .values_list("id", flat=True))
+    # Normally made when scheduled; one published another way (an import) gets it now.
+    articles_ensure_slugs(article_ids=published)
     wait = 0.0
     if waiting is not None:
         # This host's clock is ahead of the database's: try again shortly.

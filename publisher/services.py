@@ -23,6 +23,8 @@ from django.utils import timezone
 
 from . import dispatch
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from .site import cache as site_cache
+from .site.services import article_ensure_slug
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ def _transition(article_id: int, *, allowed, action: str, **values) -> Article:
         if current is None:
             raise TransitionError(f"Article #{article_id} no longer exists.")
         raise TransitionError(f"Cannot {action} article #{article_id}: it is {current}.")
+    site_cache.site_changed()
     return Article.objects.get(pk=article_id)
 
 
@@ -111,6 +114,8 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
         article = _transition(article_id, allowed=SCHEDULABLE, action="schedule",
                               status=ArticleStatus.SCHEDULED, publish_at=publish_at, unpublish_at=unpublish_at,
                               attempts=0, last_error="", **_released_claim())
+        if article_ensure_slug(article_id=article_id) != article.slug:
+            article.refresh_from_db(fields=["slug"])
         if publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
             # Due before the next scan could see it: claim it now so it still goes out on the second.
             if articles_claim_due(article_ids=[article_id]):
@@ -162,6 +167,8 @@ def article_publish_now(*, article_id: int) -> Article:
             status=ArticleStatus.PUBLISHING, publish_at=publish_at, claim_token=token, claimed_at=Now(),
             lease_expires_at=_lease_expiry(), attempts=1, last_error="", unfinished_runs=0,
         )
+        article_ensure_slug(article_id=article_id)
+        site_cache.site_changed()
         due = [(article_id, publish_at)]
         transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=due, chunk_size=1))
     return Article.objects.get(pk=article_id)
@@ -303,8 +310,11 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
 
 def articles_take_down_expired() -> int:
     """Published articles whose unpublish_at passed become `expired`."""
-    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(
+    taken_down = Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(
         status=ArticleStatus.EXPIRED, updated_at=Now())
+    if taken_down:
+        site_cache.site_changed()
+    return taken_down
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
