@@ -110,3 +110,14 @@ def test_robots_txt_names_the_sitemap(client, settings):
     response = client.get("/robots.txt")
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert "Sitemap: https://news.example.com/sitemap.xml" in response.content.decode().splitlines()
+
+
+def test_a_signed_in_editor_gets_the_page_every_reader_gets(client, live_article, django_user_model):
+    from publisher.models import EditorProfile
+
+    editor = django_user_model.objects.create_user("ed", password="pw", is_staff=True)
+    EditorProfile.objects.create(user=editor, time_zone="America/New_York")
+    live_article("Zoned")
+    client.force_login(editor)
+    page = client.get("/articles/zoned/").content.decode()
+    assert " UTC</time>" in page and "EST" not in page and "EDT" not in page
