@@ -44,3 +44,14 @@ def pipeline_settings(app_configs, **kwargs):
                               hint="CELERY_ACCEPT_CONTENT = ['json'], CELERY_TASK_SERIALIZER = 'json'.",
                               id="publisher.E003"))
     return problems
+
+
+@register(deploy=True)
+def site_settings(app_configs, **kwargs):
+    if settings.PUBLISHER_SITE_URL:
+        return []
+    return [Error(
+        "PUBLISHER_SITE_URL is not set: the public site's canonical links, feeds, sitemap and the links in "
+        "e-mails would be built from whatever Host header a request carried.",
+        hint="Set PUBLISHER_SITE_URL to the site's public address, e.g. https://news.example.com.",
+        id="publisher.E010")]

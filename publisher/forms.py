@@ -13,6 +13,7 @@ from django.utils import timezone
 from . import schedule_rules
 from .models import Article, ArticleStatus, EditorProfile
 from .zones import available_time_zones, exists_locally, local_time_resolve, utc_offset, zone_label
+from .site.services import validate_slug
 
 FOLD_CHOICES = [("", "—"), ("0", "first"), ("1", "second")]
 
@@ -113,10 +114,21 @@ class ArticleAdminForm(forms.ModelForm):
 
     class Meta:
         model = Article
-        fields = ("title", "body", "image", "publish_at", "unpublish_at")
+        fields = ("title", "slug", "body", "image", "image_alt", "publish_at", "unpublish_at")
+
+    def clean_slug(self):
+        slug = self.cleaned_data.get("slug")
+        if not slug:
+            if self.instance.pk and self.instance.slug:
+                raise ValidationError("The article has an address already: change it, or keep it.")
+            return None  # made from the title when the article is scheduled
+        return validate_slug(slug=slug, article_id=self.instance.pk)
 
     def clean(self):
         data = super().clean()
+        image = data.get("image", self.instance.image if self.instance.pk else None)
+        if image and not (data.get("image_alt") or "").strip():
+            self.add_error("image_alt", "Describe the image for readers who cannot see it (alt text).")
         status = self.instance.status if self.instance.pk else ArticleStatus.DRAFT
         if "publish_at" in self.fields:
             publish_at = data.get("publish_at")

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 
 from . import schedule_rules
 from .querysets import ArticleQuerySet
@@ -16,10 +17,18 @@ from .zones import available_time_zones
 
 
 
+
 class Article(models.Model):
     title = models.CharField(max_length=300, blank=True)
+    # The public URL's last part: made from the title when first scheduled, editable; once the
+    # article went live a changed slug leaves the old one answering 301 (ArticleSlugRedirect).
+    slug = models.SlugField(max_length=120, unique=True, null=True, blank=True, allow_unicode=True,
+                            help_text="The article's address on the site. Made from the title when it is first "
+                                      "scheduled; once it went live, the old address redirects to a new one.")
     body = models.TextField(blank=True)
     image = models.ImageField(upload_to="articles/", blank=True)
+    image_alt = models.CharField(max_length=300, blank=True, default="", verbose_name="image alt text",
+                                 help_text="What the image shows, for readers who cannot see it.")
     publish_at = models.DateTimeField(null=True, blank=True)
     unpublish_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=ArticleStatus.choices, default=ArticleStatus.DRAFT)
@@ -80,12 +89,26 @@ class Article(models.Model):
             errors += schedule_rules.window_errors(publish_at=self.publish_at, unpublish_at=self.unpublish_at)
         schedule_rules.raise_errors(errors)
 
+    def get_absolute_url(self):
+        return reverse("site:article", kwargs={"slug": self.slug}) if self.slug else None
+
     @property
     def lateness(self):
         """How late it went live relative to publish_at (None until published)."""
         if self.published_at and self.publish_at:
             return self.published_at - self.publish_at
         return None
+
+
+class ArticleSlugRedirect(models.Model):
+    """A slug an article answered under while live, before an editor changed it: 301 to its URL now."""
+
+    old_slug = models.SlugField(max_length=120, unique=True, allow_unicode=True)
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="slug_redirects")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.old_slug} → #{self.article_id}"
 
 
 class Subscriber(models.Model):

@@ -22,6 +22,7 @@ from .log import log_context
 from .models import Article, ArticleStatus, Subscriber
 from .rendering import ContentError, make_thumbnail, render_body
 from .services import articles_fail_claimed
+from .site.services import articles_ensure_slugs
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,8 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
         logger.info("published %d articles (claim %s)", went_live, token)
     published = list(Article.objects.filter(pk__in=article_ids, claim_token=token, status=ArticleStatus.PUBLISHED)
                      .values_list("id", flat=True))
+    # Normally made when scheduled; one published another way (an import) gets it now.
+    articles_ensure_slugs(article_ids=published)
     wait = 0.0
     if waiting is not None:
         # This host's clock is ahead of the database's: try again shortly.

@@ -14,6 +14,7 @@ from django.db.models import Case, Q, Value, When, sql
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now
 
+from .site import cache as site_cache
 from .states import TRANSITIONS, ArticleStatus
 
 
@@ -42,6 +43,18 @@ class ArticleQuerySet(models.QuerySet):
         """Claims whose lease ran out by the database clock."""
         return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
 
+    def visible(self):
+        """What a reader may see, by the database clock at query time: published, and its
+        unpublish time empty or still ahead. The one rule every public page, feed and sitemap
+        uses, so an unpublish time hides an article on its second whether or not a scan ran."""
+        return self.filter(Q(unpublish_at__isnull=True) | Q(unpublish_at__gt=Now()), status=ArticleStatus.PUBLISHED)
+
+    def taken_down(self):
+        """Articles that were live and no longer are by their own schedule: `expired` after
+        having gone live, or still `published` with its unpublish time passed (410 Gone)."""
+        return self.filter(Q(status=ArticleStatus.EXPIRED, published_at__isnull=False)
+                           | Q(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()))
+
     # --- the one writer of status --------------------------------------------------------------
 
     def transition(self, name: str, *, token: str | None = None, actor=NOT_GIVEN, **values) -> int:
@@ -59,14 +72,19 @@ class ArticleQuerySet(models.QuerySet):
             values["status"] = declared.target
         values.setdefault("updated_at", Now())
         if actor is NOT_GIVEN:
-            return rows.update(**values)
-        with transaction.atomic(using=self.db):
-            before = {pk: (status, publish_at) for pk, status, publish_at in
-                      rows.select_for_update().values_list("id", "status", "publish_at")}
-            if not before:
-                return 0
-            changed = self.model._base_manager.filter(pk__in=before, status__in=declared.sources).update(**values)
-            self._record(declared, before, actor)
+            changed = rows.update(**values)
+        else:
+            with transaction.atomic(using=self.db):
+                before = {pk: (status, publish_at) for pk, status, publish_at in
+                          rows.select_for_update().values_list("id", "status", "publish_at")}
+                if not before:
+                    return 0
+                changed = self.model._base_manager.filter(pk__in=before, status__in=declared.sources).update(**values)
+                self._record(declared, before, actor)
+        if changed:
+            # What readers see, or when the next scheduled change falls, may have moved: cached
+            # public pages are forgotten once this commits.
+            site_cache.site_changed()
         return changed
 
     def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor) -> None:

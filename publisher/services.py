@@ -25,6 +25,7 @@ from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
 from .states import ACTIONS, TRANSITIONS
 from .text import error_text
+from .site.services import article_ensure_slug
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,8 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
         article = _transition(article_id, "schedule", action="schedule", actor=actor,
                               publish_at=publish_at, unpublish_at=unpublish_at,
                               attempts=0, last_error="", **_released_claim())
+        if article_ensure_slug(article_id=article_id) != article.slug:
+            article.refresh_from_db(fields=["slug"])
         if publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
             # Due before the next scan could see it: claim it now so it still goes out on the second.
             if articles_claim_due(article_ids=[article_id]):
@@ -144,6 +147,7 @@ def article_publish_now(*, article_id: int, actor: AbstractBaseUser | None = Non
             transition, actor=actor, publish_at=publish_at, claim_token=token, claimed_at=Now(),
             lease_expires_at=_lease_expiry(), attempts=1, last_error="", unfinished_runs=0,
         )
+        article_ensure_slug(article_id=article_id)
         due = [(article_id, publish_at)]
         transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=due, chunk_size=1))
     return Article.objects.get(pk=article_id)

@@ -7,6 +7,7 @@ figure is the median of --runs runs, with min and max. Figures only: nothing her
   ./scripts/bench                 # every scenario, full size
   ./scripts/bench --quick         # small sizes, under a minute (CI smoke test)
   ./scripts/bench --only lateness
+  ./scripts/bench --only site     # public pages under 50 clients (gunicorn), visibility precision
 """
 
 import argparse
@@ -481,12 +482,22 @@ def _scan_interval() -> str:
     return f"{settings.PUBLISHER_SCAN_INTERVAL:g}"
 
 
+def bench_site(args, env) -> dict:
+    """Public pages under load (with and without the cache) and visibility precision (scripts/bench_site.py)."""
+    import bench_site
+    from scheduling.selectors import percentile  # nearest rank, as the daily report's
+
+    return bench_site.run(args, env, Cluster=Cluster, reset_database=reset_database, flush_broker=flush_broker,
+                          percentile=lambda values, p: percentile(sorted(values), p) if values else float("nan"))
+
+
 SCENARIOS = {
     "claim": bench_claim,
     "burst": bench_burst,
     "fanout": bench_fanout,
     "lateness": bench_lateness,
     "beat": bench_beat,
+    "site": bench_site,
 }
 
 

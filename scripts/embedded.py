@@ -154,6 +154,8 @@ def main() -> int:
         sup.start("worker", celery + ["worker", "-l", "INFO", "-c", str(args.concurrency),
                                       "-Q", "scan,publish,media,notify", "-n", "embedded@%h"])
         sup.start("beat", celery + ["beat", "-l", "INFO", "-s", str(VAR_DIR / "celerybeat-schedule")])
+        site = (os.environ.get("PUBLISHER_SITE_URL") or f"http://{args.host}:{args.port}").rstrip("/") + "/"
+        log(f"site: {site}  (feeds: {site}feeds/atom/ and {site}feeds/rss/, sitemap: {site}sitemap.xml)")
         url = f"http://{args.host}:{args.port}/admin/"
         log(f"admin: {url}  (user: admin, password: {password}; also in {VAR_DIR / 'admin-password.txt'})")
         log("press Ctrl-C to stop everything")

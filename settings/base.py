@@ -5,10 +5,12 @@ from kombu import Exchange, Queue
 from .env import (
     BASE_DIR,
     VAR_DIR,
+    caches_from_env,
     env_bool,
     env_float,
     env_int,
     env_list,
+    env_site_url,
     env_str,
 )
 
@@ -23,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
     "django_celery_beat",
     "publisher",
     "scheduling",
@@ -52,6 +55,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "publisher.site.context.site",
             ],
         },
     },
@@ -135,6 +139,18 @@ PUBLISHER_THUMBNAIL_SIZE = (400, 400)
 # Task retries: bounded, exponential with jitter, capped well below the visibility timeout.
 PUBLISHER_TASK_MAX_RETRIES = env_int("PUBLISHER_TASK_MAX_RETRIES", 5, minimum=0)
 PUBLISHER_RETRY_BACKOFF_MAX = env_int("PUBLISHER_RETRY_BACKOFF_MAX", 60, minimum=1)
+
+# --- Public site (publisher/site/) ---------------------------------------------------------
+# Absolute base of every public link (pages' canonical URLs, feeds, sitemap, e-mails), e.g.
+# https://news.example.com. Unset: the request's own host (production: `check --deploy` error).
+PUBLISHER_SITE_URL = env_site_url("PUBLISHER_SITE_URL")
+PUBLISHER_SITE_NAME = env_str("PUBLISHER_SITE_NAME", "Publisher")
+# Longest Cache-Control max-age of a public page (seconds); it is shorter whenever the next
+# scheduled publish or unpublish time affecting the page comes sooner.
+PUBLISHER_PUBLIC_MAX_AGE = env_int("PUBLISHER_PUBLIC_MAX_AGE", 60, minimum=0)
+# Server-side cache of public pages: CACHE_URL (redis://, rediss://, unix://, locmem://);
+# unset, local memory per process (production: the broker's Redis when the broker is Redis).
+CACHES = caches_from_env(None)
 
 # --- Celery ---------------------------------------------------------------------------------
 # CELERY_BROKER_URL / CELERY_RESULT_BACKEND are set per environment.

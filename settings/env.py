@@ -144,3 +144,49 @@ def result_backend_from_env(broker_url: str) -> str | None:
             f"CELERY_RESULT_BACKEND {url!r} is a message broker, not a result store: use redis://..., "
             "db+postgresql://... (needs SQLAlchemy), or leave it unset (results off; nothing here reads them).")
     return url
+
+
+def env_site_url(name: str) -> str:
+    """An absolute http(s) base URL with a host and nothing after the path, stored without its
+    trailing slash ("" when unset): links in pages, feeds and mail are this plus a path."""
+    raw = env_str(name, "")
+    if not raw:
+        return ""
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid URL ({exc}): {raw!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ImproperlyConfigured(f"{name} must be an absolute http:// or https:// URL such as "
+                                   f"https://news.example.com, got {raw!r}.")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ImproperlyConfigured(f"{name} must be a scheme, host and optional path only (no query, fragment "
+                                   f"or credentials), got {raw!r}.")
+    return raw.rstrip("/")
+
+
+CACHE_SCHEMES = {"redis", "rediss", "unix", "locmem"}
+
+
+def caches_from_env(default_url: str | None) -> dict:
+    """CACHE_URL -> Django CACHES: redis://, rediss:// or unix:// (Django's built-in Redis cache)
+    or locmem:// (one cache per process); unset: `default_url`, else local memory."""
+    url = env_str("CACHE_URL", default_url)
+    if url and url.startswith("redis+socket://"):  # the broker's spelling of a unix socket
+        parts = urlsplit(url)
+        db = dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("virtual_host", "0")
+        url = f"unix://{parts.path}?db={db}"
+    if not url:
+        url = "locmem://"
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"CACHE_URL is not a valid URL ({exc}): {url!r}") from None
+    if scheme not in CACHE_SCHEMES:
+        raise ImproperlyConfigured(f"CACHE_URL has an unsupported scheme {scheme!r} (expected one of "
+                                   f"{', '.join(sorted(CACHE_SCHEMES))}): {url!r}")
+    if scheme == "locmem":
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "publisher"}}
+    return {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url,
+                        "KEY_PREFIX": "publisher-cache"}}

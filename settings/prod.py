@@ -1,7 +1,8 @@
 """Production: every secret and address from the environment, no silent fallbacks."""
 
 from .base import *  # noqa: F401,F403
-from .env import broker_url_from_env, database_from_env, env_bool, env_int, env_list, env_str, result_backend_from_env
+from .env import (broker_url_from_env, caches_from_env, database_from_env, env_bool, env_int, env_list, env_str,
+                  result_backend_from_env)
 
 SECRET_KEY = env_str("DJANGO_SECRET_KEY", required=True)
 if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
@@ -14,6 +15,9 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [])
 DATABASES = {"default": database_from_env("", required=True)}
 CELERY_BROKER_URL = broker_url_from_env(None)
 CELERY_RESULT_BACKEND = result_backend_from_env(CELERY_BROKER_URL)
+# One cache shared by every web process (the public pages and their invalidation): CACHE_URL,
+# else the broker's Redis when the broker is Redis.
+CACHES = caches_from_env(CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("redis://", "rediss://")) else None)
 
 # HTTPS. The proxy in front says the request came over TLS with X-Forwarded-Proto (it must set
 # or strip that header: a client must not be able to forge it).

@@ -17,6 +17,7 @@ PROD_ENV = {
     # Nothing answers on port 1: a request that needs them fails at once instead of hanging.
     "DATABASE_URL": "postgres://publisher:secret@127.0.0.1:1/publisher",
     "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+    "PUBLISHER_SITE_URL": "https://publisher.example.com",
 }
 
 

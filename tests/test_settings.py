@@ -20,6 +20,7 @@ PROD_ENV = {
     "DJANGO_ALLOWED_HOSTS": "publisher.example.com",
     "DATABASE_URL": "postgres://publisher@127.0.0.1:5432/publisher",
     "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+    "PUBLISHER_SITE_URL": "https://publisher.example.com",
 }
 
 

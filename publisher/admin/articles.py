@@ -24,6 +24,7 @@ from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
+from ..site import services as site_services
 
 # A bulk action works article by article (each its own transaction, each reported), inside one
 # web request: it takes at most this many at once.
@@ -125,11 +126,17 @@ class ArticleAdmin(admin.ModelAdmin):
                          "can_publish": self.has_publish_permission(request)}
         return super().changelist_view(request, extra_context)
 
+    def view_on_site(self, obj):
+        """*View on site* on an article readers can see now (the site answers 404 for the rest)."""
+        if obj.slug and Article.objects.visible().filter(pk=obj.pk).exists():
+            return obj.get_absolute_url()
+        return None
+
     # --- form ----------------------------------------------------------------------------------
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ("title", "body", "image")}),
+            return [(None, {"fields": ("title", "slug", "body", "image", "image_alt")}),
                     ("Schedule", {"fields": ("publish_at", "unpublish_at"),
                                   "description": f"Times are in your time zone, {zone_label()}. "
                                                  "Leave the publish time empty to save a draft."})]
@@ -139,7 +146,7 @@ class ArticleAdmin(admin.ModelAdmin):
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
                                          "reschedule; clear the publish time to take the article back to draft."}),
-            ("Content", {"fields": ("title", "body", "image")}),
+            ("Content", {"fields": ("title", "slug", "body", "image", "image_alt")}),
             ("Outcome", {"fields": outcome}),
             ("History", {"fields": ("activity",)}),
         ]
@@ -228,7 +235,9 @@ class ArticleAdmin(admin.ModelAdmin):
             obj.save()
             current = {"publish_at": None, "unpublish_at": None}
         else:
-            content = [name for name in ("title", "body", "image") if name in form.changed_data]
+            content = [name for name in ("title", "body", "image", "image_alt") if name in form.changed_data]
+            if "slug" in form.changed_data and form.cleaned_data["slug"]:
+                site_services.article_set_slug(article_id=obj.pk, slug=form.cleaned_data["slug"])
             if content:
                 obj.save(update_fields=content + ["updated_at"])
             current = Article.objects.filter(pk=obj.pk).values("publish_at", "unpublish_at").first() or {}

@@ -80,6 +80,7 @@ def test_run_serves_admin_publishes_and_stops_everything_on_ctrl_c(tmp_path):
         pids = [int(p) for p in re.findall(r"\[run\] started \w+ \(pid (\d+)\)", output)]
         assert len(pids) == 4, output  # redis, web, worker, beat
         assert f"http://127.0.0.1:{port}/admin/" in output
+        assert f"[run] site: http://127.0.0.1:{port}/ " in output  # the public site, beside the admin
         password = (var / "admin-password.txt").read_text().strip()
         assert password in output
 
@@ -88,6 +89,7 @@ def test_run_serves_admin_publishes_and_stops_everything_on_ctrl_c(tmp_path):
         browser.post("/admin/login/?next=/admin/", {"username": "admin", "password": password,
                                                     "next": "/admin/"})
         assert "Log out" in browser.get("/admin/") or "logout" in browser.get("/admin/")
+        assert "Nothing published yet." in browser.get("/")  # *View site* opens the public index
 
         worker_ready = lambda: "ready." in log.read_text()  # noqa: E731
         wait_for(worker_ready, timeout=60, message="the worker to be ready")

@@ -16,6 +16,7 @@ from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
 from publisher.services import TransitionError, validate_schedule
 from publisher.zones import local_time_text
+from publisher.site.cache import bump_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -219,6 +220,7 @@ def test_schedule_within_the_lookahead_claims_at_once_and_dispatches_after_commi
         row = fresh(article)
         assert row.status == ArticleStatus.PUBLISHING and row.attempts == 1
         assert result.status == ArticleStatus.PUBLISHING  # the returned article is refreshed
+    callbacks = [c for c in callbacks if c is not bump_generation]  # leave out the site cache's invalidation
     assert dispatched == [], "nothing is sent before the claim commits"
     assert len(callbacks) == 1
 

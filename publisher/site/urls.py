@@ -1,0 +1,19 @@
+from django.contrib.sitemaps.views import sitemap
+from django.urls import path
+
+from publisher.site import feeds, views
+from publisher.site.cache import schedule_cached
+from publisher.site.selectors import site_freshness
+from publisher.site.sitemaps import ArticleSitemap
+
+app_name = "site"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("articles/<str:slug>/", views.article, name="article"),
+    path("feeds/atom/", schedule_cached(site_freshness)(feeds.atom_feed), name="atom"),
+    path("feeds/rss/", schedule_cached(site_freshness)(feeds.rss_feed), name="rss"),
+    path("sitemap.xml", schedule_cached(site_freshness)(sitemap), {"sitemaps": {"articles": ArticleSitemap}},
+         name="sitemap"),
+    path("robots.txt", views.robots_txt, name="robots"),
+]

@@ -1,0 +1,67 @@
+"""Public pages. Every lookup goes through Article.objects.visible() / taken_down(): an article
+that is not live answers exactly like one that never existed (404, no title, no hint)."""
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponsePermanentRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_safe
+from django.views.generic import ListView
+
+from publisher.models import Article, ArticleSlugRedirect
+from publisher.site.cache import schedule_cached
+from publisher.site.links import absolute_url
+from publisher.site.selectors import article_freshness, articles_visible, site_freshness
+
+PAGE_SIZE = 20
+
+
+class IndexView(ListView):
+    template_name = "site/index.html"
+    context_object_name = "articles"
+    paginate_by = PAGE_SIZE
+
+    def get_queryset(self):
+        return articles_visible().only("id", "slug", "title", "excerpt", "thumbnail", "image_alt", "published_at")
+
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(**kwargs, canonical=absolute_url(self.request, self.request.get_full_path()))
+
+
+index = require_safe(schedule_cached(site_freshness)(IndexView.as_view()))
+
+
+def _not_found(request):
+    # The same page for "never existed", "not yet" and "never went live": nothing to tell them apart.
+    return render(request, "site/not_found.html", status=404)
+
+
+@require_safe
+@schedule_cached(site_freshness)
+def article(request, slug: str):
+    found = Article.objects.visible().filter(slug=slug).first()
+    if found is not None:
+        response = render(request, "site/article.html", {
+            "article": found, "canonical": absolute_url(request, found.get_absolute_url()),
+            "image_url": absolute_url(request, found.image.url) if found.image else "",
+        })
+        response.freshness = article_freshness(found)
+        return response
+    if Article.objects.taken_down().filter(slug=slug).exists():
+        return render(request, "site/gone.html", status=410)
+    moved = ArticleSlugRedirect.objects.filter(old_slug=slug).select_related("article").first()
+    if moved is not None and moved.article.slug:
+        if Article.objects.visible().filter(pk=moved.article_id).exists():
+            return HttpResponsePermanentRedirect(moved.article.get_absolute_url())
+        if Article.objects.taken_down().filter(pk=moved.article_id).exists():
+            return render(request, "site/gone.html", status=410)
+    return _not_found(request)
+
+
+@require_safe
+def robots_txt(request):
+    sitemap = absolute_url(request, reverse("site:sitemap"))
+    lines = ["User-agent: *", "Disallow: /admin/", "", f"Sitemap: {sitemap}", ""]
+    response = HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
+    response["Cache-Control"] = f"public, max-age={settings.PUBLISHER_PUBLIC_MAX_AGE}"
+    return response
