@@ -19,6 +19,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from . import selectors, services
+from .webhooks import services as webhooks
 from .forms import (
     ArticleAdminForm,
     BulkScheduleForm,
@@ -295,6 +296,7 @@ class ArticleAdmin(admin.ModelAdmin):
             content = [name for name in ("title", "body", "image") if name in form.changed_data]
             if content:
                 obj.save(update_fields=content + ["updated_at"])
+                webhooks.record(event="updated", article_ids=[obj.pk])  # only if it is live
             current = Article.objects.filter(pk=obj.pk).values("publish_at", "unpublish_at").first() or {}
         publish_at = form.cleaned_data["publish_at"] if "publish_at" in form.changed_data else current.get("publish_at")
         if "publish_at" not in form.fields:

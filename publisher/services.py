@@ -22,6 +22,7 @@ from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
 from . import dispatch
+from .webhooks import services as webhooks
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 
 logger = logging.getLogger(__name__)
@@ -302,9 +303,15 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
 
 
 def articles_take_down_expired() -> int:
-    """Published articles whose unpublish_at passed become `expired`."""
-    return Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()).update(
-        status=ArticleStatus.EXPIRED, updated_at=Now())
+    """Published articles whose unpublish_at passed become `expired` (and their `unpublished`
+    webhooks are recorded in the same transaction)."""
+    with transaction.atomic():
+        ids = list(Article.objects.select_for_update().filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now())
+                   .values_list("id", flat=True))
+        taken_down = Article.objects.filter(pk__in=ids, status=ArticleStatus.PUBLISHED).update(
+            status=ArticleStatus.EXPIRED, updated_at=Now())
+        webhooks.record(event="unpublished", article_ids=ids)
+    return taken_down
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
@@ -389,6 +396,7 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
             if unpublish_at == before.unpublish_at:
                 return None
             article = article_set_unpublish_at(article_id=article_id, unpublish_at=unpublish_at)
+            webhooks.record(event="updated", article_ids=[article_id])
             action = ArticleEventAction.UNPUBLISH_CHANGED
         elif publish_at is None:
             if before.status not in UNSCHEDULABLE:

@@ -161,7 +161,7 @@ def main() -> int:
         celery = [sys.executable, "-m", "celery", "-A", "settings"]
         sup.start("web", [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"])
         sup.start("worker", celery + ["worker", "-l", "INFO", "-c", str(args.concurrency),
-                                      "-Q", "scan,publish,media,notify", "-n", "embedded@%h"])
+                                      "-Q", "scan,publish,media,notify,webhooks", "-n", "embedded@%h"])
         sup.start("beat", celery + ["beat", "-l", "INFO", "-s", str(VAR_DIR / "celerybeat-schedule")])
         url = f"http://{args.host}:{args.port}/admin/"
         log(f"admin: {url}  (user: admin, password: {password}; also in {VAR_DIR / 'admin-password.txt'})")
