@@ -205,6 +205,8 @@ PUBLISHER_WEBHOOKS_LEASE_SECONDS = env_int("PUBLISHER_WEBHOOKS_LEASE_SECONDS", 6
 # How often the sweep job runs, and how many deliveries one run enqueues.
 PUBLISHER_WEBHOOKS_SWEEP_INTERVAL = env_float("PUBLISHER_WEBHOOKS_SWEEP_INTERVAL", 10.0, minimum=0.1)
 PUBLISHER_WEBHOOKS_BATCH = env_int("PUBLISHER_WEBHOOKS_BATCH", 500, minimum=1)
+# The cleanup job deletes delivered and failed deliveries (the delivery log) older than this.
+PUBLISHER_WEBHOOKS_RETENTION_DAYS = env_int("PUBLISHER_WEBHOOKS_RETENTION_DAYS", 30, minimum=1)
 
 # --- Periodic operations -------------------------------------------------------------------
 # The jobs are declared in scheduling/schedules.py and written to the database by

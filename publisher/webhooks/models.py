@@ -76,6 +76,7 @@ class Delivery(models.Model):
             models.Index(fields=["next_attempt_at"], name="webhook_delivery_due_idx",
                          condition=Q(status__in=["pending", "sending"])),
             models.Index(fields=["endpoint", "-created_at"], name="webhook_delivery_log_idx"),
+            models.Index(fields=["created_at"], name="webhook_delivery_created_idx"),  # cleanup by age
         ]
 
     def __str__(self):
