@@ -83,7 +83,6 @@ def declared_jobs() -> list[PeriodicJob]:
             name=WEBHOOKS,
             task="publisher.webhooks.tasks.sweep",
             every_seconds=settings.PUBLISHER_WEBHOOKS_SWEEP_INTERVAL,
-            queue="webhooks",
             description="Enqueues webhook deliveries that are due with no message on its way (a retry "
                         "due later, a lost message) or whose sender died mid-send.",
             expires_seconds=max(settings.PUBLISHER_WEBHOOKS_SWEEP_INTERVAL * 3, 30),

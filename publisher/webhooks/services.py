@@ -74,6 +74,7 @@ def _payload(*, delivery_id: uuid.UUID, event: str, article: Article, occurred_a
 
 
 def _lease(seconds: float):
+    """Now plus `seconds` by the database clock."""
     return ExpressionWrapper(Now() + timedelta(seconds=seconds), output_field=DateTimeField())
 
 
@@ -95,6 +96,8 @@ def record(*, event: str, article_ids: list[int]) -> int:
     if not endpoints:
         return 0
     now = timezone.now()
+    # Due at once by the database clock too (the claim compares with it), even a little behind ours.
+    due = now - timedelta(seconds=5)
     retry_until = now + timedelta(seconds=settings.PUBLISHER_WEBHOOKS_RETRY_WINDOW)
     lease_until = now + timedelta(seconds=_lease_seconds())
     rows = []
@@ -107,7 +110,7 @@ def record(*, event: str, article_ids: list[int]) -> int:
                 id=delivery_id, endpoint=endpoint, event=event, article=article,
                 key=f"{event}:{article.pk}:{_iso(changed_at)}",
                 payload=_payload(delivery_id=delivery_id, event=event, article=article, occurred_at=changed_at or now),
-                next_attempt_at=now, retry_until=retry_until, lease_expires_at=lease_until,
+                next_attempt_at=due, retry_until=retry_until, lease_expires_at=lease_until,
             ))
     if not rows:
         return 0
@@ -210,9 +213,10 @@ def delivery_attempt(*, delivery_id: str) -> Attempt:
         logger.warning("webhook delivery %s failed after %d attempts: %s", delivery.pk, attempt, error)
         return Attempt("failed", status_code, error)
     soon = delay <= ENQUEUE_AHEAD
-    updated = ours.update(status=DeliveryStatus.PENDING, next_attempt_at=next_at, last_status_code=status_code,
+    # Due by the database clock, the one the claim compares with.
+    updated = ours.update(status=DeliveryStatus.PENDING, next_attempt_at=_lease(delay), last_status_code=status_code,
                           last_error=error[:2000], updated_at=Now(),
-                          lease_expires_at=next_at + timedelta(seconds=_lease_seconds()) if soon else None)
+                          lease_expires_at=_lease(delay + _lease_seconds()) if soon else None)
     if updated and soon:
         _enqueue([delivery.pk], countdown=delay)
     return Attempt("retry", status_code, error)
@@ -260,7 +264,7 @@ def deliveries_redeliver(*, delivery_ids: list) -> RedeliverResult:
                 result.skipped.append((delivery, "it is being sent right now"))
                 continue
             updated = Delivery.objects.filter(pk=delivery.pk, status=delivery.status).update(
-                status=DeliveryStatus.PENDING, next_attempt_at=now, lease_expires_at=now + timedelta(seconds=_lease_seconds()),
+                status=DeliveryStatus.PENDING, next_attempt_at=Now(), lease_expires_at=_lease(_lease_seconds()),
                 retry_until=now + timedelta(seconds=settings.PUBLISHER_WEBHOOKS_RETRY_WINDOW), updated_at=Now())
             if updated:
                 result.redelivered.append(delivery)
