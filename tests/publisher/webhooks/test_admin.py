@@ -48,3 +48,18 @@ def test_the_delivery_log_shows_status_code_attempts_and_error_and_redelivers_a_
     Delivery.objects.update(status=DeliveryStatus.DELIVERED)
     response = admin_client.post(changelist, {"action": "redeliver", "_selected_action": [str(row.pk)]}, follow=True)
     assert "it was delivered (got a 2xx): it is never sent again" in response.content.decode()
+
+
+def test_editing_a_live_articles_content_in_the_admin_records_one_updated_event(admin_client, article_factory):
+    Endpoint.objects.create(url="https://a.example/hook", events=["updated"])
+    live = article_factory(title="Live", body="Old text.", status=ArticleStatus.PUBLISHED,
+                           publish_at=timezone.now(), published_at=timezone.now())
+    draft = article_factory(title="Draft", body="Old text.")
+    for article in (live, draft):
+        response = admin_client.post(reverse("admin:publisher_article_change", args=[article.pk]), {
+            "title": article.title, "body": "New text.", "_save": "Save",
+            "publish_at_0": "", "publish_at_1": "", "publish_at_2": "",
+            "unpublish_at_0": "", "unpublish_at_1": "", "unpublish_at_2": ""})
+        assert response.status_code == 302
+    row = Delivery.objects.get()
+    assert (row.event, row.article_id) == ("updated", live.pk)
