@@ -33,6 +33,7 @@ from .models import Delivery, DeliveryStatus, Endpoint, WebhookEvent
 logger = logging.getLogger(__name__)
 
 DELIVER = "publisher.webhooks.tasks.deliver"
+ENQUEUE = "publisher.webhooks.tasks.enqueue"
 # A retry due within this many seconds is enqueued with a countdown (well below the broker's
 # visibility timeout); a later one is left to the sweep, which enqueues it when it falls due.
 ENQUEUE_AHEAD = 60
@@ -117,8 +118,23 @@ def record(*, event: str, article_ids: list[int]) -> int:
     Delivery.objects.bulk_create(rows, ignore_conflicts=True)
     written = list(Delivery.objects.filter(pk__in=[row.pk for row in rows]).values_list("pk", flat=True))
     if written:
-        transaction.on_commit(lambda: _enqueue(written))
+        # One message for the lot: a webhooks worker sends the per-delivery tasks, so the
+        # publishing step that recorded them spends ~2 ms, not ~2 ms per delivery.
+        transaction.on_commit(lambda: _send(ENQUEUE, {"delivery_ids": [str(pk) for pk in written]}, len(written)))
     return len(written)
+
+
+def deliveries_enqueue(*, delivery_ids: list[str]) -> int:
+    """Send one deliver task per delivery (the fan-out `record` hands to the webhooks queue)."""
+    _enqueue(delivery_ids)
+    return len(delivery_ids)
+
+
+def _send(name: str, kwargs: dict, count: int) -> None:
+    try:
+        signature(name, kwargs=kwargs, ignore_result=True).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the sweep covers all
+        logger.exception("enqueueing %d webhook deliveries failed; the sweep will retry them", count)
 
 
 def _enqueue(delivery_ids, countdown: float | None = None) -> None:

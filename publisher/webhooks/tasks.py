@@ -16,3 +16,8 @@ def deliver(delivery_id: str) -> str:
 @shared_task(name="publisher.webhooks.tasks.sweep", ignore_result=True)
 def sweep() -> int:
     return services.deliveries_sweep()
+
+
+@shared_task(name="publisher.webhooks.tasks.enqueue", ignore_result=True)
+def enqueue(delivery_ids: list[str]) -> int:
+    return services.deliveries_enqueue(delivery_ids=delivery_ids)
