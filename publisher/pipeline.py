@@ -18,6 +18,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
+from .webhooks import services as webhooks
 from .log import log_context
 from .models import Article, ArticleStatus, Subscriber
 from .rendering import ContentError, make_thumbnail, render_body
@@ -144,6 +145,7 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
         went_live = mine.filter(publish_at__lte=Now()).transition(
             "make_live", token=token, published_at=Now(), lease_expires_at=None)
         rows = _in_flight(article_ids, token)
+        webhooks.record(event="published", article_ids=article_ids)
         waiting = rows.order_by("publish_at").values_list("publish_at", flat=True).first()
     if went_live:
         logger.info("published %d articles (claim %s)", went_live, token)

@@ -26,6 +26,7 @@ from .models import Article, ArticleEvent, ArticleStatus
 from .states import ACTIONS, TRANSITIONS
 from .text import error_text
 from .site.services import article_ensure_slug
+from .webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -250,8 +251,14 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
 
 
 def articles_take_down_expired() -> int:
-    """Published articles whose unpublish_at passed become `expired`."""
-    return Article.objects.filter(unpublish_at__lte=Now()).transition("take_down")
+    """Published articles whose unpublish_at passed become `expired` (and their `unpublished`
+    webhooks are recorded in the same transaction)."""
+    with transaction.atomic():
+        ids = list(Article.objects.select_for_update().filter(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now())
+                   .values_list("id", flat=True))
+        taken_down = Article.objects.filter(pk__in=ids, unpublish_at__lte=Now()).transition("take_down")
+        webhooks.record(event="unpublished", article_ids=ids)
+    return taken_down
 
 
 def articles_release_dropped_claims(*, tokens: list[str]) -> int:
@@ -329,6 +336,7 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
             if unpublish_at == before.unpublish_at:
                 return None
             article_set_unpublish_at(article_id=article_id, unpublish_at=unpublish_at, actor=actor)
+            webhooks.record(event="updated", article_ids=[article_id])
         elif publish_at is None:
             if before.status not in TRANSITIONS["unschedule"].sources:
                 # A draft (or expired article) keeps no times of its own without a publish time.

@@ -13,6 +13,7 @@ SCAN = "publisher: scan for due articles"
 NOTIFICATION_EXPIRY = "publisher: expire notifications"
 CLEANUP = "publisher: clean up old records"
 DAILY_REPORT = "publisher: daily report"
+WEBHOOKS = "publisher: deliver due webhooks"
 
 
 @dataclass(frozen=True)
@@ -77,5 +78,13 @@ def declared_jobs() -> list[PeriodicJob]:
                      "day_of_month": "*", "month_of_year": "*"},
             description="Builds the previous local day's report (and any missed day within "
                         "PUBLISHER_REPORT_CATCH_UP_DAYS) and mails it once to opted-in staff.",
+        ),
+        PeriodicJob(
+            name=WEBHOOKS,
+            task="publisher.webhooks.tasks.sweep",
+            every_seconds=settings.PUBLISHER_WEBHOOKS_SWEEP_INTERVAL,
+            description="Enqueues webhook deliveries that are due with no message on its way (a retry "
+                        "due later, a lost message) or whose sender died mid-send.",
+            expires_seconds=max(settings.PUBLISHER_WEBHOOKS_SWEEP_INTERVAL * 3, 30),
         ),
     ]

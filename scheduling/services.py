@@ -17,6 +17,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from publisher import notifications
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
+from publisher.webhooks.models import Delivery, DeliveryStatus
 
 from .models import DailyReport, Heartbeat, JobRun, ReportEmailStatus, SchedulerLock
 from .schedules import PeriodicJob, declared_jobs
@@ -198,6 +199,7 @@ REPORT_EMAIL_LEASE = timedelta(hours=1)
 class CleanupResult:
     task_results: str
     notifications: int = 0
+    webhook_deliveries: int = 0
     job_runs: int = 0
     claims_redispatched: int = 0
     claims_given_up: int = 0
@@ -253,8 +255,9 @@ def task_results_prune(*, backend=None, dry_run: bool = False) -> str:
 
 def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=None) -> CleanupResult:
     """Keep state bounded: prune task results past result_expires (database result backends),
-    finished notifications older than PUBLISHER_NOTIFICATION_RETENTION_DAYS and job runs older
-    than PUBLISHER_RUN_RETENTION_DAYS, in batches of PUBLISHER_CLEANUP_BATCH (`more` says run
+    finished notifications older than PUBLISHER_NOTIFICATION_RETENTION_DAYS, job runs older
+    than PUBLISHER_RUN_RETENTION_DAYS and finished webhook deliveries older than
+    PUBLISHER_WEBHOOKS_RETENTION_DAYS, in batches of PUBLISHER_CLEANUP_BATCH (`more` says run
     again); hand stuck article claims to the sweeper; mark report e-mails interrupted mid-send
     as failed (never resent). Never touches articles, their audit events or the daily reports.
     Safe to run twice at once: each delete repeats its conditions."""
@@ -265,11 +268,15 @@ def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=N
         status__in=FINISHED_NOTIFICATIONS,
         created_at__lt=now - timedelta(days=settings.PUBLISHER_NOTIFICATION_RETENTION_DAYS))
     old_runs = JobRun.objects.filter(started_at__lt=now - timedelta(days=settings.PUBLISHER_RUN_RETENTION_DAYS))
+    old_deliveries = Delivery.objects.filter(
+        status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED),
+        created_at__lt=now - timedelta(days=settings.PUBLISHER_WEBHOOKS_RETENTION_DAYS))
     interrupted = DailyReport.objects.filter(email_status=ReportEmailStatus.SENDING,
                                              email_claimed_at__lt=now - REPORT_EMAIL_LEASE)
     if dry_run:
         result.notifications = old_notifications.count()
         result.job_runs = old_runs.count()
+        result.webhook_deliveries = old_deliveries.count()
         result.claims_redispatched = Article.objects.filter(status=ArticleStatus.PUBLISHING,
                                                             lease_expires_at__lte=now).count()
         result.report_emails_interrupted = interrupted.count()
@@ -277,7 +284,9 @@ def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=N
     result.notifications, more_notifications = _delete_in_batches(old_notifications, batch=batch,
                                                                   max_batches=max_batches)
     result.job_runs, more_runs = _delete_in_batches(old_runs, batch=batch, max_batches=max_batches)
-    result.more = more_notifications or more_runs
+    result.webhook_deliveries, more_deliveries = _delete_in_batches(old_deliveries, batch=batch,
+                                                                    max_batches=max_batches)
+    result.more = more_notifications or more_runs or more_deliveries
     claim, result.claims_given_up = publisher_services.articles_reclaim_expired_leases()
     result.claims_redispatched = len(claim.article_ids) if claim else 0
     result.report_emails_interrupted = interrupted.update(

@@ -150,9 +150,11 @@ def main() -> int:
         manage("sync_schedules")
         password = ensure_admin()
         celery = [sys.executable, "-m", "celery", "-A", "settings"]
+        # Links made without a request (webhooks sent by the worker) need the site's address.
+        os.environ.setdefault("PUBLISHER_SITE_URL", f"http://{args.host}:{args.port}")
         sup.start("web", [sys.executable, "manage.py", "runserver", f"{args.host}:{args.port}", "--noreload"])
         sup.start("worker", celery + ["worker", "-l", "INFO", "-c", str(args.concurrency),
-                                      "-Q", "scan,publish,media,notify", "-n", "embedded@%h"])
+                                      "-Q", "scan,publish,media,notify,webhooks", "-n", "embedded@%h"])
         sup.start("beat", celery + ["beat", "-l", "INFO", "-s", str(VAR_DIR / "celerybeat-schedule")])
         site = (os.environ.get("PUBLISHER_SITE_URL") or f"http://{args.host}:{args.port}").rstrip("/") + "/"
         log(f"site: {site}  (feeds: {site}feeds/atom/ and {site}feeds/rss/, sitemap: {site}sitemap.xml)")

@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "django.contrib.sitemaps",
     "django_celery_beat",
     "publisher",
+    "publisher.webhooks",
     "scheduling",
 ]
 
@@ -191,6 +192,7 @@ CELERY_TASK_QUEUES = [
     Queue("publish", Exchange("publish"), routing_key="publish"),
     Queue("media", Exchange("media"), routing_key="media"),
     Queue("notify", Exchange("notify"), routing_key="notify"),
+    Queue("webhooks", Exchange("webhooks"), routing_key="webhooks"),
 ]
 CELERY_TASK_DEFAULT_QUEUE = "publish"
 CELERY_TASK_ROUTES = {
@@ -199,11 +201,33 @@ CELERY_TASK_ROUTES = {
     "publisher.tasks.fan_out_notifications": {"queue": "notify"},
     "publisher.tasks.send_notifications": {"queue": "notify"},
     "publisher.tasks.*": {"queue": "publish"},
+    "publisher.webhooks.tasks.sweep": {"queue": "scan"},  # a periodic job, like the others
+    "publisher.webhooks.tasks.*": {"queue": "webhooks"},
 }
 
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Beat wakes at least this often to notice schedule edits made in the admin.
 CELERY_BEAT_MAX_LOOP_INTERVAL = env_int("CELERY_BEAT_MAX_LOOP_INTERVAL", 5, minimum=1)
+
+# --- Webhooks ------------------------------------------------------------------------------
+# Webhooks (docs/webhooks.md). Loopback, private, link-local and reserved addresses are refused
+# unless this is set (tests, a receiver on the same host).
+PUBLISHER_WEBHOOKS_ALLOW_PRIVATE = env_bool("PUBLISHER_WEBHOOKS_ALLOW_PRIVATE", False)
+# Seconds each socket operation of one attempt may take (connect, send, each read).
+PUBLISHER_WEBHOOKS_TIMEOUT = env_float("PUBLISHER_WEBHOOKS_TIMEOUT", 5.0, minimum=0.1)
+# Retries: exponential from BASE seconds, each delay capped at MAX_DELAY, with jitter, for up to
+# RETRY_WINDOW seconds after the event; then the delivery is `failed`.
+PUBLISHER_WEBHOOKS_RETRY_BASE = env_float("PUBLISHER_WEBHOOKS_RETRY_BASE", 10.0, minimum=0.1)
+PUBLISHER_WEBHOOKS_RETRY_MAX_DELAY = env_int("PUBLISHER_WEBHOOKS_RETRY_MAX_DELAY", 3600, minimum=1)
+PUBLISHER_WEBHOOKS_RETRY_WINDOW = env_int("PUBLISHER_WEBHOOKS_RETRY_WINDOW", 24 * 3600, minimum=1)
+# A sender that has not finished this long after its claim is presumed dead: the sweep sends again.
+PUBLISHER_WEBHOOKS_LEASE_SECONDS = env_int("PUBLISHER_WEBHOOKS_LEASE_SECONDS", 60, minimum=1)
+# How often the sweep job runs, and how many deliveries one run enqueues. (Not the scan's 10 s
+# by default: jobs with equal intervals share one IntervalSchedule row in the admin.)
+PUBLISHER_WEBHOOKS_SWEEP_INTERVAL = env_float("PUBLISHER_WEBHOOKS_SWEEP_INTERVAL", 15.0, minimum=0.1)
+PUBLISHER_WEBHOOKS_BATCH = env_int("PUBLISHER_WEBHOOKS_BATCH", 500, minimum=1)
+# The cleanup job deletes delivered and failed deliveries (the delivery log) older than this.
+PUBLISHER_WEBHOOKS_RETENTION_DAYS = env_int("PUBLISHER_WEBHOOKS_RETENTION_DAYS", 30, minimum=1)
 
 # --- Periodic operations -------------------------------------------------------------------
 # The jobs are declared in scheduling/schedules.py and written to the database by

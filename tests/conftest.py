@@ -15,6 +15,8 @@ import pytest
 import redis
 from django.conf import settings
 
+pytest_plugins = ["tests.webhook_receiver"]
+
 
 def _redis_client(url: str) -> redis.Redis:
     parts = urlsplit(url)

@@ -25,6 +25,7 @@ from . import actions
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
+from ..webhooks import services as webhooks
 
 # A bulk action works article by article (each its own transaction, each reported), inside one
 # web request: it takes at most this many at once.
@@ -240,6 +241,7 @@ class ArticleAdmin(admin.ModelAdmin):
                 site_services.article_set_slug(article_id=obj.pk, slug=form.cleaned_data["slug"])
             if content:
                 obj.save(update_fields=content + ["updated_at"])
+                webhooks.record(event="updated", article_ids=[obj.pk])  # only if it is live
             current = Article.objects.filter(pk=obj.pk).values("publish_at", "unpublish_at").first() or {}
         publish_at = form.cleaned_data["publish_at"] if "publish_at" in form.changed_data else current.get("publish_at")
         if "publish_at" not in form.fields:

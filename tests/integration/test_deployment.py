@@ -28,7 +28,7 @@ def test_procfile_declares_web_a_worker_per_queue_and_one_beat():
     assert processes["beat"].startswith("celery -A settings beat")
     queues = [q for name, line in processes.items() if name.startswith("worker-")
               for q in line.split("-Q ", 1)[1].split()[0].split(",")]
-    assert sorted(queues) == ["media", "notify", "publish", "scan"]  # each queue served, once
+    assert sorted(queues) == ["media", "notify", "publish", "scan", "webhooks"]  # each queue served, once
 
 
 def test_a_worker_started_from_the_procfile_line_picks_up_its_queue(processes, article_factory, tmp_path, settings):

@@ -23,21 +23,21 @@ def status_json() -> dict:
 @pytest.fixture
 def empty_queues():
     with current_app.connection_for_write() as conn:
-        for name in ("scan", "publish", "media", "notify"):
+        for name in ("scan", "publish", "media", "notify", "webhooks"):
             conn.default_channel.queue_declare(queue=name, durable=True, auto_delete=False)
             conn.default_channel.queue_purge(name)
     yield
     with current_app.connection_for_write() as conn:
-        for name in ("scan", "publish", "media", "notify"):
+        for name in ("scan", "publish", "media", "notify", "webhooks"):
             conn.default_channel.queue_purge(name)
 
 
 def test_queue_depths_count_messages_waiting_on_the_real_broker(empty_queues):
-    assert queue_depths() == {"scan": 0, "publish": 0, "media": 0, "notify": 0}
+    assert queue_depths() == {"scan": 0, "publish": 0, "media": 0, "notify": 0, "webhooks": 0}
     for _ in range(3):
         current_app.send_task("publisher.tasks.send_notifications", kwargs={}, queue="notify")
     current_app.send_task("scheduling.tasks.scan", queue="scan")
-    assert queue_depths() == {"scan": 1, "publish": 0, "media": 0, "notify": 3}
+    assert queue_depths() == {"scan": 1, "publish": 0, "media": 0, "notify": 3, "webhooks": 0}
 
 
 def test_queue_depths_are_none_when_the_broker_does_not_answer(monkeypatch):

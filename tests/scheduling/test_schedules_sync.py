@@ -9,7 +9,8 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 from scheduling import schedules
 from scheduling.services import schedules_sync
 
-DECLARED = {schedules.SCAN, schedules.NOTIFICATION_EXPIRY, schedules.CLEANUP, schedules.DAILY_REPORT}
+DECLARED = {schedules.SCAN, schedules.NOTIFICATION_EXPIRY, schedules.CLEANUP, schedules.DAILY_REPORT,
+            schedules.WEBHOOKS}
 
 
 def row(name: str) -> PeriodicTask:
@@ -33,6 +34,8 @@ def test_creates_every_declared_job_with_its_default_schedule(settings):
         "0", "8", "*", "*", "*")
     assert str(crontab.timezone) == "Europe/Berlin"
     assert report.expire_seconds is None, "a late report beats none"
+    webhooks = row(schedules.WEBHOOKS)
+    assert (webhooks.task, webhooks.interval.every) == ("publisher.webhooks.tasks.sweep", 15)
     assert all(row(name).queue == "scan" for name in DECLARED)
 
 

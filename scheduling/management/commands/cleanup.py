@@ -20,11 +20,13 @@ class Command(BaseCommand):
             else:
                 total.notifications += result.notifications
                 total.job_runs += result.job_runs
+                total.webhook_deliveries += result.webhook_deliveries
             if dry_run or not result.more:
                 break
         prefix = "(dry run) would remove" if dry_run else "removed"
         self.stdout.write(f"task results: {total.task_results}")
         self.stdout.write(f"{prefix} {total.notifications} notifications and {total.job_runs} job runs")
+        self.stdout.write(f"{prefix} {total.webhook_deliveries} finished webhook deliveries")
         self.stdout.write(f"stuck claims {'found' if dry_run else 'redispatched'}: {total.claims_redispatched}"
                           + ("" if dry_run else f", given up: {total.claims_given_up}"))
         self.stdout.write(f"report e-mails interrupted mid-send: {total.report_emails_interrupted}")
