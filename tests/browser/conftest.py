@@ -17,7 +17,8 @@ from tests.integration.conftest import processes, pytest_runtest_makereport  # n
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts" / "browser"
+# ./scripts/test runs the tiers side by side: each keeps its screenshots in a directory of its own.
+ARTIFACTS = ROOT / "test-artifacts" / "browser" / os.environ.get("PUBLISHER_TEST_TIER", "")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -63,7 +64,7 @@ def browser(transactional_db, newsroom_groups, monkeypatch):
 
 
 class Screenshots:
-    """Full-page PNGs under test-artifacts/browser/, named <test>-<nn>-<what>.png."""
+    """Full-page PNGs under test-artifacts/browser/[<tier>/], named <test>-<nn>-<what>.png."""
 
     def __init__(self, test_name: str):
         self.prefix = re.sub(r"[^a-z0-9]+", "-", test_name.lower()).strip("-")
