@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def run_failing(*args) -> tuple[str, str]:
 def make(title="A title", *, status=ArticleStatus.DRAFT, days=None, **fields) -> Article:
     fields.setdefault("body", "Some body.")
     publish_at = None if days is None else timezone.now() + timedelta(days=days)
-    return Article.objects.create(title=title, status=status, publish_at=publish_at, **fields)
+    return make_article(title=title, status=status, publish_at=publish_at, **fields)
 
 
 # --- import_articles ------------------------------------------------------------------------------
