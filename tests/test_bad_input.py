@@ -13,8 +13,9 @@ from django.utils import timezone
 from publisher import services
 from publisher.models import Article, ArticleStatus, Subscriber
 from settings import env
-from tests.publisher.test_admin import ADD, GROUPS_MIGRATION, errors, form_data, make_user
-from tests.test_production import run_prod
+from tests.factories import GROUPS_MIGRATION, make_user
+from tests.support.admin import ADD, errors, form_data
+from tests.support.production import run_prod
 
 HUGE = "x" * 100_000
 

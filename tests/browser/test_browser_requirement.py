@@ -3,7 +3,7 @@ REQUIRE_BROWSER=1 (CI), where it fails."""
 
 import pytest
 
-from tests.browser.conftest import _unavailable
+from tests.support.browser import _unavailable
 
 
 def test_missing_browser_is_skipped_with_the_reason(monkeypatch):

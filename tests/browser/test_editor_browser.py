@@ -9,29 +9,21 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.utils import timezone
 
 from publisher import services
-from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, EditorProfile
+from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 from scheduling.models import Heartbeat
-from tests.conftest import wait_for
+from tests.factories import PASSWORD, make_article, make_user
+from tests.support.browser import VIEWPORT, click_and_load
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 # Titles containing this fail in the worker's processing step (publisher/faults.py): a real
 # failure, recorded by the real pipeline.
 FAULTS = "process:raise:BROKEN"
-PASSWORD = "correct horse battery staple"
-VIEWPORT = {"width": 1440, "height": 1000}
-
-
-def make_user(username: str, group: str, zone: str) -> User:
-    user = User.objects.create_user(username=username, password=PASSWORD, is_staff=True)
-    user.groups.add(Group.objects.get(name=group))
-    EditorProfile.objects.create(user=user, time_zone=zone)
-    return user
 
 
 def log_in(browser, live_server, username: str):
@@ -43,12 +35,6 @@ def log_in(browser, live_server, username: str):
     click_and_load(page, "input[type=submit]")
     page.wait_for_selector("#pipeline-status")
     return page
-
-
-def click_and_load(page, selector: str) -> None:
-    """Click a link or a submit button and wait until the next page has fully loaded."""
-    with page.expect_navigation(wait_until="load"):
-        page.click(selector)
 
 
 def row_status(page, title: str) -> str:
@@ -77,7 +63,7 @@ def test_editor_schedules_an_article_and_watches_it_go_live(browser, live_server
     make_user("edith", "Editors", "America/New_York")
     start_pipeline(processes)
     upcoming = services.article_schedule(
-        article_id=Article.objects.create(title="Tomorrow's long read", body="Text.").pk,
+        article_id=make_article(title="Tomorrow's long read", body="Text.").pk,
         publish_at=timezone.now() + timedelta(days=1))
     assert upcoming.status == ArticleStatus.SCHEDULED
 
@@ -140,8 +126,8 @@ def test_editor_schedules_an_article_and_watches_it_go_live(browser, live_server
 def test_publisher_publishes_now_and_recovers_a_failure(browser, live_server, processes, screenshot):
     publisher = make_user("paul", "Publishers", "Asia/Tokyo")
     start_pipeline(processes)
-    breaking = Article.objects.create(title="Breaking: storm warning", body="Stay inside.")
-    broken = Article.objects.create(title="BROKEN photo essay", body="Pictures.")
+    breaking = make_article(title="Breaking: storm warning", body="Stay inside.")
+    broken = make_article(title="BROKEN photo essay", body="Pictures.")
     services.article_schedule(article_id=broken.pk, publish_at=timezone.now() + timedelta(seconds=1))
     wait_for(lambda: Article.objects.filter(pk=broken.pk, status=ArticleStatus.FAILED).exists(), timeout=60,
              message="the broken article to fail in the worker")

@@ -13,7 +13,7 @@ from publisher import services
 from publisher.models import Article, ArticleStatus
 from publisher.site.selectors import database_now
 from scheduling.models import Heartbeat
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

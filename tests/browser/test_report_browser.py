@@ -11,7 +11,8 @@ from django.utils import timezone
 from publisher.models import Article, ArticleStatus
 from scheduling import reports
 from scheduling.models import ReportSubscription
-from tests.browser.test_editor_browser import PASSWORD, VIEWPORT, click_and_load
+from tests.factories import PASSWORD, make_article
+from tests.support.browser import VIEWPORT, click_and_load
 
 pytestmark = pytest.mark.integration
 
@@ -22,11 +23,11 @@ def test_staff_see_yesterdays_report_with_its_chart_in_the_admin_and_the_mail(br
     for hour, count, late in ((6, 2, 0.4), (9, 5, 0.8), (13, 3, 1.5), (18, 1, 0.2)):
         for minute in range(count):
             at = datetime.combine(yesterday, time(hour, minute * 7), tzinfo=zone)
-            Article.objects.create(title=f"Story {hour}:{minute}", body="Body.", status=ArticleStatus.PUBLISHED,
-                                   publish_at=at, published_at=at + timedelta(seconds=late))
+            make_article(title=f"Story {hour}:{minute}", body="Body.", status=ArticleStatus.PUBLISHED,
+                         publish_at=at, published_at=at + timedelta(seconds=late))
     failed_at = datetime.combine(yesterday, time(11, 30), tzinfo=zone)
-    broken = Article.objects.create(title="Broken feature", body="Body.", status=ArticleStatus.FAILED,
-                                    publish_at=failed_at, last_error="process: image could not be read")
+    broken = make_article(title="Broken feature", body="Body.", status=ArticleStatus.FAILED,
+                          publish_at=failed_at, last_error="process: image could not be read")
     # A failure is dated by when it happened (its last update), not when the test ran.
     Article.objects.filter(pk=broken.pk).update(updated_at=failed_at + timedelta(seconds=2))
     ops = User.objects.create_superuser("ops", "ops@example.com", PASSWORD)

@@ -11,7 +11,7 @@ from django_celery_beat.models import PeriodicTask
 from scheduling import schedules
 from scheduling.models import Heartbeat
 from scheduling.health import health_check
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 AHEAD = timedelta(hours=1)
 

@@ -1,5 +1,5 @@
 """Rows 5-7, 11, 15: the broker lost, unreachable, late, duplicating or carrying hostile messages.
-Rows that kill the broker use a private Redis (tests/faults/conftest.py), never the machine's."""
+Rows that kill the broker use a private Redis (tests/support/servers.py), never the machine's."""
 
 import pickle
 import subprocess
@@ -15,10 +15,11 @@ from kombu import Connection
 
 from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import schedule_batch, wait_for
-from tests.faults.conftest import free_port
-from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled, task_logged
-from tests.integration.conftest import ROOT
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.waiting import wait_for
+from tests.support.servers import free_port
+from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
+from tests.support.processes import ROOT
 
 
 # --- 5 -------------------------------------------------------------------------------------

@@ -8,9 +8,10 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
-from tests.conftest import schedule_batch, wait_for
-from tests.faults.conftest import LONG_LEASE, wait_briefly
-from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled, task_logged
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.waiting import wait_for
+from tests.support.servers import LONG_LEASE, wait_briefly
+from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
 
 OUTAGE = 4  # seconds the private Redis stays down
 

@@ -7,8 +7,10 @@ from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from scheduling.services import scan_run
-from tests.conftest import run_concurrently, schedule_batch, wait_for
-from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.concurrency import run_concurrently
+from tests.support.waiting import wait_for
+from tests.support.invariants import assert_invariants, notifications_done, settled
 
 # --- 9 -------------------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from publisher.pipeline import POISON_THRESHOLD
-from tests.conftest import schedule_batch, wait_for
-from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.waiting import wait_for
+from tests.support.invariants import assert_invariants, notifications_done, settled
 
 
 def start_held_chunk(processes, tmp_path: Path, lease: dict, prefix: str, n: int = 4):

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from publisher import pipeline, services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import schedule_batch, wait_for
-from tests.faults.conftest import wait_briefly
-from tests.faults.invariants import assert_invariants, make_subscribers, notifications_done, settled, task_logged
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.waiting import wait_for
+from tests.support.servers import wait_briefly
+from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
 
 
 # --- 8 -------------------------------------------------------------------------------------

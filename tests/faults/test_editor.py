@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from publisher import notifications, services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
-from tests.conftest import read_mailbox, schedule_batch, wait_for
-from tests.faults.invariants import (
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.mail import read_mailbox
+from tests.support.waiting import wait_for
+from tests.support.invariants import (
     assert_invariants,
-    make_subscribers,
     notifications_done,
     settled,
     task_logged,

@@ -10,7 +10,7 @@ from PIL import Image
 from publisher import services
 from publisher.models import Article, ArticleStatus
 from scheduling.broker import queue_depths
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
-from tests.conftest import schedule_batch, wait_for
+from tests.factories import schedule_batch
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

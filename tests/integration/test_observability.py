@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from publisher import services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,13 +14,15 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from publisher import dispatch
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
 from publisher.selectors import local_day_bounds
 from scheduling import schedules
-from scheduling.models import DailyReport, Heartbeat, ReportEmailStatus, ReportSubscription
 from scheduling.health import health_check
+from scheduling.models import DailyReport, Heartbeat, ReportEmailStatus, ReportSubscription
 from scheduling.selectors import site_zone
-from tests.conftest import read_mailbox, wait_for
+from tests.factories import make_article, make_subscriber
+from tests.support.mail import read_mailbox
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,8 +107,8 @@ def test_admin_edits_reach_a_running_beat_without_a_restart(processes, admin_cli
 
 
 def _published(title: str, at) -> Article:
-    return Article.objects.create(title=title, body="b", status=ArticleStatus.PUBLISHED,
-                                  publish_at=at - timedelta(seconds=2), published_at=at)
+    return make_article(title=title, body="b", status=ArticleStatus.PUBLISHED,
+                        publish_at=at - timedelta(seconds=2), published_at=at)
 
 
 def test_two_beats_catch_up_missed_reports_once_each(processes, mailbox, django_user_model, settings):
@@ -191,7 +193,7 @@ def test_a_send_message_delivered_after_expiry_sends_nothing(processes, mailbox,
     call_command("sync_schedules")
     article = _published("Old news", timezone.now() - timedelta(hours=25))
     other = _published("Other news", timezone.now() - timedelta(hours=25))
-    subscribers = [Subscriber.objects.create(email=f"reader{i}@example.com") for i in range(3)]
+    subscribers = [make_subscriber(f"reader{i}@example.com") for i in range(3)]
     expired_at = timezone.now() - timedelta(minutes=1)
     for subscriber in subscribers:
         Notification.objects.create(article=article, subscriber=subscriber, expires_at=expired_at)

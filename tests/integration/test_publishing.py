@@ -8,16 +8,18 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from publisher import services
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
-from tests.conftest import read_mailbox, wait_for
-from tests.integration.conftest import SCAN_INTERVAL
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
+from tests.factories import make_subscriber
+from tests.support.mail import read_mailbox
+from tests.support.waiting import wait_for
+from tests.support.processes import SCAN_INTERVAL
 
 pytestmark = pytest.mark.integration
 
 
 def test_scheduled_articles_go_live_once_on_time_with_one_email_each(processes, article_factory, mailbox):
-    subscribers = [Subscriber.objects.create(email=f"reader{i}@example.com") for i in range(3)]
-    Subscriber.objects.create(email="gone@example.com", is_active=False)
+    subscribers = [make_subscriber(f"reader{i}@example.com") for i in range(3)]
+    make_subscriber("gone@example.com", active=False)
     call_command("sync_schedules")
     # Worker and beat first: "on time" is a promise made while they run (started after the
     # articles, a slow start on a loaded machine was counted as lateness).

@@ -3,7 +3,7 @@ the test database and broker: catch-up after downtime; a worker SIGKILLed while 
 make-live ETA, and mid-send (the lease and notification sweepers); "publish now"; a corrupt
 image in a chunk. The fault suite (tests/faults/) has the rest of the crash and concurrency rows.
 
-Every test ends with the fault suite's invariant check (`assert_invariants`, tests/faults/invariants.py).
+Every test ends with the fault suite's invariant check (`assert_invariants`, tests/support/invariants.py).
 """
 
 import io
@@ -18,10 +18,11 @@ from PIL import Image
 
 from publisher import services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
-from tests.conftest import read_mailbox, schedule_batch, wait_for
-from tests.faults.invariants import (
+from tests.factories import make_subscribers, schedule_batch
+from tests.support.mail import read_mailbox
+from tests.support.waiting import wait_for
+from tests.support.invariants import (
     assert_invariants,
-    make_subscribers,
     notifications_done,
     settled,
     task_logged,

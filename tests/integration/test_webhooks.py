@@ -11,9 +11,9 @@ from django.utils import timezone
 from publisher import services
 from publisher.models import Article, ArticleStatus
 from publisher.webhooks.models import Delivery, DeliveryStatus, Endpoint
-from tests.conftest import wait_for
-from tests.integration.conftest import SCAN_INTERVAL
-from tests.webhook_receiver import SECRET
+from tests.support.waiting import wait_for
+from tests.support.processes import SCAN_INTERVAL
+from tests.support.webhook_receiver import SECRET
 
 pytestmark = pytest.mark.integration
 

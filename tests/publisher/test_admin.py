@@ -3,7 +3,6 @@ filters, agenda, status panel), how they schedule (form, bulk, buttons), the cle
 permissions, and the audit trail. Every change goes through publisher.services; these tests read
 the rows back to prove it."""
 
-import importlib
 import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,7 +11,6 @@ import pytest
 import time_machine
 from django.apps import apps
 from django.contrib.auth.models import Group, Permission, User
-from django.contrib.messages import get_messages
 from django.core.management import call_command
 from django.test import Client
 from django.urls import resolve, reverse
@@ -21,31 +19,17 @@ from django.utils import timezone
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, EditorProfile
 from publisher.site.cache import bump_generation
 from scheduling.models import Heartbeat
+from tests import factories
+from tests.factories import GROUPS_MIGRATION, make_subscriber, make_user
+from tests.support.admin import ADD, CHANGELIST, change_url, errors, form_data, texts
 
 PARIS = ZoneInfo("Europe/Paris")
-GROUPS_MIGRATION = importlib.import_module("publisher.migrations.0003_editor_groups")
-CHANGELIST = "/admin/publisher/article/"
-ADD = "/admin/publisher/article/add/"
-
-
-def change_url(article) -> str:
-    return reverse("admin:publisher_article_change", args=[article.pk])
-
-
-def make_user(username: str, group: str | None, *, zone: str = "Europe/Paris", **extra) -> User:
-    user = User.objects.create_user(username=username, password="pw", is_staff=True, **extra)
-    if group:
-        user.groups.add(Group.objects.get(name=group))
-    if zone:
-        EditorProfile.objects.create(user=user, time_zone=zone)
-    return user
 
 
 @pytest.fixture(autouse=True)
 def newsroom_groups(db):
-    """The groups the data migration makes. A transactional test elsewhere in the run flushes
-    every table (migration data included), so put them back the migration's own way."""
-    GROUPS_MIGRATION.create_groups(apps, None)
+    """The groups the data migration makes (a transactional test elsewhere flushes them)."""
+    factories.newsroom_groups()
 
 
 @pytest.fixture
@@ -70,32 +54,9 @@ def publisher_client(client, publisher_user):
     return client
 
 
-def form_data(*, title="A title", body="Some text.", publish=None, unpublish=None, publish_fold="",
-              unpublish_fold="", **extra) -> dict:
-    """The article form as the browser posts it; `publish` / `unpublish` are local wall-clock
-    (date, time) strings in the editor's zone."""
-    data = {"title": title, "body": body, "_save": "Save",
-            "publish_at_0": "", "publish_at_1": "", "publish_at_2": publish_fold,
-            "unpublish_at_0": "", "unpublish_at_1": "", "unpublish_at_2": unpublish_fold}
-    if publish:
-        data["publish_at_0"], data["publish_at_1"] = publish
-    if unpublish:
-        data["unpublish_at_0"], data["unpublish_at_1"] = unpublish
-    data.update(extra)
-    return data
-
-
 def local(dt: datetime, zone=PARIS) -> tuple[str, str]:
     dt = dt.astimezone(zone)
     return dt.strftime("%Y-%m-%d"), dt.strftime("%H:%M:%S")
-
-
-def texts(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def errors(response) -> dict:
-    return response.context["adminform"].form.errors
 
 
 # --- Groups and permissions ---------------------------------------------------------------------
@@ -648,14 +609,14 @@ def test_superusers_see_each_editors_time_zone_on_the_user_page(admin_client, ed
 
 
 def test_history_and_notification_times_say_their_zone(admin_client, article_factory):
-    from publisher.models import Notification, Subscriber
+    from publisher.models import Notification
 
     EditorProfile.objects.create(user=User.objects.get(username="admin"), time_zone="Europe/Paris")
     admin_client.post(ADD, form_data(title="Logged"))
     article = Article.objects.get(title="Logged")
     history = admin_client.get(reverse("admin:publisher_article_history", args=[article.pk])).content.decode()
     assert re.search(r'<th scope="row">\w{3} \d+ \w{3} \d{4}, \d\d:\d\d:\d\d CES?T</th>', history)
-    subscriber = Subscriber.objects.create(email="reader@example.com")
+    subscriber = make_subscriber("reader@example.com")
     Notification.objects.create(article=article, subscriber=subscriber,
                                 expires_at=datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     page = admin_client.get(reverse("admin:publisher_notification_changelist")).content.decode()

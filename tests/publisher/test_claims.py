@@ -5,18 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from publisher import dispatch, services
+from publisher import services
 from publisher.models import Article, ArticleStatus
-from tests.conftest import run_concurrently, schedule_batch
-
-
-@pytest.fixture
-def dispatched(monkeypatch):
-    """What would have been sent to the broker, in order: (token, [ids])."""
-    sent = []
-    monkeypatch.setattr(dispatch, "publish_claimed",
-                        lambda *, token, due, chunk_size=None: sent.append((token, [pk for pk, _ in due])))
-    return sent
+from tests.factories import schedule_batch
+from tests.support.concurrency import run_concurrently
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,10 +20,10 @@ def test_eight_concurrent_scans_claim_each_due_article_exactly_once(dispatched, 
             pass
 
     run_concurrently(scan, 8)
-    claimed = [pk for _, ids in dispatched for pk in ids]
+    claimed = [pk for call in dispatched for pk, _ in call["due"]]
     assert len(claimed) == 300
     assert len(set(claimed)) == 300, "an article was claimed twice"
-    assert len({token for token, _ in dispatched}) == len(dispatched)
+    assert len({call["token"] for call in dispatched}) == len(dispatched)
     assert Article.objects.filter(status=ArticleStatus.PUBLISHING, attempts=1).count() == 300
 
 
@@ -44,7 +36,7 @@ def test_dispatch_happens_only_after_the_claim_commits(dispatched):
         claim = services.articles_claim_due()
         assert claim is not None and len(claim.article_ids) == 1
         assert dispatched == []  # not yet: the claim could still roll back
-    assert dispatched == [(claim.token, claim.article_ids)]
+    assert [(call["token"], [pk for pk, _ in call["due"]]) for call in dispatched] == [(claim.token, claim.article_ids)]
 
 
 @pytest.mark.django_db(transaction=True)

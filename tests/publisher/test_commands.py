@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 from publisher.zones import local_time_text
+from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def run_failing(*args) -> tuple[str, str]:
 def make(title="A title", *, status=ArticleStatus.DRAFT, days=None, **fields) -> Article:
     fields.setdefault("body", "Some body.")
     publish_at = None if days is None else timezone.now() + timedelta(days=days)
-    return Article.objects.create(title=title, status=status, publish_at=publish_at, **fields)
+    return make_article(title=title, status=status, publish_at=publish_at, **fields)
 
 
 # --- import_articles ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.utils import timezone
 from publisher import dispatch, notifications
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.notifications import notifications_expire, notifications_fan_out, notifications_send
+from tests.factories import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -43,12 +44,12 @@ def published(**fields) -> Article:
     fields.setdefault("title", "Big news")
     fields.setdefault("body", "Body.")
     fields.setdefault("excerpt", "The short version.")
-    return Article.objects.create(status=ArticleStatus.PUBLISHED, publish_at=now - timedelta(minutes=1),
-                                  published_at=now, **fields)
+    return make_article(status=ArticleStatus.PUBLISHED, publish_at=now - timedelta(minutes=1),
+                        published_at=now, **fields)
 
 
 def subscribers(*emails: str, active: bool = True) -> list[Subscriber]:
-    return [Subscriber.objects.create(email=address, is_active=active) for address in emails]
+    return [make_subscriber(address, active=active) for address in emails]
 
 
 def pending(article: Article, subscriber: Subscriber, *, expires_in: float = 3600, **fields) -> Notification:

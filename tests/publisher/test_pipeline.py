@@ -17,6 +17,7 @@ from publisher import dispatch, services
 from publisher.dispatch import chunks
 from publisher.models import Article, ArticleStatus
 from publisher.pipeline import step_make_live, step_process, step_thumbnails
+from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +45,7 @@ def claimed(token: str, *, offset: float = -5, unpublish: float | None = None, *
     now = timezone.now()
     fields.setdefault("title", "A title")
     fields.setdefault("body", "Some *body* text.")
-    return Article.objects.create(
+    return make_article(
         status=ArticleStatus.PUBLISHING, claim_token=uuid.UUID(token), claimed_at=now,
         lease_expires_at=now + timedelta(seconds=300), attempts=1,
         publish_at=now + timedelta(seconds=offset),
@@ -322,8 +323,8 @@ def test_make_live_flips_only_rows_under_the_token():
     token = new_token()
     mine = claimed(token)
     other = claimed(new_token())
-    scheduled = Article.objects.create(title="S", body="B", status=ArticleStatus.SCHEDULED,
-                                       publish_at=timezone.now() - timedelta(seconds=5))
+    scheduled = make_article(title="S", body="B", status=ArticleStatus.SCHEDULED,
+                             publish_at=timezone.now() - timedelta(seconds=5))
 
     published, wait = step_make_live(article_ids=[mine.pk, other.pk, scheduled.pk], token=token)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from publisher import dispatch, pipeline, services
 from publisher.models import Article, ArticleStatus
 from scheduling.services import scan_run
+from tests.factories import make_article
 
 ARTICLES = 3
 # Seconds from now: due long ago, just due, within the look-ahead (claimed ahead, not yet due), far ahead.
@@ -59,7 +60,7 @@ def test_any_sequence_of_actions_and_scans_publishes_each_article_at_most_once(s
                                                                              django_capture_on_commit_callbacks):
     Article.objects.all().delete()
     chains.clear()
-    ids = [Article.objects.create(title=f"Story {i}", body="Body.").pk for i in range(ARTICLES)]
+    ids = [make_article(title=f"Story {i}", body="Body.").pk for i in range(ARTICLES)]
     went_live: dict[int, object] = {}
 
     for step in steps:

@@ -12,11 +12,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from publisher import dispatch, services
+from publisher import services
 from publisher.models import Article, ArticleStatus
 from publisher.services import TransitionError, validate_schedule
 from publisher.zones import local_time_text
 from publisher.site.cache import bump_generation
+from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
 
@@ -35,24 +36,12 @@ def pipeline_settings(settings):
     return settings
 
 
-@pytest.fixture
-def dispatched(monkeypatch):
-    """What would have been sent to the broker: one dict per publish_claimed call."""
-    calls = []
-
-    def record(*, token, due, chunk_size=None):
-        calls.append({"token": token, "due": list(due), "chunk_size": chunk_size})
-
-    monkeypatch.setattr(dispatch, "publish_claimed", record)
-    return calls
-
-
 def make(offset: float | None = None, *, status=ArticleStatus.SCHEDULED, unpublish: float | None = None, **fields):
     """An article whose publish time is `offset` seconds from now (None: no publish time)."""
     now = timezone.now()
     fields.setdefault("title", "A title")
     fields.setdefault("body", "Some body.")
-    return Article.objects.create(
+    return make_article(
         status=status,
         publish_at=None if offset is None else now + timedelta(seconds=offset),
         unpublish_at=None if unpublish is None else now + timedelta(seconds=unpublish),

@@ -9,10 +9,11 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
-from publisher.models import Article, ArticleStatus
+from publisher.models import ArticleStatus
 from scheduling import reports
 from scheduling.services import schedules_sync
-from tests.scheduling.conftest import utc
+from tests.factories import make_article
+from tests.support.clock import utc
 
 BEAT_MODELS = [PeriodicTask, IntervalSchedule, CrontabSchedule, SolarSchedule, ClockedSchedule]
 
@@ -65,8 +66,8 @@ def test_daily_report_page_shows_the_chart_and_cannot_be_edited(client, django_u
     for hour, n in ((0, 1), (9, 4), (23, 2)):
         for minute in range(n):
             at = utc(2026, 2, 3, hour, minute)
-            Article.objects.create(title=f"A{hour}-{minute}", body="b", status=ArticleStatus.PUBLISHED,
-                                   publish_at=at, published_at=at + timedelta(seconds=1))
+            make_article(title=f"A{hour}-{minute}", body="b", status=ArticleStatus.PUBLISHED,
+                         publish_at=at, published_at=at + timedelta(seconds=1))
     report, _ = reports.daily_report_build(report_date=date(2026, 2, 3))
     reader = django_user_model.objects.create_user("reader", "r@example.com", "pw", is_staff=True)
     reader.user_permissions.add(Permission.objects.get(codename="view_dailyreport"))

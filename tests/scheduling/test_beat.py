@@ -19,7 +19,7 @@ from scheduling import reports, schedules
 from scheduling.beat import LOCK_NAME, Scheduler
 from scheduling.models import DailyReport, Heartbeat, SchedulerLock
 from scheduling.services import scheduler_lock_acquire, scheduler_lock_release, schedules_sync
-from tests.scheduling.conftest import BERLIN, local, utc
+from tests.support.clock import BERLIN, local, utc
 
 STEP = timedelta(minutes=10)
 

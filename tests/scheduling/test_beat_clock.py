@@ -15,7 +15,7 @@ from django_celery_beat.models import PeriodicTask
 
 from scheduling import schedules
 from scheduling.beat import Scheduler
-from tests.integration.conftest import ROOT
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)  # beat closes old connections, as in its process
 

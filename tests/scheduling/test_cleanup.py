@@ -15,10 +15,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from publisher import notifications
-from publisher.models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
 from scheduling import services
 from scheduling.models import DailyReport, Heartbeat, JobRun, ReportEmailStatus
-from tests.scheduling.conftest import utc
+from tests.factories import make_article, make_subscriber
+from tests.support.clock import utc
 
 NOW = utc(2026, 11, 21, 12, 0)
 DAY = timedelta(days=1)
@@ -27,15 +28,15 @@ US = timedelta(microseconds=1)
 
 @pytest.fixture
 def article(db):
-    return Article.objects.create(title="News", body="Body.", status=ArticleStatus.PUBLISHED,
-                                  publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
+    return make_article(title="News", body="Body.", status=ArticleStatus.PUBLISHED,
+                        publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
 
 
 _emails = iter(range(1, 100_000))
 
 
 def notification(article, *, status, created_at) -> Notification:
-    subscriber = Subscriber.objects.create(email=f"s{next(_emails)}@example.com")
+    subscriber = make_subscriber(f"s{next(_emails)}@example.com")
     row = Notification.objects.create(article=article, subscriber=subscriber, status=status, expires_at=utc(2027, 1, 1))
     Notification.objects.filter(pk=row.pk).update(created_at=created_at)
     return row
@@ -138,12 +139,12 @@ def test_command_reports_what_it_removed(article, capsys):
 @pytest.mark.django_db
 def test_stuck_claims_are_handed_to_the_sweeper(settings):
     settings.PUBLISHER_MAX_ATTEMPTS = 3
-    stuck = Article.objects.create(title="Stuck", body="b", status=ArticleStatus.PUBLISHING,
-                                   publish_at=utc(2026, 1, 1), claim_token=uuid.uuid4(), attempts=1,
-                                   lease_expires_at=utc(2026, 1, 1, 0, 5))
-    hopeless = Article.objects.create(title="Hopeless", body="b", status=ArticleStatus.PUBLISHING,
-                                      publish_at=utc(2026, 1, 1), claim_token=uuid.uuid4(), attempts=3,
-                                      lease_expires_at=utc(2026, 1, 1, 0, 5))
+    stuck = make_article(title="Stuck", body="b", status=ArticleStatus.PUBLISHING,
+                         publish_at=utc(2026, 1, 1), claim_token=uuid.uuid4(), attempts=1,
+                         lease_expires_at=utc(2026, 1, 1, 0, 5))
+    hopeless = make_article(title="Hopeless", body="b", status=ArticleStatus.PUBLISHING,
+                            publish_at=utc(2026, 1, 1), claim_token=uuid.uuid4(), attempts=3,
+                            lease_expires_at=utc(2026, 1, 1, 0, 5))
 
     result = services.cleanup_run()
 
@@ -201,14 +202,14 @@ def test_task_results_past_result_expires_are_pruned_from_a_backend_that_keeps_t
 @pytest.mark.django_db
 def test_a_notification_expiring_while_workers_are_down_is_never_sent(settings):
     settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 3600}
-    article = Article.objects.create(title="Breaking", body="Body.", status=ArticleStatus.PUBLISHED,
-                                     publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
-    subscribers = [Subscriber.objects.create(email=f"reader{i}@example.com") for i in range(3)]
+    article = make_article(title="Breaking", body="Body.", status=ArticleStatus.PUBLISHED,
+                           publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
+    subscribers = [make_subscriber(f"reader{i}@example.com") for i in range(3)]
     # The fan-out ran two hours ago; its send messages were never consumed (workers down).
     # (Travel back, not forward: the expiry compares with the database's clock.)
     with time_machine.travel(timezone.now() - timedelta(hours=2), tick=False):
         assert notifications.notifications_fan_out(article_id=article.pk) == 3
-    fresh_subscriber = Subscriber.objects.create(email="late@example.com")
+    fresh_subscriber = make_subscriber("late@example.com")
     fresh = Notification.objects.create(article=article, subscriber=fresh_subscriber,
                                         expires_at=timezone.now() + timedelta(hours=1))
 
@@ -229,9 +230,9 @@ def test_a_notification_expiring_while_workers_are_down_is_never_sent(settings):
 
 @pytest.mark.django_db
 def test_the_send_path_refuses_an_expired_row_even_before_the_expiry_job_ran(settings):
-    article = Article.objects.create(title="Breaking", body="Body.", status=ArticleStatus.PUBLISHED,
-                                     publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
-    subscriber = Subscriber.objects.create(email="reader@example.com")
+    article = make_article(title="Breaking", body="Body.", status=ArticleStatus.PUBLISHED,
+                           publish_at=utc(2026, 1, 1), published_at=utc(2026, 1, 1))
+    subscriber = make_subscriber("reader@example.com")
     row = Notification.objects.create(article=article, subscriber=subscriber,
                                       expires_at=timezone.now() - timedelta(seconds=1))
 

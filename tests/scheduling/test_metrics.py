@@ -6,8 +6,9 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Notification, Subscriber
+from publisher.models import ArticleEvent, ArticleEventAction, ArticleStatus, Notification
 from scheduling.services import heartbeat_record
+from tests.factories import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -28,12 +29,12 @@ def test_metrics_count_articles_lateness_notifications_retries_and_scan_age(clie
     settings.PUBLISHER_METRICS_OPEN = True
     now = timezone.now()
     for late in (0.05, 0.3, 4.0):
-        Article.objects.create(title="Live", body="x", status=ArticleStatus.PUBLISHED, publish_at=now - timedelta(
-            seconds=60), published_at=now - timedelta(seconds=60 - late), attempts=1)
-    failed = Article.objects.create(title="Broke", body="x", status=ArticleStatus.FAILED,
-                                    publish_at=now - timedelta(seconds=60), attempts=3)
+        make_article(title="Live", body="x", status=ArticleStatus.PUBLISHED, publish_at=now - timedelta(
+  seconds=60), published_at=now - timedelta(seconds=60 - late), attempts=1)
+    failed = make_article(title="Broke", body="x", status=ArticleStatus.FAILED,
+                          publish_at=now - timedelta(seconds=60), attempts=3)
     ArticleEvent.objects.create(article=failed, action=ArticleEventAction.RETRIED)
-    Notification.objects.create(article=failed, subscriber=Subscriber.objects.create(email="a@example.com"),
+    Notification.objects.create(article=failed, subscriber=make_subscriber("a@example.com"),
                                 status="sent", expires_at=now + timedelta(hours=1))
     heartbeat_record(name="scan")
 

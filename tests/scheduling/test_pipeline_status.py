@@ -7,9 +7,10 @@ import pytest
 from celery import current_app
 from django.core.management import call_command
 
-from publisher.models import Article, ArticleStatus
+from publisher.models import ArticleStatus
 from scheduling.broker import queue_depths
 from scheduling.services import heartbeat_record
+from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +47,8 @@ def test_queue_depths_are_none_when_the_broker_does_not_answer(monkeypatch):
 
 
 def test_pipeline_status_table_and_json(empty_queues):
-    Article.objects.create(title="Broke", body="x", status=ArticleStatus.FAILED, last_error="Thumbnail: bad image")
-    Article.objects.create(title="Draft", body="x")
+    make_article(title="Broke", body="x", status=ArticleStatus.FAILED, last_error="Thumbnail: bad image")
+    make_article(title="Draft", body="x")
     heartbeat_record(name="scan")
     current_app.send_task("publisher.tasks.make_live", queue="publish")
     data = status_json()

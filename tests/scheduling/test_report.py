@@ -10,24 +10,25 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
 from publisher.selectors import local_day_bounds
 from scheduling import reports, selectors
 from scheduling.models import DailyReport, JobRun, ReportEmailStatus
-from tests.scheduling.conftest import BERLIN, UTC, local, utc
+from tests.factories import make_article, make_subscriber
+from tests.support.clock import BERLIN, UTC, local, utc
 
 
 # --- helpers --------------------------------------------------------------------------------------
 
 def published(at, *, late: float = 1.0, status=ArticleStatus.PUBLISHED, **fields) -> Article:
     fields.setdefault("title", f"Published {at:%H:%M:%S}")
-    return Article.objects.create(body="Body.", status=status, publish_at=at - timedelta(seconds=late),
-                                  published_at=at, **fields)
+    return make_article(body="Body.", status=status, publish_at=at - timedelta(seconds=late),
+                        published_at=at, **fields)
 
 
 def failed(at, *, reason: str, attempts: int = 1, title: str = "Broken") -> Article:
-    article = Article.objects.create(title=title, body="Body.", status=ArticleStatus.FAILED,
-                                     publish_at=at - timedelta(seconds=30), last_error=reason, attempts=attempts)
+    article = make_article(title=title, body="Body.", status=ArticleStatus.FAILED,
+                           publish_at=at - timedelta(seconds=30), last_error=reason, attempts=attempts)
     Article.objects.filter(pk=article.pk).update(updated_at=at)  # when the pipeline gave up
     return article
 
@@ -37,7 +38,7 @@ _subscribers = iter(range(1, 10_000))
 
 def notification(*, status, article=None, **fields) -> Notification:
     article = article or published(utc(2020, 1, 1), title="Old news")
-    subscriber = Subscriber.objects.create(email=f"reader{next(_subscribers)}@example.com")
+    subscriber = make_subscriber(f"reader{next(_subscribers)}@example.com")
     fields.setdefault("expires_at", utc(2030, 1, 1))
     updated_at = fields.pop("updated_at", None)
     row = Notification.objects.create(article=article, subscriber=subscriber, status=status, **fields)
@@ -73,8 +74,8 @@ def test_an_ordinary_day_counts_what_happened_between_its_midnights(django_asser
     failed(utc(2026, 11, 20, 14, 0), reason="Gave up after 3 attempts", attempts=3, title="Killer")
     failed(utc(2026, 11, 19, 14, 0), reason="yesterday's", attempts=3)
     published(utc(2026, 11, 10), status=ArticleStatus.EXPIRED, unpublish_at=utc(2026, 11, 20, 18, 0))
-    missed = Article.objects.create(title="Too late", body="b", status=ArticleStatus.MISSED,
-                                    publish_at=utc(2026, 11, 20, 3, 0))
+    missed = make_article(title="Too late", body="b", status=ArticleStatus.MISSED,
+                          publish_at=utc(2026, 11, 20, 3, 0))
     Article.objects.filter(pk=missed.pk).update(updated_at=utc(2026, 11, 19, 12, 0))  # scheduled the day before
 
     notification(status=NotificationStatus.SENT, sent_at=utc(2026, 11, 20, 8, 31))

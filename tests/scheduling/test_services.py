@@ -8,11 +8,11 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import dispatch
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
 from scheduling import schedules
 from scheduling.models import Heartbeat
 from scheduling.services import scan_run, schedules_sync
+from tests.factories import make_article, make_subscriber
 
 pytestmark = pytest.mark.django_db
 
@@ -161,28 +161,20 @@ def test_a_declared_job_dropped_from_the_declaration_is_disabled():
 
 # --- scan_run -------------------------------------------------------------------------------------------
 
-@pytest.fixture
-def dispatched(monkeypatch):
-    calls = []
-    monkeypatch.setattr(dispatch, "publish_claimed",
-                        lambda *, token, due, chunk_size=None: calls.append((token, [pk for pk, _ in due], chunk_size)))
-    return calls
-
-
 def test_scan_returns_what_it_did_and_records_a_heartbeat(dispatched, django_capture_on_commit_callbacks):
     now = timezone.now()
-    due = Article.objects.create(title="Due", body="B", status=ArticleStatus.SCHEDULED,
-                                 publish_at=now - timedelta(seconds=5))
-    Article.objects.create(title="Later", body="B", status=ArticleStatus.SCHEDULED, publish_at=now + timedelta(hours=1))
-    stale = Article.objects.create(title="Stale", body="B", status=ArticleStatus.PUBLISHING,
-                                   publish_at=now - timedelta(minutes=10), claim_token=uuid.uuid4(), attempts=1,
-                                   lease_expires_at=now - timedelta(seconds=5))
-    spent = Article.objects.create(title="Spent", body="B", status=ArticleStatus.PUBLISHING,
-                                   publish_at=now - timedelta(minutes=30), claim_token=uuid.uuid4(), attempts=3,
-                                   lease_expires_at=now - timedelta(seconds=5))
-    live = Article.objects.create(title="Live", body="B", status=ArticleStatus.PUBLISHED,
-                                  publish_at=now - timedelta(hours=2), published_at=now - timedelta(hours=2),
-                                  unpublish_at=now - timedelta(seconds=5))
+    due = make_article(title="Due", body="B", status=ArticleStatus.SCHEDULED,
+                       publish_at=now - timedelta(seconds=5))
+    make_article(title="Later", body="B", status=ArticleStatus.SCHEDULED, publish_at=now + timedelta(hours=1))
+    stale = make_article(title="Stale", body="B", status=ArticleStatus.PUBLISHING,
+                         publish_at=now - timedelta(minutes=10), claim_token=uuid.uuid4(), attempts=1,
+                         lease_expires_at=now - timedelta(seconds=5))
+    spent = make_article(title="Spent", body="B", status=ArticleStatus.PUBLISHING,
+                         publish_at=now - timedelta(minutes=30), claim_token=uuid.uuid4(), attempts=3,
+                         lease_expires_at=now - timedelta(seconds=5))
+    live = make_article(title="Live", body="B", status=ArticleStatus.PUBLISHED,
+                        publish_at=now - timedelta(hours=2), published_at=now - timedelta(hours=2),
+                        unpublish_at=now - timedelta(seconds=5))
 
     with django_capture_on_commit_callbacks(execute=True):
         summary = scan_run()
@@ -193,7 +185,7 @@ def test_scan_returns_what_it_did_and_records_a_heartbeat(dispatched, django_cap
     assert Article.objects.get(pk=stale.pk).attempts == 2
     assert Article.objects.get(pk=spent.pk).status == ArticleStatus.FAILED
     assert Article.objects.get(pk=live.pk).status == ArticleStatus.EXPIRED
-    assert sorted((ids, size) for _, ids, size in dispatched) == [([due.pk], None), ([stale.pk], 1)]
+    assert sorted(([pk for pk, _ in call["due"]], call["chunk_size"]) for call in dispatched) == [([due.pk], None), ([stale.pk], 1)]
 
     heartbeat = Heartbeat.objects.get(name="scan")
     assert heartbeat.detail == summary
@@ -215,8 +207,8 @@ def test_an_idle_scan_still_records_its_heartbeat_and_keeps_one_row(dispatched):
 def test_a_scan_that_hits_its_batch_says_there_is_more(settings, dispatched):
     settings.PUBLISHER_SCAN_BATCH = 2
     for i in range(3):
-        Article.objects.create(title=f"Due {i}", body="B", status=ArticleStatus.SCHEDULED,
-                               publish_at=timezone.now() - timedelta(seconds=5 + i))
+        make_article(title=f"Due {i}", body="B", status=ArticleStatus.SCHEDULED,
+                     publish_at=timezone.now() - timedelta(seconds=5 + i))
     summary = scan_run()
     assert (summary["claimed"], summary["more"]) == (2, True)
     assert Heartbeat.objects.get(name="scan").detail["more"] is True
@@ -225,9 +217,9 @@ def test_a_scan_that_hits_its_batch_says_there_is_more(settings, dispatched):
 
 
 def test_the_scan_hands_interrupted_sends_over_as_failed(dispatched):
-    article = Article.objects.create(title="Live", body="B", status=ArticleStatus.PUBLISHED,
-                                     publish_at=timezone.now() - timedelta(hours=1), published_at=timezone.now())
-    subscriber = Subscriber.objects.create(email="a@example.com")
+    article = make_article(title="Live", body="B", status=ArticleStatus.PUBLISHED,
+                           publish_at=timezone.now() - timedelta(hours=1), published_at=timezone.now())
+    subscriber = make_subscriber("a@example.com")
     notification = Notification.objects.create(article=article, subscriber=subscriber,
                                                status=NotificationStatus.SENDING,
                                                expires_at=timezone.now() + timedelta(hours=1))
@@ -242,10 +234,10 @@ def test_a_batch_used_up_by_expired_articles_still_says_there_is_more(settings, 
     settings.PUBLISHER_SCAN_BATCH = 2
     now = timezone.now()
     for i in range(2):
-        Article.objects.create(title=f"Gone {i}", body="B", status=ArticleStatus.SCHEDULED,
-                               publish_at=now - timedelta(hours=2, seconds=i), unpublish_at=now - timedelta(hours=1))
-    due = Article.objects.create(title="Due", body="B", status=ArticleStatus.SCHEDULED,
-                                 publish_at=now - timedelta(seconds=5))
+        make_article(title=f"Gone {i}", body="B", status=ArticleStatus.SCHEDULED,
+                     publish_at=now - timedelta(hours=2, seconds=i), unpublish_at=now - timedelta(hours=1))
+    due = make_article(title="Due", body="B", status=ArticleStatus.SCHEDULED,
+                       publish_at=now - timedelta(seconds=5))
 
     summary = scan_run()
 

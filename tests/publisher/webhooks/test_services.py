@@ -11,7 +11,7 @@ from publisher import pipeline, services
 from publisher.models import ArticleStatus
 from publisher.webhooks import services as webhooks
 from publisher.webhooks.models import Delivery, DeliveryStatus, Endpoint
-from tests.webhook_receiver import SECRET
+from tests.support.webhook_receiver import SECRET
 
 ALL_EVENTS = ["published", "unpublished", "updated"]
 

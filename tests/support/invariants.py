@@ -13,18 +13,11 @@ after every row of the fault suite (and by the recovery tests in tests/integrati
 import re
 from collections import Counter
 
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
-from tests.conftest import read_mailbox
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
+from tests.support.mail import read_mailbox
 
 PUBLISHED_LOG = re.compile(r"published (\d+) articles \(claim ")
 UNSETTLED = (ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING)
-
-
-def make_subscribers(n: int, prefix: str) -> list[Subscriber]:
-    """`n` active subscribers and one inactive one (who must never be mailed)."""
-    subscribers = [Subscriber.objects.create(email=f"{prefix}{i}@example.com") for i in range(n)]
-    Subscriber.objects.create(email=f"{prefix}-inactive@example.com", is_active=False)
-    return subscribers
 
 
 def settled() -> bool:

@@ -1,4 +1,4 @@
-"""The `receiver` fixture: a real HTTP webhook receiver in a subprocess (webhook_receiver_server.py)."""
+"""A real HTTP webhook receiver in a subprocess (webhook_receiver_server.py) that verifies signatures."""
 
 import json
 import signal
@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 SERVER = Path(__file__).with_name("webhook_receiver_server.py")
 SECRET = "whsec_test-secret"
@@ -45,12 +44,3 @@ class Receiver:
             return []
         entries = [json.loads(line) for line in self.log.read_text().splitlines() if line]
         return [entry for entry in entries if path is None or entry["path"] == path]
-
-
-@pytest.fixture
-def receiver(tmp_path, settings):
-    settings.PUBLISHER_WEBHOOKS_ALLOW_PRIVATE = True
-    server = Receiver(tmp_path)
-    server.start()
-    yield server
-    server.stop()

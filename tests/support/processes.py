@@ -11,12 +11,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.integration
-
-
 def database_url() -> str:
     """The URL of the test database (the one pytest-django created), for subprocesses."""
     db = connection.settings_dict
@@ -105,24 +102,3 @@ class Processes:
 
 
 SCAN_INTERVAL = 1
-
-
-@pytest.fixture
-def processes(transactional_db, tmp_path, mailbox, request, settings):
-    # The test process (which writes the beat schedule and dispatches "publish now") and the
-    # subprocesses agree on the pipeline settings.
-    settings.PUBLISHER_SCAN_INTERVAL = SCAN_INTERVAL
-    procs = Processes(tmp_path, mailbox)
-    yield procs
-    procs.stop_all()
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for name in procs.procs:
-            print(f"----- {name} log (tail) -----\n{procs.log(name)[-4000:]}")
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item, call):
-    report = yield
-    setattr(item, f"rep_{report.when}", report)
-    return report

