@@ -4,6 +4,7 @@ Used by scripts/bench.py (scenario `beat`): writes the running count to the file
 first argument about every half second. The remaining arguments go to beat.
 """
 
+import os
 import sys
 import threading
 import time
@@ -32,8 +33,12 @@ def watch(sender, connection, **kwargs):
 
 
 def report(path: Path) -> None:
+    # Written aside and renamed: the bench reads the file while this loop rewrites it, and an
+    # in-place write_text can be read half done (empty: a count of 0, a negative rate).
+    partial = path.with_name(path.name + ".partial")
     while True:
-        path.write_text(str(queries))
+        partial.write_text(str(queries))
+        os.replace(partial, path)
         time.sleep(0.5)
 
 
