@@ -369,9 +369,9 @@ def bench_fanout(args, env) -> dict:
 
 
 CLAIM_FILLER = """
-    insert into publisher_article (title, body, image, status, publish_at, last_error, body_html, excerpt,
-        word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
-    select %s || g, 'b', '', {status}, {publish_at}, '', '', '', 0, '', 0, 0, now(), now()
+    insert into publisher_article (title, body, image, image_alt, status, publish_at, last_error, body_html,
+        excerpt, word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
+    select %s || g, 'b', '', '', {status}, {publish_at}, '', '', '', 0, '', 0, 0, now(), now()
     from generate_series(1, %s) g"""
 
 

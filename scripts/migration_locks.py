@@ -68,9 +68,10 @@ def fill(url: str, rows: int) -> int:
         if have < rows:
             started = time.perf_counter()
             conn.execute("""
-                INSERT INTO publisher_article (title, body, image, publish_at, status, published_at, last_error,
-                    body_html, excerpt, word_count, thumbnail, attempts, unfinished_runs, created_at, updated_at)
-                SELECT 'Article ' || g, 'Body of article ' || g, '', now() - g * interval '1 minute',
+                INSERT INTO publisher_article (title, body, image, image_alt, publish_at, status, published_at,
+                    last_error, body_html, excerpt, word_count, thumbnail, attempts, unfinished_runs, created_at,
+                    updated_at)
+                SELECT 'Article ' || g, 'Body of article ' || g, '', '', now() - g * interval '1 minute',
                     CASE WHEN g %% 100 = 0 THEN 'scheduled' ELSE 'published' END,
                     CASE WHEN g %% 100 = 0 THEN NULL ELSE now() - g * interval '1 minute' END, '',
                     '<p>Body</p>', 'Body', 3, '', 1, 0, now(), now()
