@@ -7,6 +7,8 @@ PUBLISHER_FAULTS, in the worker's environment, is a `;`-separated list of rules
   - `make_live:raise:`       raise RuntimeError (an unexpected bug) in that step
   - `process:softlimit:SLOW` raise SoftTimeLimitExceeded, as the task's soft time limit would,
                             when an article's title contains SLOW
+  - `process:stall:SLOW`     sleep (up to 120 s, or until the task's soft time limit interrupts
+                            it) when an article's title contains SLOW
   - `process:hold:/tmp/x`   block while the file /tmp/x exists (a barrier, so a test can kill
                             the worker while a step is in progress); the holding process
                             writes its pid to /tmp/x.pid, so a test can kill that pool child
@@ -40,6 +42,8 @@ def checkpoint(step: str, *, title: str = "") -> None:
             raise RuntimeError(f"injected fault in {step}")
         elif action == "softlimit" and argument in title:
             raise SoftTimeLimitExceeded(f"injected soft time limit in {step}")
+        elif action == "stall" and argument in title:
+            time.sleep(120)
         elif action == "hold":
             if os.path.exists(argument):
                 with open(f"{argument}.pid", "w") as pid_file:

@@ -74,3 +74,35 @@ def test_a_big_image_that_got_in_fails_alone_in_the_thumbnail_step(processes, ma
     assert sorted(Article.objects.exclude(pk=huge.pk).values_list("status", flat=True)) == [ArticleStatus.PUBLISHED] * 2
     assert Article.objects.values("claim_token").distinct().count() == 1  # one chunk
     assert_invariants(processes, mailbox, subscribers=subscribers)
+
+
+def test_the_soft_time_limit_mid_chunk_keeps_what_is_done_and_the_rest_goes_to_the_sweeper(processes, mailbox):
+    # The third article stalls past the task's soft time limit (outside any article's budget: a
+    # chunk too big for its time limit). The real SIGUSR1 from the pool's parent interrupts it.
+    subscribers = make_subscribers(2, "softlimit")
+    at = timezone.now() - timedelta(seconds=2)
+    first = schedule_batch(["Good one", "Good two"], at)
+    stalled = schedule_batch(["STALL one"], at)[0]
+    last = schedule_batch(["Good three"], at)[0]
+    call_command("sync_schedules")
+    processes.worker(PUBLISHER_FAULTS="process:stall:STALL", CELERY_TASK_SOFT_TIME_LIMIT="3",
+                     CELERY_TASK_TIME_LIMIT="30")
+    processes.beat()
+
+    wait_for(settled, timeout=90, message="every article to settle")
+    wait_for(notifications_done(3 * len(subscribers)), timeout=30, message="notifications")
+
+    rows = {a.pk: a for a in Article.objects.all()}
+    # What was done before the limit went on down the first chain, under the first claim.
+    assert {rows[a.pk].status for a in first} == {ArticleStatus.PUBLISHED}
+    assert {rows[a.pk].attempts for a in first} == {1}
+    # The article not reached yet was left to the sweeper and published in a chain of its own.
+    assert (rows[last.pk].status, rows[last.pk].attempts) == (ArticleStatus.PUBLISHED, 2)
+    # The stalling one was never failed by the chain's errback; the sweeper gave up on it after
+    # PUBLISHER_MAX_ATTEMPTS claims, each cut short by the soft time limit.
+    assert rows[stalled.pk].status == ArticleStatus.FAILED
+    assert rows[stalled.pk].last_error.startswith("Gave up after 3 attempts")
+    log = processes.log("worker")
+    assert "process_articles failed" not in log
+    assert log.count("soft time limit reached mid-chunk") == 3
+    assert_invariants(processes, mailbox, subscribers=subscribers)
