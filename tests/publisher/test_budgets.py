@@ -3,11 +3,15 @@ makes Markdown go quadratic failing alone, the soft time limit mid-chunk keeping
 and images over PUBLISHER_MAX_IMAGE_PIXELS refused at upload and failing alone in the pipeline."""
 
 import io
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
@@ -258,3 +262,29 @@ def test_the_admin_form_accepts_an_image_within_the_limit_and_still_refuses_a_no
     form = _form(b"not an image at all", "fake.png")
     assert not form.is_valid()
     assert "Upload a valid image" in form.errors["image"][0]
+
+
+# --- The settings -------------------------------------------------------------------------------
+
+def test_a_budget_not_below_the_soft_time_limit_is_flagged(settings):
+    from publisher.checks import pipeline_settings
+
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 120
+    assert "publisher.W003" not in [p.id for p in pipeline_settings(None)]
+    settings.PUBLISHER_ARTICLE_TIME_BUDGET = 120
+    assert "publisher.W003" in [p.id for p in pipeline_settings(None)]
+    settings.PUBLISHER_ARTICLE_TIME_BUDGET = 0  # off
+    assert "publisher.W003" not in [p.id for p in pipeline_settings(None)]
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("PUBLISHER_ARTICLE_TIME_BUDGET", "ten", "PUBLISHER_ARTICLE_TIME_BUDGET must be a number, got 'ten'."),
+    ("PUBLISHER_MAX_IMAGE_PIXELS", "0", "PUBLISHER_MAX_IMAGE_PIXELS must be at least 1, got 0."),
+])
+def test_the_settings_refuse_bad_values_at_boot(variable, value, message):
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "DATABASE_"))}
+    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=root, capture_output=True, text=True,
+                            timeout=120, env={**env, "DJANGO_SETTINGS_MODULE": "settings.dev", variable: value})
+    assert result.returncode != 0
+    assert message in result.stderr
