@@ -194,6 +194,21 @@ def test_the_soft_time_limit_mid_chunk_keeps_what_is_done_and_leaves_the_rest_to
     assert set(Article.objects.stale_claims().values_list("id", flat=True)) == {second.pk, third.pk}
 
 
+@pytest.mark.django_db
+def test_the_soft_time_limit_outside_the_loop_leaves_the_chunk_to_the_lease_not_failed(caplog):
+    from types import SimpleNamespace
+
+    from publisher.tasks import record_chunk_failure
+
+    token = str(uuid.uuid4())
+    article = _claimed(token, title="Held")
+    request = SimpleNamespace(task="publisher.tasks.process_articles")
+    assert record_chunk_failure(request, SoftTimeLimitExceeded(), None, article_ids=[article.pk], token=token) == 0
+    article.refresh_from_db()
+    assert (article.status, article.last_error) == (ArticleStatus.PUBLISHING, "")
+    assert "1 articles left to the lease and the sweeper" in caplog.text
+
+
 def test_the_pixel_check_reads_the_header_of_a_144_megapixel_png_without_decoding_it():
     data = huge_png()
     assert len(data) < 1_000_000
