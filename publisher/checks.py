@@ -30,6 +30,14 @@ def pipeline_settings(app_configs, **kwargs):
             f"PUBLISHER_LOOKAHEAD ({settings.PUBLISHER_LOOKAHEAD} s) is shorter than the scan interval "
             f"({settings.PUBLISHER_SCAN_INTERVAL} s): articles may go live up to one interval late.",
             hint="Set PUBLISHER_LOOKAHEAD to about twice PUBLISHER_SCAN_INTERVAL.", id="publisher.W002"))
+    budget = settings.PUBLISHER_ARTICLE_TIME_BUDGET
+    if budget and budget >= settings.CELERY_TASK_SOFT_TIME_LIMIT:
+        problems.append(Warning(
+            f"PUBLISHER_ARTICLE_TIME_BUDGET ({budget:g} s) is not below CELERY_TASK_SOFT_TIME_LIMIT "
+            f"({settings.CELERY_TASK_SOFT_TIME_LIMIT} s): a slow article would spend its whole chunk's time before "
+            "its own budget failed it.",
+            hint="Keep the per-article budget a small fraction of the soft time limit (10 s of 120 s by default).",
+            id="publisher.W003"))
     consumer_timeout = settings.PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT
     held = max(settings.PUBLISHER_LOOKAHEAD, settings.PUBLISHER_RETRY_BACKOFF_MAX)
     if urlsplit(settings.CELERY_BROKER_URL or "").scheme in ("amqp", "amqps", "pyamqp") and held >= consumer_timeout:

@@ -5,6 +5,10 @@ PUBLISHER_FAULTS, in the worker's environment, is a `;`-separated list of rules
 `step:action:argument`:
   - `process:kill:POISON`   SIGKILL the current process when an article's title contains POISON
   - `make_live:raise:`       raise RuntimeError (an unexpected bug) in that step
+  - `process:softlimit:SLOW` raise SoftTimeLimitExceeded, as the task's soft time limit would,
+                            when an article's title contains SLOW
+  - `process:stall:SLOW`     sleep (up to 120 s, or until the task's soft time limit interrupts
+                            it) when an article's title contains SLOW
   - `process:hold:/tmp/x`   block while the file /tmp/x exists (a barrier, so a test can kill
                             the worker while a step is in progress); the holding process
                             writes its pid to /tmp/x.pid, so a test can kill that pool child
@@ -15,6 +19,7 @@ import os
 import signal
 import time
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 
@@ -35,6 +40,10 @@ def checkpoint(step: str, *, title: str = "") -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         elif action == "raise" and argument in title:
             raise RuntimeError(f"injected fault in {step}")
+        elif action == "softlimit" and argument in title:
+            raise SoftTimeLimitExceeded(f"injected soft time limit in {step}")
+        elif action == "stall" and argument in title:
+            time.sleep(120)
         elif action == "hold":
             if os.path.exists(argument):
                 with open(f"{argument}.pid", "w") as pid_file:

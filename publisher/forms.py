@@ -100,6 +100,19 @@ class ZonedDateTimeField(forms.MultiValueField):
         return abs((value - initial).total_seconds()) >= 1
 
 
+class LimitedImageField(forms.ImageField):
+    """Django's ImageField, with the pixel limit checked first, from the file's header (Django's
+    own check decodes nothing either, but Pillow past twice its limit reports a bomb as "not an
+    image", which would tell the editor the wrong thing)."""
+
+    def to_python(self, data):
+        if data is not None and hasattr(data, "read"):
+            errors = schedule_rules.image_errors(image=data)
+            if errors:
+                raise errors[0]
+        return super().to_python(data)
+
+
 # --- The article form ---------------------------------------------------------------------------
 
 class ArticleAdminForm(forms.ModelForm):
@@ -115,6 +128,7 @@ class ArticleAdminForm(forms.ModelForm):
     class Meta:
         model = Article
         fields = ("title", "slug", "body", "image", "image_alt", "publish_at", "unpublish_at")
+        field_classes = {"image": LimitedImageField}
 
     def clean_slug(self):
         slug = self.cleaned_data.get("slug")

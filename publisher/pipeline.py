@@ -18,10 +18,11 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
+from .budgets import time_budget
 from .webhooks import services as webhooks
 from .log import log_context
 from .models import Article, ArticleStatus, Subscriber
-from .rendering import ContentError, make_thumbnail, render_body
+from .rendering import ContentError, check_image_pixels, make_thumbnail, render_body
 from .services import articles_fail_claimed
 from .site.services import articles_ensure_slugs
 
@@ -30,7 +31,6 @@ logger = logging.getLogger(__name__)
 # Errors a retry can fix: the whole task retries. Anything else raised while handling one
 # article is that article's own problem: it fails alone and the chunk goes on.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
-NOT_PER_ARTICLE = TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)
 
 
 def _in_flight(article_ids: list[int], token: str):
@@ -67,6 +67,17 @@ def _guarded(step: str, article_ids: list[int], token: str, work) -> list[int]:
         Article.objects.filter(pk__in=article_ids, claim_token=token).update(unfinished_runs=0)
 
 
+def _release_rest(articles: list[Article], token: str, step: str) -> None:
+    """The task's soft time limit fired mid-chunk: what is done is kept and goes on down the
+    chain; the articles not reached yet are handed to the next scan's sweeper (lease expired
+    now), which re-dispatches them under a new claim. No article's budget was spent: no one is
+    failed for it."""
+    ids = [a.pk for a in articles]
+    left = _in_flight(ids, token).update(lease_expires_at=Now())
+    logger.warning("%s: soft time limit reached mid-chunk; %d articles left to the sweeper (claim %s)",
+                   step, left, token)
+
+
 def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
     with log_context(article_id=article.pk):
         articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
@@ -79,14 +90,19 @@ def step_process(*, article_ids: list[int], token: str) -> list[int]:
 
 def _process(article_ids: list[int], token: str) -> list[int]:
     rendered = []
-    for article in _in_flight(article_ids, token).only("id", "title", "body"):
+    articles = list(_in_flight(article_ids, token).only("id", "title", "body").order_by("pk"))
+    for index, article in enumerate(articles):
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
             continue
         try:
             faults.checkpoint("process", title=article.title)
-            article.body_html, article.excerpt, article.word_count = render_body(article.body)
-        except NOT_PER_ARTICLE:
+            with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what="rendering"):
+                article.body_html, article.excerpt, article.word_count = render_body(article.body)
+        except SoftTimeLimitExceeded:
+            _release_rest(articles[index:], token, "process")
+            break
+        except TRANSIENT_ERRORS:
             raise
         except Exception as exc:  # isolation: this article fails, its chunk mates go on
             _fail_one(article, token, "process", exc)
@@ -105,13 +121,20 @@ def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
 
 def _thumbnails(article_ids: list[int], token: str) -> list[int]:
     done, thumbnailed = [], []
-    for article in _in_flight(article_ids, token).only("id", "title", "image"):
+    articles = list(_in_flight(article_ids, token).only("id", "title", "image").order_by("pk"))
+    for index, article in enumerate(articles):
         if article.image:
             try:
                 faults.checkpoint("thumbnail", title=article.title)
-                with article.image.open("rb") as source:
-                    data = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
-            except NOT_PER_ARTICLE:
+                with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what="making the thumbnail"):
+                    with article.image.open("rb") as source:
+                        # Judged from the header, before anything is decoded.
+                        check_image_pixels(source, settings.PUBLISHER_MAX_IMAGE_PIXELS)
+                        data = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
+            except SoftTimeLimitExceeded:
+                _release_rest(articles[index:], token, "thumbnail")
+                break
+            except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:  # isolation: this article fails, its chunk mates go on
                 _fail_one(article, token, "thumbnail", exc)

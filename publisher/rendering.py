@@ -4,6 +4,7 @@ import html as html_lib
 import io
 import re
 import threading
+import warnings
 
 import markdown
 import nh3
@@ -46,21 +47,59 @@ def render_body(body: str) -> tuple[str, str, int]:
     return html, excerpt, len(_WORDS.findall(text))
 
 
-def make_thumbnail(source, size: tuple[int, int]) -> bytes:
-    """A JPEG thumbnail of the image in the open binary file `source`, at most `size`."""
+class ImageTooLarge(ContentError):
+    """The image has more pixels than PUBLISHER_MAX_IMAGE_PIXELS allows."""
+
+
+def check_image_pixels(source, max_pixels: int) -> None:
+    """Refuse the image in the open binary file `source` if it has more than `max_pixels` pixels,
+    reading only its header (Pillow opens lazily: nothing is decoded; a 144-megapixel PNG is
+    450 KB on disk and 1.2 GB once decoded). Raises ImageTooLarge, or ContentError when the
+    file is not an image. Leaves `source` at its start."""
     try:
-        with Image.open(source) as image:
-            image = ImageOps.exif_transpose(image)
-            # reducing_gap=1.5: shrink by a whole factor first (reduce(), cheap), then resample the
-            # last 1.5-3x (Pillow's default is 2.0; >= 3.0 is indistinguishable from fair). The
-            # resize then takes ~40% less CPU; thumbnails are most of a burst's CPU.
-            image.thumbnail(size, reducing_gap=1.5)
-            if image.mode not in ("RGB", "L"):
-                image = image.convert("RGB")
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=85, optimize=True)
-            return out.getvalue()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            # The size is what we are about to judge; Pillow's own warning adds nothing.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        # Past twice Pillow's own limit Image.open refuses before telling the size.
+        raise ImageTooLarge(f"the image has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; "
+                            f"at most {max_pixels:,} are allowed") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ContentError(f"image could not be read: {exc}") from exc
+    finally:
+        source.seek(0)
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"the image is {width} x {height} = {width * height:,} pixels; "
+                            f"at most {max_pixels:,} are allowed")
+
+
+def make_thumbnail(source, size: tuple[int, int], *, max_pixels: int | None = None) -> bytes:
+    """A JPEG thumbnail of the image in the open binary file `source`, at most `size`. An image
+    of more than `max_pixels` pixels is refused (ImageTooLarge) before it is decoded."""
+    if max_pixels is not None:
+        check_image_pixels(source, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that: make it an error.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _thumbnail(source, size)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow reports unreadable or corrupt files as OSError (UnidentifiedImageError) or
         # SyntaxError; none of them improve with a retry.
         raise ContentError(f"image could not be read: {exc}") from exc
+
+
+def _thumbnail(source, size: tuple[int, int]) -> bytes:
+    with Image.open(source) as image:
+        image = ImageOps.exif_transpose(image)
+        # reducing_gap=1.5: shrink by a whole factor first (reduce(), cheap), then resample the
+        # last 1.5-3x (Pillow's default is 2.0; >= 3.0 is indistinguishable from fair). The
+        # resize then takes ~40% less CPU; thumbnails are most of a burst's CPU.
+        image.thumbnail(size, reducing_gap=1.5)
+        if image.mode not in ("RGB", "L"):
+            image = image.convert("RGB")
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=85, optimize=True)
+        return out.getvalue()

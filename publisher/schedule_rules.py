@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils import timezone
 
+from .rendering import ContentError, ImageTooLarge, check_image_pixels
 from .text import duration_text
 from .zones import local_time_text
 
@@ -92,6 +93,22 @@ def content_errors(*, title: str | None, body: str | None, scheduling: bool) -> 
                                     f"The body is {len(body):,} characters long; the limit is "
                                     f"{settings.PUBLISHER_MAX_BODY_CHARS:,} (PUBLISHER_MAX_BODY_CHARS)."))
     return errors
+
+
+def image_errors(*, image) -> list[ScheduleError]:
+    """An uploaded image (an open binary file) with more than PUBLISHER_MAX_IMAGE_PIXELS pixels is
+    refused, judged from its header alone: a 144-megapixel PNG is 450 KB to upload and 1.2 GB to
+    decode. A file that is not an image is left to Django's ImageField to report."""
+    limit = settings.PUBLISHER_MAX_IMAGE_PIXELS
+    try:
+        check_image_pixels(image, limit)
+    except ImageTooLarge as exc:
+        return [ScheduleError("image_too_large", "image",
+                              f"The image is too large: {exc} (PUBLISHER_MAX_IMAGE_PIXELS). "
+                              "Upload a smaller version.")]
+    except ContentError:
+        return []
+    return []
 
 
 # --- Times --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ visibility timeout so a retried message is never also redelivered.
 """
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
 from . import notifications, pipeline, services
@@ -62,7 +63,9 @@ def record_chunk_failure(request, exc, traceback, article_ids: list[int], token:
     with log_context(claim_token=token, article_ids=article_ids):
         return services.articles_step_gave_up(article_ids=article_ids, token=token,
                                               reason=f"{task} failed: {type(exc).__name__}: {exc}",
-                                              transient=isinstance(exc, TRANSIENT_ERRORS))
+                                              # A soft time limit outside any one article's
+                                              # budget is the chunk's size, not its content.
+                                              transient=isinstance(exc, TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)))
 
 
 @shared_task(name="publisher.tasks.fan_out_notifications", **RETRY_POLICY)

@@ -137,6 +137,13 @@ PUBLISHER_SEND_BATCH = env_int("PUBLISHER_SEND_BATCH", 500, minimum=1)
 # How long a notification stays worth sending.
 PUBLISHER_NOTIFICATION_TTL = env_int("PUBLISHER_NOTIFICATION_TTL", 24 * 3600, minimum=1)
 PUBLISHER_THUMBNAIL_SIZE = (400, 400)
+# Wall-clock seconds one article's rendering, and its thumbnail, may take inside a chunk; past
+# it that article fails alone and its chunk mates go on (publisher/budgets.py). Keep it well
+# under CELERY_TASK_SOFT_TIME_LIMIT. 0 disables it.
+PUBLISHER_ARTICLE_TIME_BUDGET = env_float("PUBLISHER_ARTICLE_TIME_BUDGET", 10.0, minimum=0.0)
+# Images with more pixels are refused at upload and fail their article in the pipeline; Pillow's
+# own Image.MAX_IMAGE_PIXELS is set to match (publisher/apps.py).
+PUBLISHER_MAX_IMAGE_PIXELS = env_int("PUBLISHER_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
 # Task retries: bounded, exponential with jitter, capped well below the visibility timeout.
 PUBLISHER_TASK_MAX_RETRIES = env_int("PUBLISHER_TASK_MAX_RETRIES", 5, minimum=0)
 PUBLISHER_RETRY_BACKOFF_MAX = env_int("PUBLISHER_RETRY_BACKOFF_MAX", 60, minimum=1)
