@@ -8,7 +8,7 @@ from django.utils.html import format_html
 
 from ..admin.site import site
 from . import services
-from .models import Delivery, DeliveryStatus, Endpoint, WebhookEvent
+from .models import Delivery, Endpoint, WebhookEvent
 
 
 class EndpointForm(forms.ModelForm):
