@@ -8,8 +8,8 @@ and the other rows still go.
 Re-running a file is safe: each row is recognised by its `external_id` (or, without one, by a
 hash of title, publish time and body), so rows imported before are updated or left alone, never
 duplicated. Rows due now are claimed and dispatched in chunks, like the scan. A dry run checks
-each row in its own transaction, rolled back at once, so it never holds the database's write lock
-for longer than one row (SQLite has one lock for the whole file, and publishing needs it).
+each row without writing (`services.article_import_check`): it never takes the database's write
+lock, which on SQLite is one lock for the whole file, and publishing needs it.
 """
 
 import csv
@@ -22,7 +22,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from . import services
@@ -136,12 +135,15 @@ def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None
     return times["publish_at"], times["unpublish_at"]
 
 
-def row_import(row: Row, *, zone: tzinfo, claim_due: bool = True) -> services.Imported:
-    """Import one row; raises ValueError, ValidationError or TransitionError with the reason."""
+def row_import(row: Row, *, zone: tzinfo, claim_due: bool = True, dry_run: bool = False) -> services.Imported:
+    """Import one row (`dry_run`: check it, write nothing); raises ValueError, ValidationError
+    or TransitionError with the reason."""
     publish_at, unpublish_at = _row_times(row, zone)
-    return services.article_import(title=row.values.get("title", "").strip(), body=row.values.get("body", ""),
-                                   publish_at=publish_at, unpublish_at=unpublish_at,
-                                   external_id=row.values.get("external_id"), claim_due=claim_due)
+    values = {"title": row.values.get("title", "").strip(), "body": row.values.get("body", ""),
+              "publish_at": publish_at, "unpublish_at": unpublish_at, "external_id": row.values.get("external_id")}
+    if dry_run:
+        return services.article_import_check(**values)
+    return services.article_import(**values, claim_due=claim_due)
 
 
 # Due rows wait at most this long, or until a chunk is full, before they are claimed.
@@ -151,8 +153,8 @@ CLAIM_DELAY = 1.0
 def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None, dry_run: bool = False) -> ImportResult:
     """Import each row in its own transaction; collect the rejected ones with their reasons.
     Rows due within the look-ahead are claimed a chunk at a time (PUBLISHER_CHUNK_SIZE), so N
-    due rows cost about N / chunk size chains. `dry_run`: every row is checked the same way in
-    its own transaction, rolled back straight away, and nothing is claimed or dispatched."""
+    due rows cost about N / chunk size chains. `dry_run`: every row is checked the same way
+    without writing, and nothing is claimed or dispatched."""
     result = ImportResult()
     due: list[int] = []
     due_since = 0.0
@@ -165,10 +167,7 @@ def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None, dry_run: bool = F
 
     for row in rows:
         try:
-            with transaction.atomic():
-                imported = row_import(row, zone=zone, claim_due=False)
-                if dry_run:
-                    transaction.set_rollback(True)
+            imported = row_import(row, zone=zone, claim_due=False, dry_run=dry_run)
         except (ValueError, ValidationError, services.TransitionError) as exc:
             result.rejected.append(Rejected(row.number, error_text(exc, fields=True)))
         else:

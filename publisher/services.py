@@ -459,9 +459,7 @@ def article_import(*, title: str, body: str, publish_at: datetime | None, unpubl
     or past its publish time is left alone (EXISTING). Re-running a file never duplicates an
     article, so never mails a subscriber twice. `claim_due=False`: near-due articles are left
     `scheduled` for the caller to claim in chunks (`articles_claim_imported`)."""
-    external_id = (external_id or "").strip() or None
-    key = ({"external_id": external_id} if external_id
-           else {"import_key": article_import_key(title=title, body=body, publish_at=publish_at)})
+    key = _import_lookup(title=title, body=body, publish_at=publish_at, external_id=external_id)
     try:
         return _article_import(title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at,
                                key=key, actor=actor, claim_due=claim_due)
@@ -473,34 +471,75 @@ def article_import(*, title: str, body: str, publish_at: datetime | None, unpubl
                                key=key, actor=actor, claim_due=claim_due)
 
 
+def article_import_check(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None,
+                         external_id: str | None = None) -> Imported:
+    """What `article_import` would do with this row, without writing anything (the dry run):
+    the same look-up, the same checks and errors, and an unsaved Article with the status it
+    would get. Only reads, so it never holds a write lock (on SQLite: never blocks publishing).
+    Rows repeated within one file are not seen as existing, since the first was never written."""
+    key = _import_lookup(title=title, body=body, publish_at=publish_at, external_id=external_id)
+    existing = Article.objects.filter(**key).first()
+    outcome = _import_plan(existing, title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
+    if outcome == ImportOutcome.EXISTING:
+        return Imported(existing, outcome)
+    article = Article(pk=existing.pk if existing else None, title=title, body=body, publish_at=publish_at,
+                      unpublish_at=unpublish_at, **key,
+                      status=ArticleStatus.SCHEDULED if publish_at is not None else ArticleStatus.DRAFT)
+    article.full_clean(exclude=_IMPORT_CLEAN_EXCLUDE, validate_unique=False)
+    return Imported(article, outcome)
+
+
+_IMPORT_CLEAN_EXCLUDE = ["image", "publish_at", "unpublish_at", "slug", "external_id", "import_key"]
+
+
+def _import_lookup(*, title: str, body: str, publish_at: datetime | None, external_id: str | None) -> dict:
+    external_id = (external_id or "").strip() or None
+    if external_id:
+        return {"external_id": external_id}
+    return {"import_key": article_import_key(title=title, body=body, publish_at=publish_at)}
+
+
+def _import_plan(existing: Article | None, *, title, body, publish_at, unpublish_at) -> ImportOutcome:
+    """CREATED, UPDATED or EXISTING for this row, or raise the row's errors. An article found
+    live, in flight, finished or past its publish time is EXISTING whatever the row says (its
+    times would now be refused as past, and it must not change under the pipeline)."""
+    if existing is not None and not (
+            existing.status == ArticleStatus.DRAFT
+            or (existing.status == ArticleStatus.SCHEDULED and existing.publish_at > timezone.now())):
+        return ImportOutcome.EXISTING
+    if publish_at is None:
+        errors = (schedule_rules.content_errors(title=title, body=body, scheduling=False)
+                  + schedule_rules.window_errors(publish_at=None, unpublish_at=unpublish_at))
+    else:
+        errors = schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
+                                                unpublish_at=unpublish_at)
+        # The file's times are newly entered: the same policy as the admin's form.
+        errors = errors or schedule_rules.entered_time_errors(publish_at=publish_at, unpublish_at=unpublish_at)
+    schedule_rules.raise_errors(errors)
+    if existing is None:
+        return ImportOutcome.CREATED
+    if (title, body) != (existing.title, existing.body):
+        return ImportOutcome.UPDATED
+    if publish_at is None:  # back to draft, or a draft staying one (a draft keeps no times)
+        return ImportOutcome.UPDATED if existing.status == ArticleStatus.SCHEDULED else ImportOutcome.EXISTING
+    unchanged = (existing.status == ArticleStatus.SCHEDULED
+                 and (publish_at, unpublish_at) == (existing.publish_at, existing.unpublish_at))
+    return ImportOutcome.EXISTING if unchanged else ImportOutcome.UPDATED
+
+
 def _article_import(*, title, body, publish_at, unpublish_at, key: dict, actor, claim_due: bool) -> Imported:
     with transaction.atomic():
         existing = Article.objects.select_for_update().filter(**key).first()
-        if existing is not None and not (
-                existing.status == ArticleStatus.DRAFT
-                or (existing.status == ArticleStatus.SCHEDULED and existing.publish_at > timezone.now())):
-            return Imported(existing, ImportOutcome.EXISTING)
-        if publish_at is None:
-            errors = (schedule_rules.content_errors(title=title, body=body, scheduling=False)
-                      + schedule_rules.window_errors(publish_at=None, unpublish_at=unpublish_at))
-        else:
-            errors = schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
-                                                    unpublish_at=unpublish_at)
-            # The file's times are newly entered: the same policy as the admin's form.
-            errors = errors or schedule_rules.entered_time_errors(publish_at=publish_at, unpublish_at=unpublish_at)
-        schedule_rules.raise_errors(errors)
+        outcome = _import_plan(existing, title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
+        if outcome == ImportOutcome.EXISTING:
+            return Imported(existing, outcome)
         article = existing or Article(status=ArticleStatus.DRAFT, **key)
-        changed = existing is None or (title, body) != (existing.title, existing.body)
         article.title, article.body = title, body
-        article.full_clean(exclude=["image", "publish_at", "unpublish_at", "slug"])
-        if changed:
-            article.save()
-        event = None
+        article.full_clean(exclude=_IMPORT_CLEAN_EXCLUDE, validate_unique=False)
+        article.save()
         if publish_at is not None or existing is not None:
-            event = article_update_schedule(article_id=article.pk, publish_at=publish_at, unpublish_at=unpublish_at,
-                                            actor=actor, claim_due=claim_due)
-        outcome = (ImportOutcome.CREATED if existing is None
-                   else ImportOutcome.UPDATED if changed or event is not None else ImportOutcome.EXISTING)
+            article_update_schedule(article_id=article.pk, publish_at=publish_at, unpublish_at=unpublish_at,
+                                    actor=actor, claim_due=claim_due)
     return Imported(Article.objects.get(pk=article.pk), outcome)
 
 
