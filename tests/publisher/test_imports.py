@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from publisher import dispatch
@@ -136,3 +137,31 @@ def test_a_dry_run_reports_the_counts_and_writes_nothing(tmp_path, dispatched, d
     assert ("(dry run) would import 2 of 3 rows (2 scheduled, 0 drafts): 2 created, 0 updated, "
             "0 skipped as existing, 1 rejected") in out
     assert Article.objects.count() == 0 and dispatched == []
+
+
+def test_a_dry_run_of_a_rerun_says_what_a_real_rerun_would_do(tmp_path):
+    path = tmp_path / "articles.json"
+    rows = [{"external_id": "a", "title": "A", "body": "Body", "publish_at": f"{NEXT_YEAR}-03-01T09:00Z"},
+            {"external_id": "b", "title": "B", "body": "Body", "publish_at": f"{NEXT_YEAR}-03-01T09:00Z"}]
+    path.write_text(json.dumps(rows))
+    run("import_articles", str(path))
+    rows[1]["title"] = "B, edited"
+    rows.append({"external_id": "c", "title": "C", "body": "", "publish_at": f"{NEXT_YEAR}-03-01T09:00Z"})
+    path.write_text(json.dumps(rows))
+    dry = run("import_articles", str(path), "--dry-run", fails=True)
+    assert "(dry run) would import 1 of 3 rows (1 scheduled, 0 drafts): 0 created, 1 updated, " \
+           "1 skipped as existing, 1 rejected" in dry
+    assert "rejected row 3: body: An article needs a body before it can be scheduled." in dry
+    assert Article.objects.get(external_id="b").title == "B"
+    real = run("import_articles", str(path), fails=True)
+    assert real.replace("(dry run) would import", "imported").split("\n")[0] == dry.split("\n")[0].replace(
+        "(dry run) would import", "imported")
+    assert Article.objects.get(external_id="b").title == "B, edited"
+
+
+def test_the_database_refuses_a_second_article_with_the_same_external_id():
+    make_article(title="One", external_id="same")
+    make_article(title="No id")
+    make_article(title="No id either")  # NULL is not a duplicate
+    with pytest.raises(IntegrityError), transaction.atomic():
+        make_article(title="Two", external_id="same")
