@@ -22,7 +22,7 @@ class Command(BaseCommand):
                                  "time the clocks skip or show twice is rejected.")
         parser.add_argument("--dry-run", action="store_true",
                             help="Check every row the same way and report; write and schedule nothing. Each row "
-                                 "is checked in its own transaction, so publishing goes on meanwhile.")
+                                 "is checked without writing, so publishing goes on meanwhile.")
 
     def handle(self, *args, file, format=None, time_zone=None, dry_run=False, **options):
         zone = cli.parse_zone(time_zone)
