@@ -454,9 +454,9 @@ def article_import(*, title: str, body: str, publish_at: datetime | None, unpubl
     TransitionError) and leaves nothing behind.
 
     Idempotent: the row is found again by `external_id`, or without one by its content key
-    (`article_import_key`), both unique in the database. An article found that is still a draft,
-    or scheduled for a time still ahead, is updated to the row; one that is live, in flight, done
-    or past its publish time is left alone (EXISTING). Re-running a file never duplicates an
+    (`article_import_key`), both unique in the database. An article found by external id that is
+    still a draft, or scheduled for a time still ahead, is updated to the row; one that is live,
+    in flight, done or past its publish time, or found by content key, is left alone (EXISTING). Re-running a file never duplicates an
     article, so never mails a subscriber twice. `claim_due=False`: near-due articles are left
     `scheduled` for the caller to claim in chunks (`articles_claim_imported`)."""
     key = _import_lookup(title=title, body=body, publish_at=publish_at, external_id=external_id)
@@ -502,7 +502,11 @@ def _import_lookup(*, title: str, body: str, publish_at: datetime | None, extern
 def _import_plan(existing: Article | None, *, title, body, publish_at, unpublish_at) -> ImportOutcome:
     """CREATED, UPDATED or EXISTING for this row, or raise the row's errors. An article found
     live, in flight, finished or past its publish time is EXISTING whatever the row says (its
-    times would now be refused as past, and it must not change under the pipeline)."""
+    times would now be refused as past, and it must not change under the pipeline). So is one
+    found by content key: the row is the one imported before, and an editor may have changed
+    the article since (only an external id says "this row replaces that article")."""
+    if existing is not None and existing.external_id is None:
+        return ImportOutcome.EXISTING
     if existing is not None and not (
             existing.status == ArticleStatus.DRAFT
             or (existing.status == ArticleStatus.SCHEDULED and existing.publish_at > timezone.now())):

@@ -165,3 +165,14 @@ def test_the_database_refuses_a_second_article_with_the_same_external_id():
     make_article(title="No id either")  # NULL is not a duplicate
     with pytest.raises(IntegrityError), transaction.atomic():
         make_article(title="Two", external_id="same")
+
+
+def test_a_row_found_by_content_key_keeps_the_editors_changes(tmp_path):
+    path = write_csv(tmp_path, f"title,body,publish_at,unpublish_at\nOne,Body,{NEXT_YEAR}-03-01T09:00Z,\n")
+    run("import_articles", str(path))
+    Article.objects.update(title="One, as the editor put it")
+    path = write_csv(tmp_path, f"title,body,publish_at,unpublish_at\nOne,Body,{NEXT_YEAR}-03-01T09:00Z,"
+                               f"{NEXT_YEAR}-04-01T09:00Z\n")
+    assert "0 created, 0 updated, 1 skipped as existing, 0 rejected" in run("import_articles", str(path))
+    assert Article.objects.get().title == "One, as the editor put it"
+    assert Article.objects.get().unpublish_at is None
