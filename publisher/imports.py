@@ -4,23 +4,32 @@
 A file the importer cannot read at all (unknown format, missing title column, bad JSON) is one
 clear error before anything is written; a bad row is rejected with its number and the reason,
 and the other rows still go.
+
+Re-running a file is safe: each row is recognised by its `external_id` (or, without one, by a
+hash of title, publish time and body), so rows imported before are updated or left alone, never
+duplicated. Rows due now are claimed and dispatched in chunks, like the scan. A dry run checks
+each row without writing (`services.article_import_check`): it never takes the database's write
+lock, which on SQLite is one lock for the whole file, and publishing needs it.
 """
 
 import csv
 import io
 import json
+import time
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from . import services
 from .cli import parse_when
-from .models import Article
+from .models import Article, ArticleStatus
 from .text import error_text
 
-FIELDS = ("title", "body", "publish_at", "unpublish_at")
+FIELDS = ("title", "body", "publish_at", "unpublish_at", "external_id")
 REQUIRED = ("title",)
 
 
@@ -42,8 +51,19 @@ class Rejected:
 
 @dataclass
 class ImportResult:
-    imported: list[Article] = field(default_factory=list)
+    created: list[Article] = field(default_factory=list)
+    updated: list[Article] = field(default_factory=list)
+    existing: list[Article] = field(default_factory=list)  # imported before, left as they are
     rejected: list[Rejected] = field(default_factory=list)
+    claimed: int = 0  # due now (or within the look-ahead): claimed and dispatched in chunks
+
+    @property
+    def imported(self) -> list[Article]:
+        return self.created + self.updated
+
+    def add(self, imported: services.Imported) -> None:
+        {services.ImportOutcome.CREATED: self.created, services.ImportOutcome.UPDATED: self.updated,
+         services.ImportOutcome.EXISTING: self.existing}[imported.outcome].append(imported.article)
 
 
 def _check_columns(columns, where: str) -> None:
@@ -115,21 +135,52 @@ def _row_times(row: Row, zone: tzinfo) -> tuple[datetime | None, datetime | None
     return times["publish_at"], times["unpublish_at"]
 
 
-def row_import(row: Row, *, zone: tzinfo) -> Article:
-    """Import one row; raises ValueError, ValidationError or TransitionError with the reason."""
+def row_import(row: Row, *, zone: tzinfo, claim_due: bool = True, dry_run: bool = False) -> services.Imported:
+    """Import one row (`dry_run`: check it, write nothing); raises ValueError, ValidationError
+    or TransitionError with the reason."""
     publish_at, unpublish_at = _row_times(row, zone)
-    return services.article_import(title=row.values.get("title", "").strip(), body=row.values.get("body", ""),
-                                   publish_at=publish_at, unpublish_at=unpublish_at)
+    values = {"title": row.values.get("title", "").strip(), "body": row.values.get("body", ""),
+              "publish_at": publish_at, "unpublish_at": unpublish_at, "external_id": row.values.get("external_id")}
+    if dry_run:
+        return services.article_import_check(**values)
+    return services.article_import(**values, claim_due=claim_due)
 
 
-def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None) -> ImportResult:
-    """Import each row in its own transaction; collect the rejected ones with their reasons."""
+# Due rows wait at most this long, or until a chunk is full, before they are claimed.
+CLAIM_DELAY = 1.0
+
+
+def rows_import(rows: list[Row], *, zone: tzinfo, on_row=None, dry_run: bool = False) -> ImportResult:
+    """Import each row in its own transaction; collect the rejected ones with their reasons.
+    Rows due within the look-ahead are claimed a chunk at a time (PUBLISHER_CHUNK_SIZE), so N
+    due rows cost about N / chunk size chains. `dry_run`: every row is checked the same way
+    without writing, and nothing is claimed or dispatched."""
     result = ImportResult()
+    due: list[int] = []
+    due_since = 0.0
+
+    def claim_due():
+        nonlocal due
+        if due:
+            result.claimed += services.articles_claim_imported(article_ids=due)
+            due = []
+
     for row in rows:
         try:
-            result.imported.append(row_import(row, zone=zone))
+            imported = row_import(row, zone=zone, claim_due=False, dry_run=dry_run)
         except (ValueError, ValidationError, services.TransitionError) as exc:
             result.rejected.append(Rejected(row.number, error_text(exc, fields=True)))
+        else:
+            result.add(imported)
+            article = imported.article
+            horizon = timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD)
+            if not dry_run and article.status == ArticleStatus.SCHEDULED and article.publish_at <= horizon:
+                if not due:
+                    due_since = time.monotonic()
+                due.append(article.pk)
+        if len(due) >= settings.PUBLISHER_CHUNK_SIZE or (due and time.monotonic() - due_since >= CLAIM_DELAY):
+            claim_due()
         if on_row is not None:
             on_row()
+    claim_due()
     return result

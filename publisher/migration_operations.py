@@ -9,7 +9,8 @@ blocks writes; elsewhere (the embedded SQLite) a plain index, where there is nob
 
 from django.contrib.postgres.operations import AddIndexConcurrently as PostgresAddIndexConcurrently
 from django.contrib.postgres.operations import RemoveIndexConcurrently as PostgresRemoveIndexConcurrently
-from django.db.migrations.operations import AddIndex, RemoveIndex
+from django.db import NotSupportedError
+from django.db.migrations.operations import AddConstraint, AddIndex, RemoveIndex
 
 
 class _PlainOutsidePostgres:
@@ -42,3 +43,29 @@ class AddIndexConcurrently(_PlainOutsidePostgres, PostgresAddIndexConcurrently):
 
 class RemoveIndexConcurrently(_PlainOutsidePostgres, PostgresRemoveIndexConcurrently):
     plain = RemoveIndex
+
+
+class AddUniqueConstraintConcurrently(AddConstraint):
+    """A conditional UniqueConstraint (Django builds it as a partial unique index) created with
+    CREATE UNIQUE INDEX CONCURRENTLY on PostgreSQL, so the table stays writable while it builds;
+    a plain AddConstraint elsewhere. Needs `atomic = False` on the migration."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if not _postgres(schema_editor):
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        if schema_editor.connection.in_atomic_block:
+            raise NotSupportedError("AddUniqueConstraintConcurrently cannot run inside a transaction: "
+                                    "set atomic = False on the migration.")
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            sql = str(self.constraint.create_sql(model, schema_editor))
+            if not sql.startswith("CREATE UNIQUE INDEX "):
+                raise ValueError(f"{self.constraint.name}: only a conditional UniqueConstraint is built as an index.")
+            schema_editor.execute(sql.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY ", 1))
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if not _postgres(schema_editor):
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if self.allow_migrate_model(schema_editor.connection.alias, model):
+            schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.constraint.name)}")

@@ -34,6 +34,11 @@ class Article(models.Model):
     status = models.CharField(max_length=16, choices=ArticleStatus.choices, default=ArticleStatus.DRAFT)
     published_at = models.DateTimeField(null=True, blank=True, help_text="When it actually went live.")
     last_error = models.TextField(blank=True)
+    # Set by import_articles, so that re-running a file finds the rows it already imported: the
+    # file's own id for the row, or (without one) a hash of title, publish time and body.
+    external_id = models.CharField(max_length=200, null=True, blank=True, editable=False,
+                                   help_text="The importing file's id for this article (import_articles).")
+    import_key = models.CharField(max_length=64, null=True, blank=True, editable=False)
 
     # Filled by the pipeline's processing step.
     body_html = models.TextField(blank=True, editable=False)
@@ -78,6 +83,10 @@ class Article(models.Model):
                 condition=~Q(status="publishing") | Q(claim_token__isnull=False),
                 name="article_publishing_has_claim",
             ),
+            models.UniqueConstraint(fields=["external_id"], condition=Q(external_id__isnull=False),
+                                    name="article_external_id_unique"),
+            models.UniqueConstraint(fields=["import_key"], condition=Q(import_key__isnull=False),
+                                    name="article_import_key_unique"),
         ]
 
     def __str__(self):

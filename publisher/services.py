@@ -8,15 +8,17 @@ enqueued only after the transaction that claimed it commits.
 """
 
 import dataclasses
+import hashlib
 import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
@@ -81,9 +83,10 @@ def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseU
 
 
 def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None,
-                     actor: AbstractBaseUser | None = None) -> Article:
+                     actor: AbstractBaseUser | None = None, claim_due: bool = True) -> Article:
     """Schedule or reschedule, with its audit event. Overrides an in-flight claim: the editor
-    wins, nothing half-publishes."""
+    wins, nothing half-publishes. `claim_due=False`: the caller claims near-due articles itself,
+    many at once (the importer), instead of one chain per article."""
     article = Article.objects.filter(pk=article_id).first()
     if article is None:
         raise TransitionError(f"Article #{article_id} no longer exists.")
@@ -94,7 +97,7 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
                               attempts=0, last_error="", **_released_claim())
         if article_ensure_slug(article_id=article_id) != article.slug:
             article.refresh_from_db(fields=["slug"])
-        if publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
+        if claim_due and publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
             # Due before the next scan could see it: claim it now so it still goes out on the second.
             if articles_claim_due(article_ids=[article_id]):
                 article.refresh_from_db()
@@ -322,7 +325,7 @@ class BulkResult:
 
 
 def article_update_schedule(*, article_id: int, publish_at: datetime | None, unpublish_at: datetime | None,
-                            actor: AbstractBaseUser | None) -> ArticleEvent | None:
+                            actor: AbstractBaseUser | None, claim_due: bool = True) -> ArticleEvent | None:
     """The article form's single call after the editor saved new times. Schedules a draft that
     has a publish time, reschedules a scheduled (or in-flight, or failed) article in place, sends
     it back to draft when the publish time was cleared, or changes a live article's take-down
@@ -346,7 +349,8 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
                 return None
             article_unschedule(article_id=article_id, clear_times=True, actor=actor)
         elif before.status == ArticleStatus.DRAFT or changed:
-            article_schedule(article_id=article_id, publish_at=publish_at, unpublish_at=unpublish_at, actor=actor)
+            article_schedule(article_id=article_id, publish_at=publish_at, unpublish_at=unpublish_at, actor=actor,
+                             claim_due=claim_due)
         else:
             return None
         return ArticleEvent.objects.filter(article_id=article_id).select_related("actor").first()
@@ -422,12 +426,91 @@ def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) ->
     return _bulk(article_ids, "retry", apply)
 
 
+class ImportOutcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    EXISTING = "existing"  # already imported, and live, past or unchanged: left as it is
+
+
+@dataclass(frozen=True)
+class Imported:
+    article: Article
+    outcome: ImportOutcome
+
+
+def article_import_key(*, title: str, body: str, publish_at: datetime | None) -> str:
+    """What recognises a row imported before when the file gives no external id: a hash of
+    title, publish time (UTC) and body."""
+    when = publish_at.astimezone(UTC).isoformat() if publish_at else ""
+    return hashlib.sha256("\x1f".join((title, when, body)).encode()).hexdigest()
+
+
 def article_import(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None,
-                   actor: AbstractBaseUser | None = None) -> Article:
-    """Create one article from outside the admin (the import command) the way the admin does:
-    saved as a draft, then scheduled through `article_update_schedule` when it has a publish
-    time, in one transaction. A row that fails any check raises ValidationError (or
-    TransitionError) and leaves nothing behind."""
+                   external_id: str | None = None, actor: AbstractBaseUser | None = None,
+                   claim_due: bool = True) -> Imported:
+    """Create or update one article from outside the admin (the import command) the way the
+    admin does: saved as a draft, then scheduled through `article_update_schedule` when it has a
+    publish time, in one transaction. A row that fails any check raises ValidationError (or
+    TransitionError) and leaves nothing behind.
+
+    Idempotent: the row is found again by `external_id`, or without one by its content key
+    (`article_import_key`), both unique in the database. An article found by external id that is
+    still a draft, or scheduled for a time still ahead, is updated to the row; one that is live,
+    in flight, done or past its publish time, or found by content key, is left alone (EXISTING). Re-running a file never duplicates an
+    article, so never mails a subscriber twice. `claim_due=False`: near-due articles are left
+    `scheduled` for the caller to claim in chunks (`articles_claim_imported`)."""
+    key = _import_lookup(title=title, body=body, publish_at=publish_at, external_id=external_id)
+    try:
+        return _article_import(title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at,
+                               key=key, actor=actor, claim_due=claim_due)
+    except IntegrityError:
+        if not Article.objects.filter(**key).exists():
+            raise
+        # Another import created the same row between our look-up and our insert: it is there now.
+        return _article_import(title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at,
+                               key=key, actor=actor, claim_due=claim_due)
+
+
+def article_import_check(*, title: str, body: str, publish_at: datetime | None, unpublish_at: datetime | None,
+                         external_id: str | None = None) -> Imported:
+    """What `article_import` would do with this row, without writing anything (the dry run):
+    the same look-up, the same checks and errors, and an unsaved Article with the status it
+    would get. Only reads, so it never holds a write lock (on SQLite: never blocks publishing).
+    Rows repeated within one file are not seen as existing, since the first was never written."""
+    key = _import_lookup(title=title, body=body, publish_at=publish_at, external_id=external_id)
+    existing = Article.objects.filter(**key).first()
+    outcome = _import_plan(existing, title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
+    if outcome == ImportOutcome.EXISTING:
+        return Imported(existing, outcome)
+    article = Article(pk=existing.pk if existing else None, title=title, body=body, publish_at=publish_at,
+                      unpublish_at=unpublish_at, **key,
+                      status=ArticleStatus.SCHEDULED if publish_at is not None else ArticleStatus.DRAFT)
+    article.full_clean(exclude=_IMPORT_CLEAN_EXCLUDE, validate_unique=False)
+    return Imported(article, outcome)
+
+
+_IMPORT_CLEAN_EXCLUDE = ["image", "publish_at", "unpublish_at", "slug", "external_id", "import_key"]
+
+
+def _import_lookup(*, title: str, body: str, publish_at: datetime | None, external_id: str | None) -> dict:
+    external_id = (external_id or "").strip() or None
+    if external_id:
+        return {"external_id": external_id}
+    return {"import_key": article_import_key(title=title, body=body, publish_at=publish_at)}
+
+
+def _import_plan(existing: Article | None, *, title, body, publish_at, unpublish_at) -> ImportOutcome:
+    """CREATED, UPDATED or EXISTING for this row, or raise the row's errors. An article found
+    live, in flight, finished or past its publish time is EXISTING whatever the row says (its
+    times would now be refused as past, and it must not change under the pipeline). So is one
+    found by content key: the row is the one imported before, and an editor may have changed
+    the article since (only an external id says "this row replaces that article")."""
+    if existing is not None and existing.external_id is None:
+        return ImportOutcome.EXISTING
+    if existing is not None and not (
+            existing.status == ArticleStatus.DRAFT
+            or (existing.status == ArticleStatus.SCHEDULED and existing.publish_at > timezone.now())):
+        return ImportOutcome.EXISTING
     if publish_at is None:
         errors = (schedule_rules.content_errors(title=title, body=body, scheduling=False)
                   + schedule_rules.window_errors(publish_at=None, unpublish_at=unpublish_at))
@@ -437,11 +520,40 @@ def article_import(*, title: str, body: str, publish_at: datetime | None, unpubl
         # The file's times are newly entered: the same policy as the admin's form.
         errors = errors or schedule_rules.entered_time_errors(publish_at=publish_at, unpublish_at=unpublish_at)
     schedule_rules.raise_errors(errors)
-    article = Article(title=title, body=body, status=ArticleStatus.DRAFT)
-    article.full_clean(exclude=["image", "publish_at", "unpublish_at"])
+    if existing is None:
+        return ImportOutcome.CREATED
+    if (title, body) != (existing.title, existing.body):
+        return ImportOutcome.UPDATED
+    if publish_at is None:  # back to draft, or a draft staying one (a draft keeps no times)
+        return ImportOutcome.UPDATED if existing.status == ArticleStatus.SCHEDULED else ImportOutcome.EXISTING
+    unchanged = (existing.status == ArticleStatus.SCHEDULED
+                 and (publish_at, unpublish_at) == (existing.publish_at, existing.unpublish_at))
+    return ImportOutcome.EXISTING if unchanged else ImportOutcome.UPDATED
+
+
+def _article_import(*, title, body, publish_at, unpublish_at, key: dict, actor, claim_due: bool) -> Imported:
     with transaction.atomic():
+        existing = Article.objects.select_for_update().filter(**key).first()
+        outcome = _import_plan(existing, title=title, body=body, publish_at=publish_at, unpublish_at=unpublish_at)
+        if outcome == ImportOutcome.EXISTING:
+            return Imported(existing, outcome)
+        article = existing or Article(status=ArticleStatus.DRAFT, **key)
+        article.title, article.body = title, body
+        article.full_clean(exclude=_IMPORT_CLEAN_EXCLUDE, validate_unique=False)
         article.save()
-        if publish_at is not None:
+        if publish_at is not None or existing is not None:
             article_update_schedule(article_id=article.pk, publish_at=publish_at, unpublish_at=unpublish_at,
-                                    actor=actor)
-    return Article.objects.get(pk=article.pk)
+                                    actor=actor, claim_due=claim_due)
+    return Imported(Article.objects.get(pk=article.pk), outcome)
+
+
+def articles_claim_imported(*, article_ids: list[int]) -> int:
+    """Claim the imported articles that are due now or within the look-ahead, and dispatch them
+    in chunks of PUBLISHER_CHUNK_SIZE like the scan (not one chain per article). Returns how
+    many were claimed."""
+    claimed = 0
+    for start in range(0, len(article_ids), settings.PUBLISHER_SCAN_BATCH):
+        batch = article_ids[start:start + settings.PUBLISHER_SCAN_BATCH]
+        while claim := articles_claim_due(article_ids=batch):
+            claimed += len(claim.due)
+    return claimed

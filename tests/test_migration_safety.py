@@ -48,7 +48,8 @@ def problems(migration) -> list[str]:
     found = []
     for operation in migration.operations:
         if isinstance(operation, (migration_operations.AddIndexConcurrently,
-                                  migration_operations.RemoveIndexConcurrently)):
+                                  migration_operations.RemoveIndexConcurrently,
+                                  migration_operations.AddUniqueConstraintConcurrently)):
             if migration.atomic:
                 found.append(f"{operation.describe()}: needs atomic = False on the migration")
             continue
@@ -81,6 +82,7 @@ def migration(*operations, atomic=True, **attrs):
 
 
 INDEX = models.Index(fields=["published_at"], name="article_published_idx")
+UNIQUE = models.UniqueConstraint(fields=["excerpt"], condition=models.Q(status="published"), name="article_probe_uq")
 
 
 def test_the_check_refuses_what_locks_and_accepts_the_safe_forms():
@@ -89,6 +91,10 @@ def test_the_check_refuses_what_locks_and_accepts_the_safe_forms():
     assert "needs atomic = False" in problems(
         migration(migration_operations.AddIndexConcurrently("article", INDEX)))[0]
     assert problems(migration(migration_operations.AddIndexConcurrently("article", INDEX), atomic=False)) == []
+    assert "needs atomic = False" in problems(
+        migration(migration_operations.AddUniqueConstraintConcurrently("article", UNIQUE)))[0]
+    assert problems(migration(migration_operations.AddUniqueConstraintConcurrently("article", UNIQUE),
+                              atomic=False)) == []
     assert "NOT VALID" in problems(migration(migrations.AddConstraint(
         "article", models.CheckConstraint(condition=models.Q(word_count__gte=0), name="wc"))))[0]
     assert "fails on existing rows" in problems(migration(migrations.AddField(
@@ -112,3 +118,18 @@ def test_add_index_concurrently_is_concurrent_on_postgresql_and_plain_elsewhere(
         assert "CREATE INDEX CONCURRENTLY" in sql
     else:
         assert "CREATE INDEX" in sql and "CONCURRENTLY" not in sql
+
+
+@pytest.mark.django_db(transaction=True)
+def test_add_unique_constraint_concurrently_is_concurrent_on_postgresql_and_plain_elsewhere():
+    before = ProjectState.from_apps(apps)
+    operation = migration_operations.AddUniqueConstraintConcurrently("article", UNIQUE)
+    after = before.clone()
+    operation.state_forwards("publisher", after)
+    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
+        operation.database_forwards("publisher", editor, before, after)
+    sql = " ".join(editor.collected_sql)
+    if connection.vendor == "postgresql":
+        assert "CREATE UNIQUE INDEX CONCURRENTLY" in sql
+    else:
+        assert "CREATE UNIQUE INDEX" in sql and "CONCURRENTLY" not in sql
