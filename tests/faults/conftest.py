@@ -5,11 +5,10 @@ Rows that need Redis itself (a private redis-server killed or restarted) are mar
 the rest also run on the PostgreSQL + RabbitMQ tier of ./scripts/test."""
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from tests.support.brokers import _purge_amqp_queues, _redis_client
+from tests.support.brokers import _purge_amqp_queues, _redis_client, is_amqp
 
 
 def pytest_collection_modifyitems(items):
@@ -24,7 +23,7 @@ def pytest_collection_modifyitems(items):
 def empty_broker(broker):
     """Each row starts with an empty broker: a scan or chain an earlier test left queued must not
     claim this row's articles before its fault is injected."""
-    if urlsplit(broker).scheme in ("amqp", "amqps", "pyamqp"):
+    if is_amqp(broker):
         _purge_amqp_queues(broker)
     else:
         _redis_client(broker).flushdb()

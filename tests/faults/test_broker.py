@@ -6,7 +6,6 @@ import subprocess
 import sys
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -18,6 +17,7 @@ from kombu import Connection
 from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
 from tests.factories import make_subscribers, schedule_batch
+from tests.support.brokers import is_amqp
 from tests.support.waiting import wait_for
 from tests.support.servers import free_port
 from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
@@ -62,7 +62,7 @@ def test_redis_killed_and_restarted_empty_while_work_is_queued(processes, mailbo
 def _dead_broker() -> dict:
     """A broker URL of this tier's kind where nothing listens (None: the variable is unset)."""
     port = free_port()
-    if urlsplit(settings.CELERY_BROKER_URL).scheme in ("amqp", "amqps", "pyamqp"):
+    if is_amqp(settings.CELERY_BROKER_URL):
         return {"CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//", "CELERY_RESULT_BACKEND": None}
     dead = f"redis://127.0.0.1:{port}/0"
     return {"CELERY_BROKER_URL": dead, "CELERY_RESULT_BACKEND": dead}

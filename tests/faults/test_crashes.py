@@ -4,7 +4,6 @@ import os
 import signal
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management import call_command
@@ -13,6 +12,7 @@ from django.utils import timezone
 from publisher.models import Article, ArticleStatus
 from publisher.pipeline import POISON_THRESHOLD
 from tests.factories import make_subscribers, schedule_batch
+from tests.support.brokers import is_amqp
 from tests.support.waiting import wait_for
 from tests.support.invariants import assert_invariants, notifications_done, settled
 
@@ -20,7 +20,7 @@ from tests.support.invariants import assert_invariants, notifications_done, sett
 def redelivered_at_once() -> bool:
     """RabbitMQ hands a dead worker's unacknowledged messages back as soon as its connection
     closes; Redis only after the visibility timeout, so there the sweeper is the only way back."""
-    return urlsplit(settings.CELERY_BROKER_URL).scheme in ("amqp", "amqps", "pyamqp")
+    return is_amqp(settings.CELERY_BROKER_URL)
 
 
 def start_held_chunk(processes, tmp_path: Path, lease: dict, prefix: str, n: int = 4):
