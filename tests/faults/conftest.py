@@ -1,12 +1,14 @@
 """The fault suite: real `celery worker` / `celery beat` subprocesses (the `processes` fixture),
 a short lease so recovery takes seconds (`short_lease`), and private servers a fault can kill
-(`private_redis`, `private_postgres`): tests/fixtures/servers.py, tests/support/servers.py."""
+(`private_redis`, `private_postgres`): tests/fixtures/servers.py, tests/support/servers.py.
+Rows that need Redis itself (a private redis-server killed or restarted) are marked `redis_only`;
+the rest also run on the PostgreSQL + RabbitMQ tier of ./scripts/test."""
 
 from pathlib import Path
 
 import pytest
 
-from tests.support.brokers import _redis_client
+from tests.support.brokers import _purge_amqp_queues, _redis_client, is_amqp
 
 
 def pytest_collection_modifyitems(items):
@@ -21,4 +23,7 @@ def pytest_collection_modifyitems(items):
 def empty_broker(broker):
     """Each row starts with an empty broker: a scan or chain an earlier test left queued must not
     claim this row's articles before its fault is injected."""
-    _redis_client(broker).flushdb()
+    if is_amqp(broker):
+        _purge_amqp_queues(broker)
+    else:
+        _redis_client(broker).flushdb()

@@ -7,6 +7,7 @@ import sys
 import uuid
 from datetime import timedelta
 
+import pytest
 import redis
 from django.conf import settings
 from django.core.management import call_command
@@ -16,6 +17,7 @@ from kombu import Connection
 from publisher import dispatch, services
 from publisher.models import Article, ArticleStatus
 from tests.factories import make_subscribers, schedule_batch
+from tests.support.brokers import is_amqp
 from tests.support.waiting import wait_for
 from tests.support.servers import free_port
 from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
@@ -24,6 +26,7 @@ from tests.support.processes import ROOT
 
 # --- 5 -------------------------------------------------------------------------------------
 
+@pytest.mark.redis_only  # a private redis-server
 def test_redis_killed_and_restarted_empty_while_work_is_queued(processes, mailbox, tmp_path, private_redis,
                                                                short_lease):
     subscribers = make_subscribers(2, "redis")
@@ -56,14 +59,22 @@ def test_redis_killed_and_restarted_empty_while_work_is_queued(processes, mailbo
 
 # --- 6 -------------------------------------------------------------------------------------
 
+def _dead_broker() -> dict:
+    """A broker URL of this tier's kind where nothing listens (None: the variable is unset)."""
+    port = free_port()
+    if is_amqp(settings.CELERY_BROKER_URL):
+        return {"CELERY_BROKER_URL": f"amqp://guest:guest@127.0.0.1:{port}//", "CELERY_RESULT_BACKEND": None}
+    dead = f"redis://127.0.0.1:{port}/0"
+    return {"CELERY_BROKER_URL": dead, "CELERY_RESULT_BACKEND": dead}
+
+
 def test_broker_unreachable_at_dispatch_after_the_claim_committed(processes, mailbox, short_lease):
     subscribers = make_subscribers(2, "dispatch")
     schedule_batch([f"Undispatched {i}" for i in range(3)], timezone.now() - timedelta(seconds=1))
-    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = {**processes.env, **short_lease, **_dead_broker()}
     scan = subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); from scheduling.services import scan_run; scan_run()"],
-        cwd=ROOT, env={**processes.env, **short_lease, "CELERY_BROKER_URL": dead, "CELERY_RESULT_BACKEND": dead},
-        capture_output=True, text=True, timeout=120)
+        cwd=ROOT, env={k: v for k, v in env.items() if v is not None}, capture_output=True, text=True, timeout=120)
     assert scan.returncode == 0, scan.stderr[-3000:]
     assert "the sweeper will retry after the lease" in scan.stderr + scan.stdout
     # The claim committed before the dispatch failed: the rows say so, nothing is lost.
@@ -81,6 +92,7 @@ def test_broker_unreachable_at_dispatch_after_the_claim_committed(processes, mai
 
 # --- 7 -------------------------------------------------------------------------------------
 
+@pytest.mark.redis_only  # a private redis-server
 def test_worker_and_beat_started_while_the_broker_is_down(processes, mailbox, private_redis):
     subscribers = make_subscribers(2, "late")
     schedule_batch([f"Waiting {i}" for i in range(3)], timezone.now() - timedelta(seconds=1))
@@ -110,7 +122,9 @@ def test_same_message_delivered_twice(processes, mailbox):
     assert claim and len(claim.article_ids) == 3
 
     with Connection(settings.CELERY_BROKER_URL) as conn:
-        queue = conn.SimpleQueue("publish")
+        # The product's own declaration of the queue: RabbitMQ refuses a redeclaration that differs.
+        publish = next(q for q in settings.CELERY_TASK_QUEUES if q.name == "publish")
+        queue = conn.SimpleQueue(publish)
         message = queue.get(timeout=10)
         assert message.headers["task"] == "publisher.tasks.process_articles"
         producer = conn.Producer()

@@ -4,6 +4,7 @@ across the boundary between two steps of a chain (row 20)."""
 
 from datetime import timedelta
 
+import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -14,6 +15,8 @@ from tests.support.servers import LONG_LEASE, wait_briefly
 from tests.support.invariants import assert_invariants, notifications_done, settled, task_logged
 
 OUTAGE = 4  # seconds the private Redis stays down
+
+pytestmark = pytest.mark.redis_only  # a private redis-server is killed and restarted
 
 
 def _lateness() -> list[float]:

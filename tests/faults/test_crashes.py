@@ -5,14 +5,22 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from publisher.pipeline import POISON_THRESHOLD
 from tests.factories import make_subscribers, schedule_batch
+from tests.support.brokers import is_amqp
 from tests.support.waiting import wait_for
 from tests.support.invariants import assert_invariants, notifications_done, settled
+
+
+def redelivered_at_once() -> bool:
+    """RabbitMQ hands a dead worker's unacknowledged messages back as soon as its connection
+    closes; Redis only after the visibility timeout, so there the sweeper is the only way back."""
+    return is_amqp(settings.CELERY_BROKER_URL)
 
 
 def start_held_chunk(processes, tmp_path: Path, lease: dict, prefix: str, n: int = 4):
@@ -45,9 +53,15 @@ def test_sigkill_main_worker_mid_chain_then_new_worker(processes, mailbox, tmp_p
     wait_for(notifications_done(4 * len(subscribers)), timeout=30, message="notifications")
     for article in Article.objects.all():
         assert article.status == ArticleStatus.PUBLISHED, (article, article.last_error)
-        assert article.attempts >= 2, f"{article} was not re-dispatched (attempts={article.attempts})"
-        assert article.claim_token != first[article.pk]
-    assert "sweeper: re-dispatched" in processes.log("worker-2")
+        if redelivered_at_once() and article.attempts == 1:
+            # RabbitMQ gave the dead worker's message back when its connection closed, and the
+            # new worker ran it before the lease ran out: the same claim went on.
+            assert article.claim_token == first[article.pk]
+        else:
+            assert article.attempts >= 2, f"{article} was not re-dispatched (attempts={article.attempts})"
+            assert article.claim_token != first[article.pk]
+    if not redelivered_at_once():
+        assert "sweeper: re-dispatched" in processes.log("worker-2")
     assert_invariants(processes, mailbox, subscribers=subscribers)
 
 

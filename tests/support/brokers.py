@@ -17,6 +17,10 @@ def _redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url.replace("redis+socket", "unix"), socket_timeout=5)
 
 
+def is_amqp(url: str) -> bool:
+    """A RabbitMQ broker URL (the RabbitMQ tier), as opposed to Redis in any of its forms."""
+    return urlsplit(url).scheme in ("amqp", "amqps", "pyamqp")
+
 
 def _purge_amqp_queues(url: str) -> None:
     """Empty the product's queues on RabbitMQ (give the test run a vhost of its own: this purges
