@@ -106,30 +106,18 @@ def test_the_check_refuses_what_locks_and_accepts_the_safe_forms():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_add_index_concurrently_is_concurrent_on_postgresql_and_plain_elsewhere():
+@pytest.mark.parametrize(("operation", "create"), [
+    (migration_operations.AddIndexConcurrently("article", INDEX), "CREATE INDEX"),
+    (migration_operations.AddUniqueConstraintConcurrently("article", UNIQUE), "CREATE UNIQUE INDEX"),
+], ids=["index", "unique"])
+def test_concurrent_operations_are_concurrent_on_postgresql_and_plain_elsewhere(operation, create):
     before = ProjectState.from_apps(apps)
-    operation = migration_operations.AddIndexConcurrently("article", INDEX)
     after = before.clone()
     operation.state_forwards("publisher", after)
     with connection.schema_editor(collect_sql=True, atomic=False) as editor:
         operation.database_forwards("publisher", editor, before, after)
     sql = " ".join(editor.collected_sql)
     if connection.vendor == "postgresql":
-        assert "CREATE INDEX CONCURRENTLY" in sql
+        assert f"{create} CONCURRENTLY" in sql
     else:
-        assert "CREATE INDEX" in sql and "CONCURRENTLY" not in sql
-
-
-@pytest.mark.django_db(transaction=True)
-def test_add_unique_constraint_concurrently_is_concurrent_on_postgresql_and_plain_elsewhere():
-    before = ProjectState.from_apps(apps)
-    operation = migration_operations.AddUniqueConstraintConcurrently("article", UNIQUE)
-    after = before.clone()
-    operation.state_forwards("publisher", after)
-    with connection.schema_editor(collect_sql=True, atomic=False) as editor:
-        operation.database_forwards("publisher", editor, before, after)
-    sql = " ".join(editor.collected_sql)
-    if connection.vendor == "postgresql":
-        assert "CREATE UNIQUE INDEX CONCURRENTLY" in sql
-    else:
-        assert "CREATE UNIQUE INDEX" in sql and "CONCURRENTLY" not in sql
+        assert create in sql and "CONCURRENTLY" not in sql

@@ -5,28 +5,21 @@ import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from publisher.checks import pipeline_settings
 from settings.env import result_backend_from_env
+from tests.support import production
 
-ROOT = Path(__file__).resolve().parents[1]
-PROD_ENV = {
-    "DJANGO_SETTINGS_MODULE": "settings.prod",
-    "DJANGO_SECRET_KEY": "k" * 20 + "-production-secret-for-tests-only-0123456789",
-    "DJANGO_ALLOWED_HOSTS": "publisher.example.com",
-    "DATABASE_URL": "postgres://publisher@127.0.0.1:5432/publisher",
-    "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
-    "PUBLISHER_SITE_URL": "https://publisher.example.com",
-}
+# The production environment of tests/support/production.py, on RabbitMQ (its checks differ).
+PROD_ENV = {**production.PROD_ENV, "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}
 
 
 def manage(*args, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "SENTRY_", "DATABASE_"))}
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=production.ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 

@@ -15,15 +15,10 @@ from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleS
 from publisher.zones import local_time_text
 from tests.factories import make_article
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("utc_without_lateness_policy")]
 
 NEXT_YEAR = timezone.now().year + 1
 
-
-@pytest.fixture(autouse=True)
-def fixed_settings(settings):
-    settings.TIME_ZONE = "UTC"
-    settings.PUBLISHER_MAX_LATENESS = None
 
 
 def run(*args) -> tuple[str, str]:

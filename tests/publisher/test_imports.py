@@ -16,15 +16,10 @@ from publisher import dispatch
 from publisher.models import Article, ArticleStatus
 from tests.factories import make_article
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("utc_without_lateness_policy")]
 
 NEXT_YEAR = timezone.now().year + 1
 
-
-@pytest.fixture(autouse=True)
-def fixed_settings(settings):
-    settings.TIME_ZONE = "UTC"
-    settings.PUBLISHER_MAX_LATENESS = None
 
 
 def run(*args, fails=False) -> str:
