@@ -88,26 +88,44 @@ def step_process(*, article_ids: list[int], token: str) -> list[int]:
     return _guarded("process", article_ids, token, lambda: _process(article_ids, token))
 
 
-def _process(article_ids: list[int], token: str) -> list[int]:
-    rendered = []
-    articles = list(_in_flight(article_ids, token).only("id", "title", "body").order_by("pk"))
+def _each_alone(step: str, what: str, articles: list[Article], token: str, work, *,
+                applies=lambda article: True) -> list[Article]:
+    """Run `work(article)` on each article in turn, under the per-article time budget (only on
+    those `applies` to; the others pass through). An article whose work raises fails alone, with
+    the step named in its reason, and its chunk mates go on; a transient error propagates (the
+    task retries); when the task's soft time limit fires, what is done is kept and the rest is
+    handed to the sweeper. Returns the articles that came through."""
+    done = []
     for index, article in enumerate(articles):
+        if applies(article):
+            try:
+                faults.checkpoint(step, title=article.title)
+                with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what=what):
+                    work(article)
+            except SoftTimeLimitExceeded:
+                _release_rest(articles[index:], token, step)
+                break
+            except TRANSIENT_ERRORS:
+                raise
+            except Exception as exc:  # isolation: this article fails, its chunk mates go on
+                _fail_one(article, token, step, exc)
+                continue
+        done.append(article)
+    return done
+
+
+def _process(article_ids: list[int], token: str) -> list[int]:
+    articles = []
+    for article in _in_flight(article_ids, token).only("id", "title", "body").order_by("pk"):
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
-            continue
-        try:
-            faults.checkpoint("process", title=article.title)
-            with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what="rendering"):
-                article.body_html, article.excerpt, article.word_count = render_body(article.body)
-        except SoftTimeLimitExceeded:
-            _release_rest(articles[index:], token, "process")
-            break
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:  # isolation: this article fails, its chunk mates go on
-            _fail_one(article, token, "process", exc)
-            continue
-        rendered.append(article)
+        else:
+            articles.append(article)
+
+    def render(article: Article) -> None:
+        article.body_html, article.excerpt, article.word_count = render_body(article.body)
+
+    rendered = _each_alone("process", "rendering", articles, token, render)
     # One UPDATE for the chunk, still conditioned on the claim: a row the editor took back
     # meanwhile is not written, and the next steps skip it.
     _in_flight([a.pk for a in rendered], token).bulk_update(rendered, ["body_html", "excerpt", "word_count"])
@@ -120,36 +138,27 @@ def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
 
 
 def _thumbnails(article_ids: list[int], token: str) -> list[int]:
-    done, thumbnailed = [], []
     articles = list(_in_flight(article_ids, token).only("id", "title", "image").order_by("pk"))
-    for index, article in enumerate(articles):
-        if article.image:
-            try:
-                faults.checkpoint("thumbnail", title=article.title)
-                with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what="making the thumbnail"):
-                    with article.image.open("rb") as source:
-                        # Judged from the header, before anything is decoded.
-                        check_image_pixels(source, settings.PUBLISHER_MAX_IMAGE_PIXELS)
-                        data = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
-            except SoftTimeLimitExceeded:
-                _release_rest(articles[index:], token, "thumbnail")
-                break
-            except TRANSIENT_ERRORS:
-                raise
-            except Exception as exc:  # isolation: this article fails, its chunk mates go on
-                _fail_one(article, token, "thumbnail", exc)
-                continue
-            name = f"thumbnails/article-{article.pk}.jpg"
-            storage = article.thumbnail.storage
-            storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
-            article.thumbnail = storage.save(name, ContentFile(data))
-            thumbnailed.append(article)
-        done.append(article.pk)
+    made: dict[int, bytes] = {}
+
+    def thumbnail(article: Article) -> None:
+        with article.image.open("rb") as source:
+            check_image_pixels(source, settings.PUBLISHER_MAX_IMAGE_PIXELS)  # from the header, before decoding
+            made[article.pk] = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
+
+    done = _each_alone("thumbnail", "making the thumbnail", articles, token, thumbnail,
+                       applies=lambda article: bool(article.image))
+    thumbnailed = [article for article in done if article.pk in made]
+    for article in thumbnailed:
+        name = f"thumbnails/article-{article.pk}.jpg"
+        storage = article.thumbnail.storage
+        storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
+        article.thumbnail = storage.save(name, ContentFile(made[article.pk]))
     # One UPDATE for the chunk, conditioned on the claim like _process; a row the editor took
     # back meanwhile is neither written nor passed on.
     _in_flight([a.pk for a in thumbnailed], token).bulk_update(thumbnailed, ["thumbnail"])
-    still = set(_in_flight(done, token).values_list("id", flat=True))
-    return [pk for pk in done if pk in still]
+    still = set(_in_flight([a.pk for a in done], token).values_list("id", flat=True))
+    return [a.pk for a in done if a.pk in still]
 
 
 def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], float]:

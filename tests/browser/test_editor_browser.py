@@ -52,6 +52,16 @@ def reload_until_status(page, title: str, status: str, *, timeout: float = 60) -
         page.reload()
 
 
+def add_article(page, live_server, title: str, body: str, when) -> None:
+    """Fill the add form with a publish time in the editor's zone (New York); not yet saved."""
+    local = when.astimezone(ZoneInfo("America/New_York"))
+    page.goto(f"{live_server.url}/admin/publisher/article/add/")
+    page.fill("#id_title", title)
+    page.fill("#id_body", body)
+    page.fill("#id_publish_at_0", local.strftime("%Y-%m-%d"))
+    page.fill("#id_publish_at_1", local.strftime("%H:%M:%S"))
+
+
 def start_pipeline(processes):
     call_command("sync_schedules", verbosity=0)
     processes.worker(PUBLISHER_FAULTS=FAULTS)
@@ -72,13 +82,9 @@ def test_editor_schedules_an_article_and_watches_it_go_live(browser, live_server
     screenshot(page, "dashboard")
 
     # Write an article and schedule it a few seconds ahead, in the editor's own zone (New York).
-    page.goto(f"{live_server.url}/admin/publisher/article/add/")
-    assert "America/New_York" in page.inner_text("fieldset:has(#id_publish_at_0)")
     publish_at = (timezone.now() + timedelta(seconds=8)).astimezone(ZoneInfo("America/New_York"))
-    page.fill("#id_title", "Council approves the budget")
-    page.fill("#id_body", "The council voted **yes** on Tuesday.")
-    page.fill("#id_publish_at_0", publish_at.strftime("%Y-%m-%d"))
-    page.fill("#id_publish_at_1", publish_at.strftime("%H:%M:%S"))
+    add_article(page, live_server, "Council approves the budget", "The council voted **yes** on Tuesday.", publish_at)
+    assert "America/New_York" in page.inner_text("fieldset:has(#id_publish_at_0)")
     screenshot(page, "add-form")
     click_and_load(page, "input[name=_save]")
 
@@ -98,12 +104,8 @@ def test_editor_schedules_an_article_and_watches_it_go_live(browser, live_server
     screenshot(page, "list-published")
 
     # A failure is not silent: the list, the article and the dashboard say what went wrong.
-    page.goto(f"{live_server.url}/admin/publisher/article/add/")
-    soon = (timezone.now() + timedelta(seconds=3)).astimezone(ZoneInfo("America/New_York"))
-    page.fill("#id_title", "BROKEN interview")
-    page.fill("#id_body", "This one trips the processing step.")
-    page.fill("#id_publish_at_0", soon.strftime("%Y-%m-%d"))
-    page.fill("#id_publish_at_1", soon.strftime("%H:%M:%S"))
+    add_article(page, live_server, "BROKEN interview", "This one trips the processing step.",
+                timezone.now() + timedelta(seconds=3))
     click_and_load(page, "input[name=_save]")
     reload_until_status(page, "BROKEN interview", "Failed")
     assert "process: injected fault in process" in page.inner_text("#result_list")

@@ -308,11 +308,17 @@ def test_an_image_missing_from_storage_fails_only_that_article(media):
     assert row.status == ArticleStatus.FAILED and row.last_error.startswith("thumbnail: ")
 
 
-def test_thumbnails_skip_rows_this_claim_no_longer_holds(media):
-    token = new_token()
+def taken_back_with_an_image(token: str) -> Article:
+    """An article claimed under `token`, with an image, that an editor then unscheduled."""
     article = claimed(token)
     article.image.save("photo.png", ContentFile(png(100, 100)), save=True)
     services.article_unschedule(article_id=article.pk)
+    return article
+
+
+def test_thumbnails_skip_rows_this_claim_no_longer_holds(media):
+    token = new_token()
+    article = taken_back_with_an_image(token)
     assert step_thumbnails(article_ids=[article.pk], token=token) == []
     assert not fresh(article).thumbnail
 
@@ -362,9 +368,7 @@ def test_lateness_is_recorded_when_going_live_late():
 
 def test_an_editor_taking_the_article_back_mid_flight_makes_every_step_a_no_op(media):
     token = new_token()
-    article = claimed(token)
-    article.image.save("photo.png", ContentFile(png(100, 100)), save=True)
-    services.article_unschedule(article_id=article.pk)
+    article = taken_back_with_an_image(token)
 
     assert step_process(article_ids=[article.pk], token=token) == []
     assert step_thumbnails(article_ids=[article.pk], token=token) == []
