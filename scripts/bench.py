@@ -180,7 +180,7 @@ def bench_lateness(args, env) -> dict:
     from publisher.models import Article, ArticleStatus
     from scheduling.selectors import percentile  # nearest rank, as the daily report's
 
-    count, window = (30, 5) if args.quick else (1000, 120)
+    count, window = (30, 3) if args.quick else (1000, 120)
     reset_database()
     call_command("sync_schedules", "--reset", verbosity=0)
     cluster = Cluster(env, args.embedded, args.concurrency)
@@ -189,8 +189,10 @@ def bench_lateness(args, env) -> dict:
         flush_broker()
         cluster.start_worker()
         cluster.start_beat()
-        # Bulk-created rows (an import) are first seen by a scan: start one interval + startup ahead.
-        start = timezone.now() + timedelta(seconds=settings.PUBLISHER_SCAN_INTERVAL + 5)
+        # Bulk-created rows (an import) are first seen by a scan: start one interval + startup ahead
+        # (--quick, a smoke test of correctness: 2 s; an article a scan sees late is counted late).
+        lead = 2 if args.quick else settings.PUBLISHER_SCAN_INTERVAL + 5
+        start = timezone.now() + timedelta(seconds=lead)
         Article.objects.bulk_create([
             Article(title=f"Lateness {i}", body="Body.", status=ArticleStatus.SCHEDULED,
                     publish_at=start + timedelta(seconds=window * i / count))
@@ -285,7 +287,7 @@ def bench_burst(args, env) -> dict:
     PUBLISHER_CHUNK_SIZE=1, one chain per article (process -> thumbnail -> make live -> notify),
     each task touching one row. The naive run is smaller (its rate is steady after a few
     hundred articles; 10,000 would take ten minutes a run)."""
-    count, naive_count = (300, 100) if args.quick else (10_000, 1_000)
+    count, naive_count = (150, 50) if args.quick else (10_000, 1_000)
     chunked, chunked_rss = _burst_once(args, env, chunk_size=None, count=count)
     naive, naive_rss = _burst_once(args, env, chunk_size=1, count=naive_count)
     return {

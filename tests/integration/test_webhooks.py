@@ -92,9 +92,9 @@ def test_a_worker_killed_mid_delivery_is_replaced_and_the_delivery_sent_with_the
         processes, receiver, webhook_settings, article_factory):
     endpoint(receiver.url("/hang-first"))
     call_command("sync_schedules")
-    # The lease is max(PUBLISHER_WEBHOOKS_LEASE_SECONDS, 3 x timeout) = 30 s: the first request hangs
-    # 60 s at the receiver, so the worker is surely mid-request when it is killed.
-    slow = {**FAST, "PUBLISHER_WEBHOOKS_TIMEOUT": "10", "PUBLISHER_WEBHOOKS_LEASE_SECONDS": "5"}
+    # The lease is max(PUBLISHER_WEBHOOKS_LEASE_SECONDS, 3 x timeout) = 15 s: the first request hangs
+    # 60 s at the receiver and the worker waits 5 s for it, so it is mid-request when it is killed.
+    slow = {**FAST, "PUBLISHER_WEBHOOKS_TIMEOUT": "5", "PUBLISHER_WEBHOOKS_LEASE_SECONDS": "5"}
     processes.worker(queues=QUEUES, **slow)
     processes.beat(**slow)
     article = article_factory(title="Killed")
