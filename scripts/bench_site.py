@@ -170,13 +170,15 @@ def run(args, env, *, Cluster, reset_database, flush_broker, percentile) -> dict
             time.sleep(max(0.0, due - 0.15 - time.time()))
             give_up = due + 30
             while time.time() < give_up:
-                sent = time.time()
                 status = _get(server.port, f"/articles/{article.slug}/")
                 if status == 200:
+                    received = time.time()
                     with lock:
-                        delays.append(time.time() - due)
-                        seen_at[article.pk] = time.time()
-                        early[0] += sent < due - 0.001  # asked (and answered) before its time
+                        delays.append(received - due)
+                        seen_at[article.pk] = received
+                        # Answered 200 before its time: shown early. (A request sent a moment
+                        # before and answered after is not: the page went live in between.)
+                        early[0] += received < due
                     return
                 # 20 polls a second per article: finer polling of late ones would itself load the
                 # two cores the worker and PostgreSQL share, and make them later still.
@@ -205,6 +207,7 @@ def run(args, env, *, Cluster, reset_database, flush_broker, percentile) -> dict
     result["site delay after go-live p50 ms"] = 1000 * percentile(after, 50)
     result["site delay after go-live p99 ms"] = 1000 * percentile(after, 99)
     result["shown before publish_at"] = float(early[0])
+    result["published before publish_at (database)"] = float(sum(1 for s in late if s < 0))
     result["never shown (30 s)"] = float(count - len(delays))
     result["_label"] = (f"gunicorn -w {os.cpu_count()}, {CLIENTS} clients x {seconds} s; "
                         f"{count} articles over {window} s")
