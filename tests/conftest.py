@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.scheduling",
     "tests.fixtures.browser",
     "tests.fixtures.webhook_receiver",
+    "tests.fixtures.smtp",
 ]
 
 

@@ -16,4 +16,5 @@ urlpatterns = [
     path("sitemap.xml", schedule_cached(site_freshness)(sitemap), {"sitemaps": {"articles": ArticleSitemap}},
          name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
+    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -2,14 +2,17 @@
 that is not live answers exactly like one that never existed (404, no title, no hint)."""
 
 from django.conf import settings
+from django.core import signing
 from django.http import HttpResponse, HttpResponsePermanentRedirect
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_safe
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_safe
 from django.views.generic import ListView
 
 from publisher.models import Article, ArticleSlugRedirect
 from publisher.site.cache import schedule_cached
+from publisher.subscriptions import read_unsubscribe_token, subscriptions_unsubscribe
 from publisher.site.links import absolute_url
 from publisher.site.selectors import article_freshness, articles_visible, site_freshness
 
@@ -65,3 +68,18 @@ def robots_txt(request):
     response = HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = f"public, max-age={settings.PUBLISHER_PUBLIC_MAX_AGE}"
     return response
+
+
+@csrf_exempt  # RFC 8058: a mail client's one-click POST carries no CSRF token; the signed URL is the proof
+@require_http_methods(["GET", "HEAD", "POST"])
+def unsubscribe(request, token: str):
+    """GET: a page with one button. POST (that button, or a mail client's RFC 8058 one-click
+    POST `List-Unsubscribe=One-Click`): unsubscribes at once; again is harmless."""
+    try:
+        subscriber_id = read_unsubscribe_token(token)
+    except signing.BadSignature:
+        return render(request, "site/unsubscribe.html", {"invalid": True}, status=404)
+    if request.method == "POST":
+        subscriptions_unsubscribe(subscriber_id=subscriber_id)
+        return render(request, "site/unsubscribe.html", {"done": True})
+    return render(request, "site/unsubscribe.html", {"token": token})
