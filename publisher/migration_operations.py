@@ -46,7 +46,7 @@ class RemoveIndexConcurrently(_PlainOutsidePostgres, PostgresRemoveIndexConcurre
 
 
 class AddUniqueConstraintConcurrently(AddConstraint):
-    """A conditional UniqueConstraint (Django builds it as a partial unique index) created with
+    """A conditional or functional UniqueConstraint (Django builds either as a unique index) created with
     CREATE UNIQUE INDEX CONCURRENTLY on PostgreSQL, so the table stays writable while it builds;
     a plain AddConstraint elsewhere. Needs `atomic = False` on the migration."""
 
@@ -60,7 +60,7 @@ class AddUniqueConstraintConcurrently(AddConstraint):
         if self.allow_migrate_model(schema_editor.connection.alias, model):
             sql = str(self.constraint.create_sql(model, schema_editor))
             if not sql.startswith("CREATE UNIQUE INDEX "):
-                raise ValueError(f"{self.constraint.name}: only a conditional UniqueConstraint is built as an index.")
+                raise ValueError(f"{self.constraint.name}: only a conditional or functional UniqueConstraint is built as an index.")
             schema_editor.execute(sql.replace("CREATE UNIQUE INDEX ", "CREATE UNIQUE INDEX CONCURRENTLY ", 1))
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):

@@ -8,7 +8,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.urls import reverse
+from django.utils import timezone
 
 from . import schedule_rules
 from .querysets import ArticleQuerySet
@@ -120,16 +122,65 @@ class ArticleSlugRedirect(models.Model):
         return f"{self.old_slug} → #{self.article_id}"
 
 
+class SubscriberSource(models.TextChoices):
+    SITE = "site", "Subscribe form on the site"
+    ADMIN = "admin", "Added in the admin"
+    IMPORT = "import", "Imported"
+
+
+def normalize_address(email: str) -> str:
+    """An address as stored: surrounding blanks gone, the domain lower-cased (domains are
+    case-insensitive; the local part is kept as typed, uniqueness ignores its case)."""
+    local, at, domain = email.strip().rpartition("@")
+    return f"{local}@{domain.lower()}" if at else email.strip()
+
+
+class SubscriberQuerySet(models.QuerySet):
+    def receiving(self):
+        """The subscribers mail goes to: confirmed (double opt-in, or added by an editor),
+        not unsubscribed, and not switched off in the admin."""
+        return self.filter(is_active=True, confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+
+    def with_address(self, email: str):
+        """The row for `email` whatever its case (the lower-cased address is unique; this lookup
+        uses that index on PostgreSQL)."""
+        return self.alias(email_lower=Lower("email")).filter(email_lower=normalize_address(email).lower())
+
+
 class Subscriber(models.Model):
     email = models.EmailField(unique=True)
+    # False: no mail (unsubscribed, or switched off by an editor). Unsubscribing also records
+    # unsubscribed_at; confirming a new subscription turns it back on.
     is_active = models.BooleanField(default=True)
+    # Set when the reader confirmed the link mailed to them. Rows made by an editor, an import
+    # or a script are confirmed by whoever made them (the default); the site's form makes them
+    # pending (None) until the link is opened.
+    confirmed_at = models.DateTimeField(null=True, blank=True, default=timezone.now,
+                                        help_text="When the address was confirmed; empty: waiting for confirmation.")
+    unsubscribed_at = models.DateTimeField(null=True, blank=True,
+                                           help_text="When the reader unsubscribed; empty: subscribed.")
+    source = models.CharField(max_length=16, choices=SubscriberSource.choices, default=SubscriberSource.ADMIN)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = SubscriberQuerySet.as_manager()
 
     class Meta:
         indexes = [models.Index(fields=["id"], name="subscriber_active_idx", condition=Q(is_active=True))]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="subscriber_email_ci_unique",
+                                    violation_error_message="A subscriber with this address already exists."),
+        ]
+        permissions = [("export_subscriber", "Can export subscriber addresses")]
 
     def __str__(self):
         return self.email
+
+    def clean(self):
+        self.email = normalize_address(self.email or "")
+
+    @property
+    def receiving(self) -> bool:
+        return self.is_active and self.confirmed_at is not None and self.unsubscribed_at is None
 
 
 class NotificationStatus(models.TextChoices):

@@ -47,7 +47,7 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
         return 0
     batch = settings.PUBLISHER_FANOUT_BATCH
     subscriber_ids = list(
-        Subscriber.objects.filter(is_active=True, pk__gt=after_subscriber_id).order_by("pk").values_list("pk", flat=True)[:batch]
+        Subscriber.objects.receiving().filter(pk__gt=after_subscriber_id).order_by("pk").values_list("pk", flat=True)[:batch]
     )
     if not subscriber_ids:
         return 0
@@ -117,10 +117,11 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -
             status=NotificationStatus.PENDING,
         )
         rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
-        rows.filter(subscriber__is_active=False).update(
+        receiving = Subscriber.objects.receiving().filter(pk__gte=first_subscriber_id, pk__lte=last_subscriber_id)
+        rows.exclude(subscriber__in=receiving).update(
             status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
             updated_at=Now())
-        live = rows.filter(expires_at__gt=Now(), subscriber__is_active=True).order_by("pk")
+        live = rows.filter(expires_at__gt=Now(), subscriber__in=receiving).order_by("pk")
         if connection.features.has_select_for_update_skip_locked:
             # Lock the notification rows only: locking the joined subscriber rows too would make
             # concurrent senders of other articles (same subscribers) skip each other's rows.

@@ -194,7 +194,7 @@ def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], fl
 
 def step_notify(*, article_ids: list[int], token: str) -> int:
     """Start the fan-out for each article this claim published (idempotent downstream)."""
-    if not article_ids or not Subscriber.objects.filter(is_active=True).exists():
+    if not article_ids or not Subscriber.objects.receiving().exists():
         return 0
     for article_id in article_ids:
         dispatch.fan_out(article_id=article_id)

@@ -1,18 +1,59 @@
-"""Subscribers' links: the signed token in every unsubscribe link.
+"""Subscribing and unsubscribing: double opt-in, signed links, and the limits that keep the
+subscribe form from being used to mail strangers.
 
-An unsubscribe link never expires (a mail read a year later must still work) and carries no
-address, only the subscriber's id signed with SECRET_KEY under a salt of its own, so a token
-made for another purpose (a confirmation link, a preview) can never unsubscribe anyone.
+Two links, each signed with SECRET_KEY under a salt of its own, so a token made for one purpose
+can never serve the other:
+- the confirmation link expires (PUBLISHER_CONFIRM_DAYS) and carries the subscriber's id and a
+  digest of their subscription state, so it works once: after confirming (or unsubscribing) the
+  state changed and an old link confirms nothing, however often it is replayed;
+- the unsubscribe link never expires (a mail read a year later must still work) and carries only
+  the subscriber's id.
+
+The form answers the same whether or not an address is known: a stranger learns nothing about
+who subscribed. A confirmed address gets no second mail; an address gets at most
+PUBLISHER_SUBSCRIBE_PER_ADDRESS confirmation mails an hour whoever asks, and one client makes
+at most PUBLISHER_SUBSCRIBE_PER_IP requests an hour.
 """
 
+import enum
+import hashlib
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
+from django.template.loader import render_to_string
 from django.urls import reverse
 
-from publisher.models import Subscriber
+from publisher.models import Subscriber, SubscriberSource, normalize_address
 from publisher.site.links import absolute_url
 
-UNSUBSCRIBE_SALT = "publisher.subscriptions.unsubscribe"
+logger = logging.getLogger(__name__)
 
+UNSUBSCRIBE_SALT = "publisher.subscriptions.unsubscribe"
+CONFIRM_SALT = "publisher.subscriptions.confirm"
+THROTTLE_WINDOW = 3600  # seconds: the limits are per hour
+
+
+class Requested(enum.Enum):
+    MAILED = "mailed"                  # a confirmation mail went out
+    ALREADY_RECEIVING = "receiving"    # confirmed and active: no mail, the same answer
+    ADDRESS_LIMIT = "address-limit"    # this address had its mails for the hour: none, the same answer
+
+
+class Confirmed(enum.Enum):
+    CONFIRMED = "confirmed"            # this call confirmed it
+    ALREADY = "already"                # the link was used before (or another one was): nothing changed
+    USED = "used"                      # an old link, and the address is not subscribed now: nothing changed
+    EXPIRED = "expired"
+    INVALID = "invalid"                # forged, mangled, or its subscriber is gone
+
+
+# --- Unsubscribing ---------------------------------------------------------------------------
 
 def unsubscribe_token(subscriber_id: int) -> str:
     return signing.Signer(salt=UNSUBSCRIBE_SALT).sign(str(subscriber_id))
@@ -33,6 +74,114 @@ def unsubscribe_url(subscriber_id: int) -> str:
 
 
 def subscriptions_unsubscribe(*, subscriber_id: int) -> bool:
-    """Stop every mail to this subscriber at once. True when this call changed something; a
-    second call, or an unknown id, changes nothing."""
-    return bool(Subscriber.objects.filter(pk=subscriber_id, is_active=True).update(is_active=False))
+    """Stop every mail to this subscriber at once: the senders' claim selects only receiving
+    subscribers, so even notifications already queued are not sent. True when this call changed
+    something; a second call, or an unknown id, changes nothing."""
+    return bool(Subscriber.objects.filter(pk=subscriber_id, unsubscribed_at__isnull=True).update(
+        is_active=False, unsubscribed_at=Now()))
+
+
+# --- Subscribing -----------------------------------------------------------------------------
+
+def _state(subscriber: Subscriber) -> str:
+    """Changes whenever the subscription does (confirmed, unsubscribed, switched on or off)."""
+    raw = f"{subscriber.email}|{subscriber.is_active}|{subscriber.confirmed_at}|{subscriber.unsubscribed_at}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def confirm_token(subscriber: Subscriber) -> str:
+    return signing.TimestampSigner(salt=CONFIRM_SALT).sign(f"{subscriber.pk}:{_state(subscriber)}")
+
+
+def subscriptions_request(*, email: str, link: Callable[[str], str] = lambda path: absolute_url(None, path)
+                          ) -> Requested:
+    """Ask for a subscription: mail `email` a confirmation link unless it already receives mail
+    or had its share of confirmation mails this hour. A new address is stored pending; a known
+    one is left as it is until the link is opened. `link` makes a path absolute (the view passes
+    the request's host when PUBLISHER_SITE_URL is unset). Raises the mail backend's error when
+    the mail cannot be sent (the view says so; the row stays pending, harmless)."""
+    address = normalize_address(email)
+    subscriber = Subscriber.objects.with_address(address).first()
+    if subscriber is not None and subscriber.receiving:
+        return Requested.ALREADY_RECEIVING
+    if not _within_limit("address", address.lower(), settings.PUBLISHER_SUBSCRIBE_PER_ADDRESS):
+        logger.info("subscribe: confirmation mails to one address capped for this hour")
+        return Requested.ADDRESS_LIMIT
+    if subscriber is None:
+        try:
+            with transaction.atomic():
+                subscriber = Subscriber.objects.create(email=address, source=SubscriberSource.SITE, confirmed_at=None)
+        except IntegrityError:  # the same address, a moment ago, in another request
+            subscriber = Subscriber.objects.with_address(address).get()
+            if subscriber.receiving:
+                return Requested.ALREADY_RECEIVING
+    _send_confirmation(subscriber, link(reverse("site:confirm", args=[confirm_token(subscriber)])))
+    return Requested.MAILED
+
+
+def _send_confirmation(subscriber: Subscriber, url: str) -> None:
+    context = {"url": url, "site_name": settings.PUBLISHER_SITE_NAME, "days": settings.PUBLISHER_CONFIRM_DAYS}
+    message = EmailMultiAlternatives(
+        subject=f"Confirm your subscription to {settings.PUBLISHER_SITE_NAME}",
+        body=render_to_string("publisher/email/confirm_subscription.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[subscriber.email],
+    )
+    message.attach_alternative(render_to_string("publisher/email/confirm_subscription.html", context), "text/html")
+    message.send()
+
+
+def _read_confirm_token(token: str) -> tuple[Subscriber | None, Confirmed | None, str]:
+    """(subscriber, None, state the link was made for) for a good link, else (None, why, "")."""
+    try:
+        value = signing.TimestampSigner(salt=CONFIRM_SALT).unsign(
+            token, max_age=settings.PUBLISHER_CONFIRM_DAYS * 86400)
+    except signing.SignatureExpired:
+        return None, Confirmed.EXPIRED, ""
+    except signing.BadSignature:
+        return None, Confirmed.INVALID, ""
+    subscriber_id, _, state = value.partition(":")
+    subscriber = Subscriber.objects.filter(pk=int(subscriber_id)).first() if subscriber_id.isdigit() else None
+    return subscriber, None if subscriber else Confirmed.INVALID, state
+
+
+def subscriptions_confirm(*, token: str, dry_run: bool = False) -> Confirmed:
+    """Confirm the subscription a link was mailed for: the address receives mail from now on.
+    Compare-and-set on the state the link was made for, so a link works once and two clicks
+    at the same moment confirm once. `dry_run`: what confirming would answer, changing nothing
+    (the page a link opens, before its button is pressed)."""
+    subscriber, refused, state = _read_confirm_token(token)
+    if refused:
+        return refused
+    if state == _state(subscriber):
+        if dry_run:
+            return Confirmed.CONFIRMED
+        changed = Subscriber.objects.filter(
+            pk=subscriber.pk, email=subscriber.email, is_active=subscriber.is_active,
+            confirmed_at=subscriber.confirmed_at, unsubscribed_at=subscriber.unsubscribed_at,
+        ).update(confirmed_at=Now(), unsubscribed_at=None, is_active=True)
+        if changed:
+            return Confirmed.CONFIRMED
+        subscriber.refresh_from_db()
+    return Confirmed.ALREADY if subscriber.receiving else Confirmed.USED
+
+
+# --- Limits ----------------------------------------------------------------------------------
+
+def subscriptions_client_allowed(*, client: str) -> bool:
+    """Count one subscribe request from `client` (an IP address); False past
+    PUBLISHER_SUBSCRIBE_PER_IP this hour."""
+    return _within_limit("client", client, settings.PUBLISHER_SUBSCRIBE_PER_IP)
+
+
+def _within_limit(kind: str, who: str, limit: int) -> bool:
+    """Count one more for `who` in the current window (the cache: shared by every web process
+    when CACHE_URL is Redis); False once past `limit`. The window starts at the first count."""
+    key = f"publisher:subscribe:{kind}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
+    cache.add(key, 0, timeout=THROTTLE_WINDOW)
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=THROTTLE_WINDOW)
+        count = 1
+    return count <= limit

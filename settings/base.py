@@ -156,6 +156,16 @@ PUBLISHER_SITE_NAME = env_str("PUBLISHER_SITE_NAME", "Publisher")
 # Longest Cache-Control max-age of a public page (seconds); it is shorter whenever the next
 # scheduled publish or unpublish time affecting the page comes sooner.
 PUBLISHER_PUBLIC_MAX_AGE = env_int("PUBLISHER_PUBLIC_MAX_AGE", 60, minimum=0)
+# Subscribing on the site (publisher/subscriptions.py, docs/subscribers.md). Days a
+# confirmation link stays valid.
+PUBLISHER_CONFIRM_DAYS = env_int("PUBLISHER_CONFIRM_DAYS", 7, minimum=1)
+# Subscribe requests one client (IP address) may make per hour; past it: 429.
+PUBLISHER_SUBSCRIBE_PER_IP = env_int("PUBLISHER_SUBSCRIBE_PER_IP", 10, minimum=1)
+# Confirmation mails one address may receive per hour, whoever asks for them.
+PUBLISHER_SUBSCRIBE_PER_ADDRESS = env_int("PUBLISHER_SUBSCRIBE_PER_ADDRESS", 3, minimum=1)
+# Reverse proxies in front of the web processes that append the client's address to
+# X-Forwarded-For: the client is the address that many hops from the right. 0: REMOTE_ADDR.
+PUBLISHER_PROXY_COUNT = env_int("PUBLISHER_PROXY_COUNT", 0, minimum=0)
 # Server-side cache of public pages: CACHE_URL (redis://, rediss://, unix://, locmem://);
 # unset, local memory per process (production: the broker's Redis when the broker is Redis).
 CACHES = caches_from_env(None)

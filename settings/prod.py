@@ -22,6 +22,9 @@ CACHES = caches_from_env(CELERY_BROKER_URL if CELERY_BROKER_URL.startswith(("red
 # HTTPS. The proxy in front says the request came over TLS with X-Forwarded-Proto (it must set
 # or strip that header: a client must not be able to forge it).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# The same proxy appends the client's address to X-Forwarded-For (the subscribe form's
+# per-client limit counts readers, not the proxy).
+PUBLISHER_PROXY_COUNT = env_int("PUBLISHER_PROXY_COUNT", 1, minimum=0)
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
 # Probes call /health/ on the pod over plain HTTP: a redirect (3xx) would count as healthy
 # whatever the checks say, so health answers 200/503 itself.

@@ -16,5 +16,8 @@ urlpatterns = [
     path("sitemap.xml", schedule_cached(site_freshness)(sitemap), {"sitemaps": {"articles": ArticleSitemap}},
          name="sitemap"),
     path("robots.txt", views.robots_txt, name="robots"),
+    path("subscribe/", views.subscribe, name="subscribe"),
+    path("subscribe/sent/", views.subscribe_sent, name="subscribe_sent"),
+    path("subscribe/confirm/<str:token>/", views.confirm, name="confirm"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -1,22 +1,31 @@
 """Public pages. Every lookup goes through Article.objects.visible() / taken_down(): an article
 that is not live answers exactly like one that never existed (404, no title, no hint)."""
 
+import logging
+import smtplib
+from functools import partial
+
 from django.conf import settings
 from django.core import signing
 from django.http import HttpResponse, HttpResponsePermanentRedirect
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_safe
 from django.views.generic import ListView
 
 from publisher.models import Article, ArticleSlugRedirect
 from publisher.site.cache import schedule_cached
-from publisher.subscriptions import read_unsubscribe_token, subscriptions_unsubscribe
+from publisher.site.forms import SubscribeForm
 from publisher.site.links import absolute_url
+from publisher.subscriptions import (Confirmed, read_unsubscribe_token, subscriptions_client_allowed,
+                                     subscriptions_confirm, subscriptions_request, subscriptions_unsubscribe)
 from publisher.site.selectors import article_freshness, articles_visible, site_freshness
 
 PAGE_SIZE = 20
+
+logger = logging.getLogger(__name__)
 
 
 class IndexView(ListView):
@@ -83,3 +92,59 @@ def unsubscribe(request, token: str):
         subscriptions_unsubscribe(subscriber_id=subscriber_id)
         return render(request, "site/unsubscribe.html", {"done": True})
     return render(request, "site/unsubscribe.html", {"token": token})
+
+
+def client_address(request) -> str:
+    """The reader's IP address: REMOTE_ADDR, or behind PUBLISHER_PROXY_COUNT proxies the entry
+    that many hops from the right of X-Forwarded-For (the left part is whatever the client sent)."""
+    hops = settings.PUBLISHER_PROXY_COUNT
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    if hops and len(forwarded) >= hops:
+        return forwarded[-hops]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+# Never cached: these pages carry a CSRF token, or answer one reader (the public pages are
+# cached for everyone, so their small form only sends the address here, by GET, to prefill).
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def subscribe(request):
+    """The subscribe form. Every accepted request, known address or not, ends on the same page."""
+    if request.method != "POST":
+        form = SubscribeForm(initial={"email": request.GET.get("email", "")[:SubscribeForm.base_fields["email"].max_length]})
+        return render(request, "site/subscribe.html", {"form": form})
+    if not subscriptions_client_allowed(client=client_address(request)):
+        response = render(request, "site/subscribe.html", {"throttled": True}, status=429)
+        response["Retry-After"] = "3600"
+        return response
+    form = SubscribeForm(request.POST)
+    if not form.is_valid():
+        return render(request, "site/subscribe.html", {"form": form}, status=400)
+    if not form.is_bot():
+        try:
+            subscriptions_request(email=form.cleaned_data["email"], link=partial(absolute_url, request))
+        except (OSError, smtplib.SMTPException):
+            logger.warning("subscribe: the confirmation mail could not be sent", exc_info=True)
+            return render(request, "site/subscribe.html", {"form": form, "mail_failed": True}, status=503)
+    return redirect("site:subscribe_sent")
+
+
+@never_cache
+@require_safe
+def subscribe_sent(request):
+    return render(request, "site/subscribe.html", {"sent": True, "days": settings.PUBLISHER_CONFIRM_DAYS})
+
+
+CONFIRM_STATUS = {Confirmed.CONFIRMED: 200, Confirmed.ALREADY: 200, Confirmed.USED: 410, Confirmed.EXPIRED: 410,
+                  Confirmed.INVALID: 404}
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def confirm(request, token: str):
+    """GET: a page with one button (a mail scanner that opens links confirms nothing). POST:
+    confirms; a replayed, expired or forged link gets its own page and changes nothing."""
+    outcome = subscriptions_confirm(token=token, dry_run=request.method != "POST")
+    context = {"outcome": outcome.value, "pending": request.method != "POST" and outcome is Confirmed.CONFIRMED,
+               "days": settings.PUBLISHER_CONFIRM_DAYS}
+    return render(request, "site/confirm.html", context, status=CONFIRM_STATUS[outcome])
