@@ -153,16 +153,21 @@ def subscriptions_confirm(*, token: str, dry_run: bool = False) -> Confirmed:
     subscriber, refused, state = _read_confirm_token(token)
     if refused:
         return refused
-    if state == _state(subscriber):
-        if dry_run:
-            return Confirmed.CONFIRMED
-        changed = Subscriber.objects.filter(
-            pk=subscriber.pk, email=subscriber.email, is_active=subscriber.is_active,
-            confirmed_at=subscriber.confirmed_at, unsubscribed_at=subscriber.unsubscribed_at,
-        ).update(confirmed_at=Now(), unsubscribed_at=None, is_active=True)
-        if changed:
-            return Confirmed.CONFIRMED
-        subscriber.refresh_from_db()
+    if dry_run:
+        return Confirmed.CONFIRMED if state == _state(subscriber) else _used(subscriber)
+    with transaction.atomic():
+        # The row locked (SQLite: the write lock taken at BEGIN), so the state compared is the
+        # state changed; a second click waits and then finds the state moved on.
+        subscriber = Subscriber.objects.select_for_update().filter(pk=subscriber.pk).first()
+        if subscriber is None:
+            return Confirmed.INVALID
+        if state != _state(subscriber):
+            return _used(subscriber)
+        Subscriber.objects.filter(pk=subscriber.pk).update(confirmed_at=Now(), unsubscribed_at=None, is_active=True)
+    return Confirmed.CONFIRMED
+
+
+def _used(subscriber: Subscriber) -> Confirmed:
     return Confirmed.ALREADY if subscriber.receiving else Confirmed.USED
 
 
