@@ -7,7 +7,7 @@ docs/states.md), by Article.objects.transition (publisher/querysets.py).
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -135,11 +135,28 @@ def normalize_address(email: str) -> str:
     return f"{local}@{domain.lower()}" if at else email.strip()
 
 
+# Who mail goes to: confirmed (double opt-in, or added by an editor), not unsubscribed, not
+# switched off in the admin.
+RECEIVING = Q(is_active=True, confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+PENDING_CONFIRMATION = Q(confirmed_at__isnull=True, unsubscribed_at__isnull=True)
+UNSUBSCRIBED = Q(unsubscribed_at__isnull=False)
+SWITCHED_OFF = Q(is_active=False, confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+
+
 class SubscriberQuerySet(models.QuerySet):
     def receiving(self):
-        """The subscribers mail goes to: confirmed (double opt-in, or added by an editor),
-        not unsubscribed, and not switched off in the admin."""
-        return self.filter(is_active=True, confirmed_at__isnull=False, unsubscribed_at__isnull=True)
+        """The subscribers mail goes to (RECEIVING); fan-out and the senders' claim select these."""
+        return self.filter(RECEIVING)
+
+    def counts(self) -> dict[str, int]:
+        """How many are confirmed (receiving), pending confirmation, unsubscribed, and switched
+        off by an editor; one query."""
+        return self.aggregate(
+            confirmed=Count("pk", filter=RECEIVING),
+            pending=Count("pk", filter=PENDING_CONFIRMATION),
+            unsubscribed=Count("pk", filter=UNSUBSCRIBED),
+            switched_off=Count("pk", filter=SWITCHED_OFF),
+        )
 
     def with_address(self, email: str):
         """The row for `email` whatever its case (the lower-cased address is unique; this lookup
@@ -181,6 +198,15 @@ class Subscriber(models.Model):
     @property
     def receiving(self) -> bool:
         return self.is_active and self.confirmed_at is not None and self.unsubscribed_at is None
+
+    @property
+    def state(self) -> str:
+        """One of the four the admin counts (SubscriberQuerySet.counts)."""
+        if self.unsubscribed_at is not None:
+            return "Unsubscribed"
+        if self.confirmed_at is None:
+            return "Pending confirmation"
+        return "Confirmed" if self.is_active else "Switched off"
 
 
 class NotificationStatus(models.TextChoices):

@@ -1,26 +1,84 @@
 """Subscribers, notifications, and users (with each editor's time zone), on the publisher site."""
 
+import csv
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
+from django.http import HttpResponse
 
 from ..forms import TimeZoneForm
-from ..models import EditorProfile, Notification, Subscriber
+from ..models import PENDING_CONFIRMATION, RECEIVING, SWITCHED_OFF, UNSUBSCRIBED, EditorProfile, Notification, Subscriber
 from .display import zoned_time
 from .site import site
 
 
+class SubscriberStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+    LOOKUPS = {
+        "confirmed": ("Confirmed", RECEIVING),
+        "pending": ("Pending confirmation", PENDING_CONFIRMATION),
+        "unsubscribed": ("Unsubscribed", UNSUBSCRIBED),
+        "off": ("Switched off", SWITCHED_OFF),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.LOOKUPS.items()]
+
+    def queryset(self, request, queryset):
+        found = self.LOOKUPS.get(self.value())
+        return queryset.filter(found[1]) if found else queryset
+
+
 @admin.register(Subscriber, site=site)
 class SubscriberAdmin(admin.ModelAdmin):
-    list_display = ("email", "is_active", "created_column")
-    list_filter = ("is_active",)
+    """Editors (view permission, from migration 0003) see the list and the counts; adding,
+    changing, deleting and exporting addresses need their own permissions."""
+
+    list_display = ("email", "state_column", "source", "created_column", "confirmed_column")
+    list_filter = (SubscriberStateFilter, "source")
     search_fields = ("email",)
+    fields = ("email", "is_active", "source", "created_at", "confirmed_at", "unsubscribed_at")
+    readonly_fields = ("source", "created_at", "confirmed_at", "unsubscribed_at")
+    actions = ["export_csv"]
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}),
+                                                 "subscriber_counts": Subscriber.objects.counts()})
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("publisher.export_subscriber")
+
+    @admin.action(description="Export selected addresses (CSV)", permissions=["export"])
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="subscribers.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["email", "state", "source", "created_at", "confirmed_at", "unsubscribed_at"])
+        for row in queryset.order_by("pk").iterator(chunk_size=2000):
+            writer.writerow([_cell(row.email), row.state, row.source] + [
+                value.isoformat() if value else "" for value in (row.created_at, row.confirmed_at, row.unsubscribed_at)])
+        return response
+
+    @admin.display(description="State")
+    def state_column(self, obj):
+        return obj.state
 
     @admin.display(description="Subscribed", ordering="created_at")
     def created_column(self, obj):
         return zoned_time(obj.created_at, short=True)
+
+    @admin.display(description="Confirmed", ordering="confirmed_at")
+    def confirmed_column(self, obj):
+        return zoned_time(obj.confirmed_at, short=True)
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet must not take an address for a formula (a local part may begin with = + - @)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 @admin.register(Notification, site=site)
