@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -32,6 +33,14 @@ def zoned_time(value, *, short: bool = False) -> str:
         return "—"
     return format_html('<time datetime="{}" title="{} — {}">{}</time>', value.isoformat(), local_time_text(value),
                        zone_label(at=value), local_time_text(value, short=short))
+
+
+def time_column(field: str, description: str):
+    """A list column showing the model's `field` (a datetime) in the editor's zone, sortable."""
+    @admin.display(description=description, ordering=field)
+    def column(model_admin, obj):
+        return zoned_time(getattr(obj, field), short=True)
+    return column
 
 
 def lateness_text(article: Article, *, now=None) -> str:

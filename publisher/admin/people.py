@@ -11,7 +11,7 @@ from django.http import HttpResponse
 
 from ..forms import TimeZoneForm
 from ..models import PENDING_CONFIRMATION, RECEIVING, SWITCHED_OFF, UNSUBSCRIBED, EditorProfile, Notification, Subscriber
-from .display import zoned_time
+from .display import time_column
 from .site import site
 
 
@@ -67,13 +67,8 @@ class SubscriberAdmin(admin.ModelAdmin):
     def state_column(self, obj):
         return obj.state
 
-    @admin.display(description="Subscribed", ordering="created_at")
-    def created_column(self, obj):
-        return zoned_time(obj.created_at, short=True)
-
-    @admin.display(description="Confirmed", ordering="confirmed_at")
-    def confirmed_column(self, obj):
-        return zoned_time(obj.confirmed_at, short=True)
+    created_column = time_column("created_at", "Subscribed")
+    confirmed_column = time_column("confirmed_at", "Confirmed")
 
 
 def _cell(text: str) -> str:
@@ -89,13 +84,8 @@ class NotificationAdmin(admin.ModelAdmin):
     raw_id_fields = ("article", "subscriber")
     readonly_fields = ("status", "sent_at", "last_error")
 
-    @admin.display(description="Expires", ordering="expires_at")
-    def expires_column(self, obj):
-        return zoned_time(obj.expires_at, short=True)
-
-    @admin.display(description="Sent", ordering="sent_at")
-    def sent_column(self, obj):
-        return zoned_time(obj.sent_at, short=True)
+    expires_column = time_column("expires_at", "Expires")
+    sent_column = time_column("sent_at", "Sent")
 
 
 class EditorProfileInline(admin.StackedInline):
