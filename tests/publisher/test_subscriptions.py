@@ -4,9 +4,10 @@ selects them, and the sender's claim drops anyone who left after the fan-out."""
 from datetime import timedelta
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from publisher.models import ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import ArticleStatus, Notification, NotificationStatus, Subscriber, normalize_address
 from publisher.notifications import notifications_fan_out, notifications_send
 from publisher.subscriptions import subscriptions_unsubscribe
 from tests.factories import make_article
@@ -47,3 +48,11 @@ def test_unsubscribing_after_the_fan_out_stops_the_queued_mail(everyone, mailout
     for row in rows.values():
         row.refresh_from_db()
         assert (row.status, row.last_error) == (NotificationStatus.EXPIRED, "The subscriber unsubscribed before it was sent.")
+
+
+def test_an_address_is_unique_whatever_its_case():
+    assert normalize_address("  Reader.Name@Example.COM ") == "Reader.Name@example.com"
+    first = Subscriber.objects.create(email="Reader@example.com")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Subscriber.objects.create(email="reader@EXAMPLE.com")
+    assert list(Subscriber.objects.with_address("READER@example.COM")) == [first]
