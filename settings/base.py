@@ -156,6 +156,8 @@ PUBLISHER_SITE_NAME = env_str("PUBLISHER_SITE_NAME", "Publisher")
 # Longest Cache-Control max-age of a public page (seconds); it is shorter whenever the next
 # scheduled publish or unpublish time affecting the page comes sooner.
 PUBLISHER_PUBLIC_MAX_AGE = env_int("PUBLISHER_PUBLIC_MAX_AGE", 60, minimum=0)
+# Days a shareable preview link (publisher/site/preview.py) keeps working after it was made.
+PUBLISHER_PREVIEW_DAYS = env_int("PUBLISHER_PREVIEW_DAYS", 7, minimum=1)
 # Server-side cache of public pages: CACHE_URL (redis://, rediss://, unix://, locmem://);
 # unset, local memory per process (production: the broker's Redis when the broker is Redis).
 CACHES = caches_from_env(None)

@@ -21,7 +21,7 @@ from ..schedule_rules import publish_passed_note
 from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
-from . import actions
+from . import actions, preview
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -73,7 +73,11 @@ class ArticleAdmin(admin.ModelAdmin):
     list_per_page = 50
     actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected"]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
-                       "lateness_display", "last_error_display", "attempts", "thumbnail", "activity")
+                       "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
+                       "preview_link_display")
+
+    class Media:
+        js = ["publisher/markdown_preview.js"]
 
     # --- permissions ---------------------------------------------------------------------------
 
@@ -147,13 +151,19 @@ class ArticleAdmin(admin.ModelAdmin):
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
                                          "reschedule; clear the publish time to take the article back to draft."}),
-            ("Content", {"fields": ("title", "slug", "body", "image", "image_alt")}),
+            ("Content", {"fields": ("title", "slug", "body", "image", "image_alt", "preview_link_display")}),
             ("Outcome", {"fields": outcome}),
             ("History", {"fields": ("activity",)}),
         ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
+        if "body" in form.base_fields:
+            body = form.base_fields["body"]
+            body.help_text = ("Markdown: **bold**, *italic*, [a link](https://example.com), # a heading, "
+                              "- a list. The preview beside it is what readers will see.")
+            body.widget.attrs["data-preview-url"] = reverse(
+                f"{self.admin_site.name}:publisher_article_markdown_preview")
         if obj is not None and obj.status == ArticleStatus.PUBLISHED:
             # It went live: only the take-down time can change. (A declared field survives
             # `exclude`, so drop it from this request's form class, made fresh per call.)
@@ -182,6 +192,10 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj.status == ArticleStatus.EXPIRED:
             return "Taken down (or never put live: its unpublish time passed). Set new times to schedule it again."
         return "Draft: set a publish time and save to schedule it."
+
+    @admin.display(description="Shareable preview link")
+    def preview_link_display(self, obj):
+        return preview.share_link_fragment(getattr(obj, "admin_request", None), obj)
 
     @admin.display(description="Publish at")
     def publish_at_display(self, obj):
@@ -274,10 +288,18 @@ class ArticleAdmin(admin.ModelAdmin):
                     else f"“{obj}” no longer has a take-down time.")
             self.message_user(request, text, messages.SUCCESS)
 
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.admin_request = request  # the shareable link is absolute: it needs the request's host
+        return obj
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         article = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if article is not None:
+            extra_context["preview_url"] = reverse(f"{self.admin_site.name}:publisher_article_preview",
+                                                   args=[article.pk])
             extra_context["object_actions"] = actions.buttons(self, request, article)
             extra_context.update({f"can_{name}": actions.applies(self, request, name, article)
                                   for name in actions.BUTTONS})
@@ -356,7 +378,7 @@ class ArticleAdmin(admin.ModelAdmin):
         return [
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
