@@ -185,12 +185,16 @@ class EditorProfile(models.Model):
 
 
 class ArticleEventAction(models.TextChoices):
+    CREATED = "created", "Created"
     SCHEDULED = "scheduled", "Scheduled"
     RESCHEDULED = "rescheduled", "Rescheduled"
     UNSCHEDULED = "unscheduled", "Unscheduled"
     PUBLISHED_NOW = "published_now", "Published now"
     RETRIED = "retried", "Retried"
     UNPUBLISH_CHANGED = "unpublish_changed", "Changed the unpublish time"
+    UNPUBLISHED_NOW = "unpublished_now", "Unpublished now"
+    # Written by the system (no actor) when the pipeline gives up on an article.
+    FAILED = "failed", "Publishing failed"
 
 
 class ArticleEvent(models.Model):

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
+from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
@@ -19,6 +19,11 @@ def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
         last_event_actor=Subquery(last_event.values("actor__username")[:1]),
         last_event_at=Subquery(last_event.values("created_at")[:1]),
     )
+
+
+def subscribers_to_mail_count() -> int:
+    """How many subscribers an article going live now is mailed to (the fan-out's own filter)."""
+    return Subscriber.objects.filter(is_active=True).count()
 
 
 def local_day_bounds(*, day: date, zone: tzinfo) -> tuple[datetime, datetime]:

@@ -124,6 +124,15 @@ def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None,
                        unpublish_at=unpublish_at)
 
 
+def article_unpublish_now(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:
+    """Take a live article down now (`expired`: its page answers 410 Gone), with its audit event
+    and its `unpublished` webhook in the same transaction. Scheduling it again puts it back."""
+    with transaction.atomic():
+        article = _transition(article_id, "unpublish_now", action="unpublish", actor=actor)
+        webhooks.record(event="unpublished", article_ids=[article_id])
+    return article
+
+
 def article_retry(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:
     """A failed (or missed) article goes back to `scheduled`; the next scan publishes it."""
     return _transition(article_id, "retry", action="retry", actor=actor,
@@ -407,6 +416,11 @@ def articles_unschedule(*, article_ids: list[int], actor: AbstractBaseUser | Non
 def articles_publish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
     """Claim each article now and send it down the scan's own pipeline (`article_publish_now`)."""
     return _bulk(article_ids, "publish_now", lambda row: article_publish_now(article_id=row.pk, actor=actor))
+
+
+def articles_unpublish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
+    """Take each live article down now (`article_unpublish_now`)."""
+    return _bulk(article_ids, "unpublish_now", lambda row: article_unpublish_now(article_id=row.pk, actor=actor))
 
 
 def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:

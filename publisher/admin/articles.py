@@ -71,7 +71,8 @@ class ArticleAdmin(admin.ModelAdmin):
     date_hierarchy = "publish_at"
     ordering = (F("publish_at").desc(nulls_last=True), "-id")
     list_per_page = 50
-    actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected"]
+    actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected",
+               "unpublish_now_selected"]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
                        "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
                        "preview_link_display")
@@ -351,7 +352,15 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish selected articles now", permissions=["publish"])
     def publish_now_selected(self, request, queryset):
-        self._run_selected(request, queryset, "publish_now")
+        if not actions.confirmed(request):
+            articles = list(queryset.only("id", "title", "status").order_by("pk")[:BULK_LIMIT + 1])
+            if len(articles) <= BULK_LIMIT:
+                return actions.confirmation(self, request, "publish_now", articles, bulk=True)
+        return self._run_selected(request, queryset, "publish_now")
+
+    @admin.action(description="Unpublish selected articles now (take them down)", permissions=["publish"])
+    def unpublish_now_selected(self, request, queryset):
+        self._run_selected(request, queryset, "unpublish_now")
 
     @admin.action(description="Retry selected failed articles", permissions=["publish"])
     def retry_selected(self, request, queryset):

@@ -141,6 +141,11 @@ def test_publisher_publishes_now_and_recovers_a_failure(browser, live_server, pr
     page.select_option("select[name=action]", "publish_now_selected")
     screenshot(page, "publish-now-selected")
     click_and_load(page, "button[name=index]")
+    # Publishing now mails every subscriber: a confirmation page says how many first.
+    assert page.inner_text(".subscriber-count") == "0 subscribers"
+    assert Article.objects.get(pk=breaking.pk).status == ArticleStatus.DRAFT
+    screenshot(page, "publish-now-confirm")
+    click_and_load(page, "button[name=confirm]")
     assert "Publishing 1 article now" in page.inner_text("ul.messagelist")
     reload_until_status(page, "Breaking: storm warning", "Published")
     screenshot(page, "published-now")

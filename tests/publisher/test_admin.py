@@ -454,7 +454,7 @@ def test_bulk_publish_now_goes_through_the_claim_and_dispatch(publisher_client, 
     live = article_factory(title="Live", status=ArticleStatus.PUBLISHED, publish_at=timezone.now(),
                            published_at=timezone.now())
     with django_capture_on_commit_callbacks() as callbacks:
-        response = _bulk(publisher_client, "publish_now_selected", [ready, live])
+        response = _bulk(publisher_client, "publish_now_selected", [ready, live], confirm="yes")
     callbacks = [c for c in callbacks if c is not bump_generation]  # leave out the site cache's invalidation
     ready.refresh_from_db()
     assert ready.status == ArticleStatus.PUBLISHING and ready.claim_token is not None

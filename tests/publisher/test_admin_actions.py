@@ -1,0 +1,110 @@
+"""The article page's actions beyond scheduling: *Publish now* behind a confirmation that says
+how many subscribers it mails, *Unpublish now*, editors deleting their own drafts, and what
+the editor is told after a save."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from publisher import services
+from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from publisher.webhooks.models import Delivery, Endpoint
+from tests import factories
+from tests.factories import make_article, make_subscriber, make_user
+from tests.support.admin import CHANGELIST, change_url, texts
+
+
+@pytest.fixture
+def publisher_user(db):
+    factories.newsroom_groups()
+    return make_user("paul", "Publishers")
+
+
+@pytest.fixture
+def publisher_client(client, publisher_user):
+    client.force_login(publisher_user)
+    return client
+
+
+def live(title="Live story"):
+    now = timezone.now()
+    return make_article(title=title, slug=title.lower().replace(" ", "-"), status=ArticleStatus.PUBLISHED,
+                        publish_at=now - timedelta(hours=1), published_at=now - timedelta(hours=1))
+
+
+# --- Publish now: confirmed, with the number of subscribers -------------------------------------
+
+def test_publish_now_button_asks_first_with_the_subscriber_count(publisher_client):
+    for n in range(3):
+        make_subscriber(f"reader{n}@example.com")
+    make_subscriber("gone@example.com", active=False)
+    article = make_article(title="Breaking")
+    url = reverse("admin:publisher_article_publish_now", args=[article.pk])
+    response = publisher_client.post(url)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "“Breaking” goes live now, and" in page
+    assert '<strong class="subscriber-count">3 subscribers</strong> are e-mailed' in page
+    assert 'name="confirm" value="yes">Publish now and e-mail 3 subscribers</button>' in page
+    article.refresh_from_db()
+    assert (article.status, article.events.count()) == (ArticleStatus.DRAFT, 0)
+
+    response = publisher_client.post(url, {"confirm": "yes"})
+    assert response.status_code == 302 and response["Location"] == change_url(article)
+    article.refresh_from_db()
+    assert article.status == ArticleStatus.PUBLISHING
+    assert list(article.events.values_list("action", flat=True)) == [ArticleEventAction.PUBLISHED_NOW]
+
+
+def test_bulk_publish_now_asks_first_and_names_what_it_skips(publisher_client):
+    make_subscriber("one@example.com")
+    ready, already = make_article(title="Ready"), live("Already out")
+    data = {"action": "publish_now_selected", "_selected_action": [ready.pk, already.pk], "index": "0",
+            "select_across": "0"}
+    response = publisher_client.post(CHANGELIST, data)
+    page = response.content.decode()
+    assert "“Ready” goes live now, and" in page
+    assert '<strong class="subscriber-count">1 subscriber</strong> is e-mailed' in page
+    assert f"Already out <span class=\"quiet\">(#{already.pk}, published: skipped)</span>" in page
+    assert Article.objects.get(pk=ready.pk).status == ArticleStatus.DRAFT
+
+    response = publisher_client.post(CHANGELIST, {**data, "confirm": "yes"}, follow=True)
+    assert Article.objects.get(pk=ready.pk).status == ArticleStatus.PUBLISHING
+    assert "Publishing 1 article now: the list shows them as published within seconds." in texts(response)
+
+
+# --- Unpublish now ------------------------------------------------------------------------------
+
+def test_unpublish_now_takes_a_live_article_down_audited(publisher_client, publisher_user, client,
+                                                         django_capture_on_commit_callbacks):
+    Endpoint.objects.create(url="https://hooks.example.com/", events=["unpublished"])
+    article = live()
+    page = publisher_client.get(change_url(article)).content.decode()
+    assert 'name="unpublish_now">Unpublish now</button>' in page
+    with django_capture_on_commit_callbacks():
+        response = publisher_client.post(reverse("admin:publisher_article_unpublish_now", args=[article.pk]),
+                                         follow=True)
+    assert texts(response) == ["“Live story” is taken down: its page answers 410 Gone. Schedule it again to put it back."]
+    article.refresh_from_db()
+    assert article.status == ArticleStatus.EXPIRED
+    event = article.events.get()
+    assert (event.action, event.actor, event.previous_status) == (ArticleEventAction.UNPUBLISHED_NOW, publisher_user,
+                                                                  ArticleStatus.PUBLISHED)
+    assert list(Delivery.objects.values_list("event", "article_id")) == [("unpublished", article.pk)]
+    publisher_client.logout()
+    assert client.get("/articles/live-story/").status_code == 410
+
+
+def test_unpublish_now_is_offered_only_for_live_articles_and_only_to_publishers(publisher_client, client):
+    draft = make_article(title="Draft")
+    assert 'name="unpublish_now"' not in publisher_client.get(change_url(draft)).content.decode()
+    response = publisher_client.post(reverse("admin:publisher_article_unpublish_now", args=[draft.pk]), follow=True)
+    assert texts(response) == [f"Skipped 1 article, not unpublished: “Draft” (#{draft.pk}): it is a draft, not live."]
+    editor = make_user("edith", "Editors")
+    client.force_login(editor)
+    article = live()
+    assert 'name="unpublish_now"' not in client.get(change_url(article)).content.decode()
+    assert client.post(reverse("admin:publisher_article_unpublish_now", args=[article.pk])).status_code == 403
+    assert Article.objects.get(pk=article.pk).status == ArticleStatus.PUBLISHED
