@@ -16,7 +16,8 @@ from publisher import services
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 from scheduling.models import Heartbeat
 from tests.factories import PASSWORD, make_article, make_user
-from tests.support.browser import VIEWPORT, click_and_load
+from tests.support.browser import click_and_load
+from tests.support.browser import log_in as support_log_in
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,14 +28,7 @@ FAULTS = "process:raise:BROKEN"
 
 
 def log_in(browser, live_server, username: str):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    click_and_load(page, "input[type=submit]")
-    page.wait_for_selector("#pipeline-status")
-    return page
+    return support_log_in(browser, live_server, username, PASSWORD)
 
 
 def row_status(page, title: str) -> str:
