@@ -274,20 +274,32 @@ class ArticleAdmin(admin.ModelAdmin):
             self._report_event(request, obj, event)
 
     def _report_event(self, request, obj, event):
+        """What the save did to the schedule: said once, in place of Django's "was changed
+        successfully" (see message_user)."""
+        text = None
         if event.action in (ArticleEventAction.SCHEDULED, ArticleEventAction.RESCHEDULED):
             text = f"“{obj}” is scheduled for {local_time_text(event.publish_at)}"
             if event.action == ArticleEventAction.RESCHEDULED and event.previous_publish_at:
                 text += f" (was {local_time_text(event.previous_publish_at)})"
-            self.message_user(request, text + ".", messages.SUCCESS)
+            text += "."
             note = publish_passed_note(event.publish_at)
             if note:
                 self.message_user(request, note, messages.WARNING)
         elif event.action == ArticleEventAction.UNSCHEDULED:
-            self.message_user(request, f"“{obj}” is back to draft and will not be published.", messages.SUCCESS)
+            text = f"“{obj}” is back to draft and will not be published."
         elif event.action == ArticleEventAction.UNPUBLISH_CHANGED:
             text = (f"“{obj}” will be taken down {local_time_text(event.unpublish_at)}." if event.unpublish_at
                     else f"“{obj}” no longer has a take-down time.")
-            self.message_user(request, text, messages.SUCCESS)
+        if text:
+            request.publisher_save_message = text
+
+    def message_user(self, request, message, level=messages.INFO, extra_tags="", fail_silently=False):
+        # One success message per save: what the save did to the schedule, when it did something,
+        # replaces Django's own "The article ... was changed successfully".
+        if level == messages.SUCCESS and getattr(request, "publisher_save_message", None):
+            message = request.publisher_save_message
+            request.publisher_save_message = None
+        super().message_user(request, message, level, extra_tags, fail_silently)
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)

@@ -108,3 +108,22 @@ def test_unpublish_now_is_offered_only_for_live_articles_and_only_to_publishers(
     assert 'name="unpublish_now"' not in client.get(change_url(article)).content.decode()
     assert client.post(reverse("admin:publisher_article_unpublish_now", args=[article.pk])).status_code == 403
     assert Article.objects.get(pk=article.pk).status == ArticleStatus.PUBLISHED
+
+
+# --- One success message per save ---------------------------------------------------------------
+
+def test_a_save_that_schedules_says_so_once(client, db):
+    from tests.support.admin import ADD, form_data
+
+    factories.newsroom_groups()
+    client.force_login(make_user("edith", "Editors", "UTC"))
+    when = timezone.now().replace(second=0, microsecond=0) + timedelta(days=3)
+    response = client.post(ADD, form_data(title="Once", publish=(when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S"))),
+                           follow=True)
+    article = Article.objects.get(title="Once")
+    assert article.status == ArticleStatus.SCHEDULED
+    assert texts(response) == [f"“Once” is scheduled for {when:%a} {when.day} {when:%b %Y, %H:%M} UTC."]
+    response = client.post(change_url(article), form_data(title="Once more", slug=article.slug, publish=(
+        when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S"))), follow=True)
+    messages = texts(response)
+    assert messages == [f'The article “<a href="{change_url(article)}">Once more</a>” was changed successfully.']
