@@ -8,13 +8,14 @@ from django.contrib.auth.models import Group
 
 from ..forms import TimeZoneForm
 from ..models import EditorProfile, Notification, Subscriber
-from .display import zoned_time
+from .display import ZonedTimesAdmin, zoned_field, zoned_time
 from .site import site
 
 
 @admin.register(Subscriber, site=site)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     list_display = ("email", "is_active", "created_column")
+    readonly_fields = ("created_column",)
     list_filter = ("is_active",)
     search_fields = ("email",)
 
@@ -24,12 +25,16 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification, site=site)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     list_display = ("article", "subscriber", "status", "expires_column", "sent_column")
     list_filter = ("status",)
     list_select_related = ("article", "subscriber")
     raw_id_fields = ("article", "subscriber")
-    readonly_fields = ("status", "sent_at", "last_error")
+    fields = ("article", "subscriber", "status", "expires_at", "sent_column", "last_error", "created_column",
+              "updated_column")
+    readonly_fields = ("status", "sent_column", "last_error", "created_column", "updated_column")
+    created_column = zoned_field("created_at", "Created")
+    updated_column = zoned_field("updated_at", "Last changed")
 
     @admin.display(description="Expires", ordering="expires_at")
     def expires_column(self, obj):
@@ -52,10 +57,17 @@ User = get_user_model()
 
 
 @admin.register(User, site=site)
-class UserAdmin(BaseUserAdmin):
-    """Django's user admin, plus each editor's time zone."""
+class UserAdmin(ZonedTimesAdmin, BaseUserAdmin):
+    """Django's user admin, plus each editor's time zone; last login and joining dates are
+    shown and entered in the editor's zone, which they name."""
 
     inlines = [EditorProfileInline]
+    list_display = BaseUserAdmin.list_display + ("last_login_column",)
+    last_login_column = zoned_field("last_login", "Last login", short=True)
 
 
-site.register(Group, GroupAdmin)
+class ZonedGroupAdmin(ZonedTimesAdmin, GroupAdmin):
+    pass
+
+
+site.register(Group, ZonedGroupAdmin)
