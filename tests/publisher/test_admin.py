@@ -607,7 +607,7 @@ def test_a_zone_the_tz_database_no_longer_knows_falls_back_to_the_sites(editor_c
 def test_superusers_see_each_editors_time_zone_on_the_user_page(admin_client, editor):
     page = admin_client.get(reverse("admin:auth_user_change", args=[editor.pk])).content.decode()
     assert 'name="editor_profile-0-time_zone"' in page
-    assert '<option value="Europe/Paris" selected>Paris</option>' in page
+    assert 'name="editor_profile-0-time_zone" value="Europe/Paris"' in page
 
 
 def test_history_and_notification_times_say_their_zone(admin_client, article_factory):

@@ -127,3 +127,24 @@ def test_a_save_that_schedules_says_so_once(client, db):
         when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S"))), follow=True)
     messages = texts(response)
     assert messages == [f'The article “<a href="{change_url(article)}">Once more</a>” was changed successfully.']
+
+
+# --- The time-zone picker -----------------------------------------------------------------------
+
+def test_the_time_zone_picker_is_searchable_and_offers_no_deprecated_alias(client, db):
+    factories.newsroom_groups()
+    editor = make_user("edith", "Editors", "Europe/Paris")
+    client.force_login(editor)
+    url = reverse("admin:publisher_article_time_zone")
+    page = client.get(url).content.decode()
+    assert 'list="id_time_zone-zones"' in page and '<datalist id="id_time_zone-zones">' in page
+    assert '<option value="America/New_York">New York (UTC-0' in page
+    assert '<option value="Asia/Kolkata">' in page and '<option value="Europe/Kyiv">' in page
+    for alias in ("US/Eastern", "Asia/Calcutta", "Europe/Kiev", "GMT", "UTC", "Asia/Saigon"):
+        assert f'<option value="{alias}">' not in page
+    response = client.post(url, {"time_zone": "Asia/Calcutta"})
+    assert response.status_code == 200
+    assert "“Asia/Calcutta” is an old name for Asia/Kolkata: choose Asia/Kolkata." in response.content.decode()
+    assert client.post(url, {"time_zone": "Asia/Kolkata"}).status_code == 302
+    from publisher.models import EditorProfile
+    assert EditorProfile.objects.get(user=editor).time_zone == "Asia/Kolkata"
