@@ -3,6 +3,7 @@
 context with no admin login. No worker needed: nothing is published."""
 
 import pytest
+from django.utils import timezone
 
 from publisher.models import Article, ArticleStatus
 from tests.factories import PASSWORD, make_article, make_user
@@ -14,7 +15,15 @@ pytestmark = pytest.mark.integration
 def test_editor_previews_a_draft_and_shares_a_link(browser, live_server, screenshot):
     make_user("edith", "Editors", "Europe/Paris")
     article = make_article(title="Embargoed report", body="The **findings** are in.")
+    # A failure whose reason is one long unbroken word: the status panel wraps it at 1440 px.
+    make_article(title="Broken upload", status=ArticleStatus.FAILED, publish_at=timezone.now(),
+                 last_error="thumbnail: cannot open /var/media/articles/" + "x" * 150 + ".png")
     page = log_in(browser, live_server, "edith", PASSWORD)
+    panel = page.locator("#pipeline-status")
+    assert "Broken upload" in panel.inner_text()
+    assert page.evaluate("document.documentElement.scrollWidth") == VIEWPORT["width"]
+    assert panel.evaluate("e => e.scrollWidth <= e.clientWidth")
+    screenshot(page, "status-panel-long-reason")
 
     page.goto(f"{live_server.url}/admin/publisher/article/{article.pk}/change/")
     preview = page.locator("#markdown-preview .markdown-preview-body")
