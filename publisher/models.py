@@ -210,6 +210,8 @@ class ArticleEvent(models.Model):
     unpublish_at = models.DateTimeField(null=True, blank=True)
     previous_publish_at = models.DateTimeField(null=True, blank=True)
     previous_status = models.CharField(max_length=16, choices=ArticleStatus.choices, blank=True)
+    # What the event adds in words: the reason publishing failed.
+    note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

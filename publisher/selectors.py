@@ -21,6 +21,12 @@ def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
     )
 
 
+def article_creator_id(*, article_id: int) -> int | None:
+    """The user who created the article in the admin (its `created` event), or None."""
+    return (ArticleEvent.objects.filter(article_id=article_id, action="created")
+            .order_by("created_at", "id").values_list("actor_id", flat=True).first())
+
+
 def subscribers_to_mail_count() -> int:
     """How many subscribers an article going live now is mailed to (the fan-out's own filter)."""
     return Subscriber.objects.filter(is_active=True).count()

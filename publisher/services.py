@@ -82,6 +82,14 @@ def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseU
     return Article.objects.get(pk=article_id)
 
 
+def article_record_created(*, article_id: int, actor: AbstractBaseUser | None) -> ArticleEvent:
+    """The first line of an article's Activity: who created it (what lets an editor delete
+    their own drafts)."""
+    user = actor if actor is not None and actor.is_authenticated else None
+    return ArticleEvent.objects.create(article_id=article_id, actor=user, action="created",
+                                       previous_status=ArticleStatus.DRAFT)
+
+
 def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None,
                      actor: AbstractBaseUser | None = None, claim_due: bool = True) -> Article:
     """Schedule or reschedule, with its audit event. Overrides an in-flight claim: the editor
@@ -243,8 +251,9 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
         if not ids:
             return None, 0
         stale = Article.objects.filter(pk__in=ids).stale_claims()
-        given_up = stale.filter(attempts__gte=max_attempts).transition(
-            "fail",
+        giving_up = list(stale.filter(attempts__gte=max_attempts).values_list("id", flat=True))
+        given_up = stale.filter(pk__in=giving_up).transition(
+            "fail", actor=None,
             last_error=f"Gave up after {max_attempts} attempts: each claim's lease ({settings.PUBLISHER_LEASE_SECONDS} s) "
                        "expired before publishing finished (worker killed, message lost or broker restarted).",
             **_released_claim(),
@@ -255,6 +264,8 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
             unfinished_runs=0,
         )
         reclaimed = _claimed(token)
+        if given_up:
+            transaction.on_commit(lambda: dispatch.failure_alerts(article_ids=giving_up))
         if reclaimed:
             transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=reclaimed, chunk_size=1))
     if reclaimed or given_up:
@@ -304,9 +315,15 @@ def articles_step_gave_up(*, article_ids: list[int], token: str, reason: str, tr
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
-    """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
-    failed = Article.objects.filter(pk__in=article_ids).transition(
-        "fail", token=token, last_error=reason[:5000], lease_expires_at=None)
+    """Record a failure on the articles this claim still holds (retries spent), in each one's
+    Activity (a system event with the reason), and e-mail whoever scheduled them once that
+    commits. Idempotent: a second call finds them failed and records nothing."""
+    with transaction.atomic():
+        held = list(Article.objects.in_flight(token).filter(pk__in=article_ids).values_list("id", flat=True))
+        failed = Article.objects.filter(pk__in=held).transition(
+            "fail", token=token, actor=None, last_error=reason[:5000], lease_expires_at=None)
+        if failed:
+            transaction.on_commit(lambda: dispatch.failure_alerts(article_ids=held))
     if failed:
         logger.error("%d articles failed (claim %s): %s", failed, token, reason)
     return failed

@@ -68,7 +68,8 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("miss", (SC,), M, "scan", "found later than PUBLISHER_MAX_LATENESS"),
     Transition("make_live", (PG,), PD, "pipeline", "due by the database clock: live"),
     Transition("expire_in_flight", (PG,), E, "pipeline", "its unpublish time passed before it went live"),
-    Transition("fail", (PG,), F, "pipeline", "retries spent, or a sweeper gave up after the last attempt"),
+    Transition("fail", (PG,), F, "pipeline", "retries spent, or a sweeper gave up after the last attempt",
+               event="failed"),
     Transition("reclaim", (PG,), None, "sweeper", "lease expired: claimed again under a new token"),
     Transition("take_down", (PD,), E, "scan", "its unpublish time passed"),
 )}

@@ -85,6 +85,25 @@ class ArticleAdmin(admin.ModelAdmin):
     def has_publish_permission(self, request) -> bool:
         return request.user.has_perm("publisher.publish_article")
 
+    def has_delete_permission(self, request, obj=None):
+        """Only drafts, ever. An editor may delete a draft they created (its `created` event
+        names them); anyone else's only with the delete permission (Publishers). Django's
+        history keeps the deletion (who, when, which article)."""
+        if obj is None:
+            return super().has_delete_permission(request) or self.has_change_permission(request)
+        if obj.status != ArticleStatus.DRAFT:
+            return False
+        if super().has_delete_permission(request, obj):
+            return True
+        return (self.has_change_permission(request, obj)
+                and selectors.article_creator_id(article_id=obj.pk) == request.user.pk)
+
+    def get_actions(self, request):
+        # Django's bulk delete checks only the model permission: drafts are deleted one by one.
+        actions_ = super().get_actions(request)
+        actions_.pop("delete_selected", None)
+        return actions_
+
     # --- list ----------------------------------------------------------------------------------
 
     def get_queryset(self, request):
@@ -234,9 +253,13 @@ class ArticleAdmin(admin.ModelAdmin):
             elif event.action == ArticleEventAction.UNPUBLISH_CHANGED:
                 detail.append(f"take down {local_time_text(event.unpublish_at)}" if event.unpublish_at
                               else "no take-down time")
+            elif event.action == ArticleEventAction.FAILED:
+                detail.append(event.note)
+            elif event.action in (ArticleEventAction.CREATED, ArticleEventAction.UNPUBLISHED_NOW):
+                pass
             else:
                 detail.append(f"for {local_time_text(event.publish_at)}")
-            if event.previous_status:
+            if event.previous_status and event.action != ArticleEventAction.CREATED:
                 detail.append(f"was {ArticleStatus(event.previous_status).label.lower()}")
             rows.append({"when": local_time_text(event.created_at, with_seconds=True), "what": action,
                          "who": event.actor.get_username() if event.actor else "system",
@@ -249,6 +272,7 @@ class ArticleAdmin(admin.ModelAdmin):
         if not change:
             obj.status = ArticleStatus.DRAFT
             obj.save()
+            services.article_record_created(article_id=obj.pk, actor=request.user)
             current = {"publish_at": None, "unpublish_at": None}
         else:
             content = [name for name in ("title", "body", "image", "image_alt") if name in form.changed_data]

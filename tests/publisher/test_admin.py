@@ -237,15 +237,16 @@ def test_new_article_with_a_publish_time_is_scheduled_and_audited(editor_client,
     article = Article.objects.get(title="Scheduled story")
     assert (article.status, article.publish_at) == (ArticleStatus.SCHEDULED, when)
     assert "“Scheduled story” is scheduled for Fri 15 Jan 2027, 09:30 CET." in texts(response)
-    event = article.events.get()
+    event, created = article.events.all()
     assert (event.action, event.actor, event.publish_at) == (ArticleEventAction.SCHEDULED, editor, when)
+    assert (created.action, created.actor) == (ArticleEventAction.CREATED, editor)
 
 
 def test_new_article_without_a_time_stays_a_draft(editor_client):
     editor_client.post(ADD, form_data(title="Just a draft", body=""))
     article = Article.objects.get(title="Just a draft")
     assert (article.status, article.publish_at) == (ArticleStatus.DRAFT, None)
-    assert not article.events.exists()
+    assert list(article.events.values_list("action", flat=True)) == [ArticleEventAction.CREATED]  # nothing scheduled
 
 
 def test_reschedule_in_place_keeps_it_scheduled_and_records_from_and_to(editor_client, editor, article_factory):

@@ -148,3 +148,53 @@ def test_the_time_zone_picker_is_searchable_and_offers_no_deprecated_alias(clien
     assert client.post(url, {"time_zone": "Asia/Kolkata"}).status_code == 302
     from publisher.models import EditorProfile
     assert EditorProfile.objects.get(user=editor).time_zone == "Asia/Kolkata"
+
+
+# --- Editors delete their own drafts --------------------------------------------------------------
+
+def test_an_editor_deletes_a_draft_they_created_and_the_deletion_is_in_the_history(client, db):
+    from django.contrib.admin.models import DELETION, LogEntry
+    from tests.support.admin import ADD, form_data
+
+    factories.newsroom_groups()
+    editor = make_user("edith", "Editors")
+    client.force_login(editor)
+    client.post(ADD, form_data(title="My idea"))
+    article = Article.objects.get(title="My idea")
+    created = article.events.get()
+    assert (created.action, created.actor) == (ArticleEventAction.CREATED, editor)
+    delete_url = reverse("admin:publisher_article_delete", args=[article.pk])
+    assert f'href="{delete_url}"' in client.get(change_url(article)).content.decode()
+    assert client.get(delete_url).status_code == 200
+    response = client.post(delete_url, {"post": "yes"}, follow=True)
+    assert not Article.objects.filter(pk=article.pk).exists()
+    assert texts(response) == ["The article “My idea” was deleted successfully."]
+    entry = LogEntry.objects.get(action_flag=DELETION)
+    assert (entry.user, entry.object_id, entry.object_repr) == (editor, str(article.pk), "My idea")
+
+
+def test_an_editor_cannot_delete_someone_elses_draft_or_anything_not_a_draft(client, db):
+    factories.newsroom_groups()
+    owner, other = make_user("edith", "Editors"), make_user("otto", "Editors")
+    theirs = make_article(title="Edith's")
+    services.article_record_created(article_id=theirs.pk, actor=owner)
+    mine_scheduled = make_article(title="Otto's, scheduled")
+    services.article_record_created(article_id=mine_scheduled.pk, actor=other)
+    services.article_schedule(article_id=mine_scheduled.pk, publish_at=timezone.now() + timedelta(days=1))
+    client.force_login(other)
+    for article in (theirs, mine_scheduled):
+        url = reverse("admin:publisher_article_delete", args=[article.pk])
+        assert f'href="{url}"' not in client.get(change_url(article)).content.decode()
+        assert client.post(url, {"post": "yes"}).status_code == 403
+    assert Article.objects.count() == 2
+    # No bulk delete: it would check only the model permission.
+    page = client.get(CHANGELIST).content.decode()
+    assert 'value="delete_selected"' not in page
+
+
+def test_a_publisher_may_delete_any_draft_but_never_a_live_article(publisher_client):
+    draft, out = make_article(title="Anyone's draft"), live()
+    assert publisher_client.post(reverse("admin:publisher_article_delete", args=[out.pk]),
+                                 {"post": "yes"}).status_code == 403
+    publisher_client.post(reverse("admin:publisher_article_delete", args=[draft.pk]), {"post": "yes"})
+    assert list(Article.objects.values_list("title", flat=True)) == ["Live story"]
