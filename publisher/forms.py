@@ -126,6 +126,14 @@ class ArticleAdminForm(forms.ModelForm):
         help_text="When it goes live. Set it to schedule the article; clear it to take it back to draft.")
     unpublish_at = ZonedDateTimeField(
         required=False, label="Unpublish at", help_text="Optional: when it is taken down again.")
+    when_passed = forms.ChoiceField(
+        required=False, label="If the publish time has passed", widget=forms.RadioSelect,
+        choices=[(schedule_rules.PAST_PUBLISH_NOW, "Publish it now: subscribers are e-mailed"),
+                 (schedule_rules.PAST_PUBLISH_RECORD, "Record it as published at that time: nobody is e-mailed "
+                                                      "(importing older articles)")],
+        help_text="Asked only when the publish time you enter is already in the past.")
+    # Set by the admin per request: whether this editor may make an article live without the scan.
+    can_record_published = False
 
     class Meta:
         model = Article
@@ -161,12 +169,24 @@ class ArticleAdminForm(forms.ModelForm):
         else:
             errors = schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
                                                     unpublish_at=unpublish_at)
+            entered = publish_at if "publish_at" in self.changed_data else None
             if not errors:
+                errors = schedule_rules.past_publish_errors(publish_at=entered, choice=data.get("when_passed") or "",
+                                                            can_record=self.can_record_published)
+            if not errors:
+                recording = entered is not None and self.records_published
                 errors = schedule_rules.entered_time_errors(
-                    publish_at=publish_at if "publish_at" in self.changed_data else None,
+                    publish_at=None if recording else entered,
                     unpublish_at=unpublish_at if "unpublish_at" in self.changed_data else None)
             self._add_rule_errors(errors)
         return data
+
+    @property
+    def records_published(self) -> bool:
+        """The editor chose to record a past publish time as when it went live (no mail)."""
+        publish_at = self.cleaned_data.get("publish_at")
+        return (self.cleaned_data.get("when_passed") == schedule_rules.PAST_PUBLISH_RECORD
+                and "publish_at" in self.changed_data and publish_at is not None and publish_at <= timezone.now())
 
     def _add_rule_errors(self, errors: list[schedule_rules.ScheduleError]) -> None:
         for error in errors:

@@ -193,6 +193,7 @@ class ArticleEventAction(models.TextChoices):
     RETRIED = "retried", "Retried"
     UNPUBLISH_CHANGED = "unpublish_changed", "Changed the unpublish time"
     UNPUBLISHED_NOW = "unpublished_now", "Unpublished now"
+    RECORDED_PUBLISHED = "recorded_published", "Recorded as published (not mailed)"
     # Written by the system (no actor) when the pipeline gives up on an article.
     FAILED = "failed", "Publishing failed"
 

@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
+from .rendering import render_body
 from .states import ACTIONS, TRANSITIONS
 from .text import error_text
 from .site.services import article_ensure_slug
@@ -130,6 +131,30 @@ def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None,
                           unpublish_at=unpublish_at)
     return _transition(article_id, "change_unpublish", action="change the unpublish time of", actor=actor,
                        unpublish_at=unpublish_at)
+
+
+def article_record_published(*, article_id: int, published_at: datetime, unpublish_at: datetime | None = None,
+                             actor: AbstractBaseUser | None = None) -> Article:
+    """Back-catalogue: record an article as live since `published_at` (a time already past)
+    without the pipeline: its body is rendered and sanitized here, exactly as the pipeline
+    would, and no subscriber is mailed and no webhook sent (it is not news). No thumbnail is
+    made: the page shows the image itself."""
+    article = Article.objects.filter(pk=article_id).first()
+    if article is None:
+        raise TransitionError(f"Article #{article_id} no longer exists.")
+    if published_at > timezone.now():
+        raise ValidationError("Only a time that has passed can be recorded as the publish time.",
+                              code="record_in_future")
+    validate_schedule(title=article.title, body=article.body, publish_at=published_at, unpublish_at=unpublish_at)
+    body_html, excerpt, word_count = render_body(article.body)
+    with transaction.atomic():
+        article = _transition(article_id, "record_published", action="record as published", actor=actor,
+                              publish_at=published_at, published_at=published_at, unpublish_at=unpublish_at,
+                              body_html=body_html, excerpt=excerpt, word_count=word_count, attempts=0,
+                              last_error="", **_released_claim())
+        if article_ensure_slug(article_id=article_id) != article.slug:
+            article.refresh_from_db(fields=["slug"])
+    return article
 
 
 def article_unpublish_now(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:

@@ -162,10 +162,11 @@ class ArticleAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ("title", "slug", "body", "image", "image_alt")}),
-                    ("Schedule", {"fields": ("publish_at", "unpublish_at"),
+                    ("Schedule", {"fields": ("publish_at", "when_passed", "unpublish_at"),
                                   "description": f"Times are in your time zone, {zone_label()}. "
                                                  "Leave the publish time empty to save a draft."})]
-        timing = ("publish_at_display" if obj.status == ArticleStatus.PUBLISHED else "publish_at", "unpublish_at")
+        timing = (("publish_at_display", "unpublish_at") if obj.status == ArticleStatus.PUBLISHED
+                  else ("publish_at", "when_passed", "unpublish_at"))
         outcome = ("published_at_display", "lateness_display", "last_error_display", "attempts", "thumbnail")
         return [
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
@@ -178,6 +179,7 @@ class ArticleAdmin(admin.ModelAdmin):
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
+        form.can_record_published = self.has_publish_permission(request)
         if "body" in form.base_fields:
             body = form.base_fields["body"]
             body.help_text = ("Markdown: **bold**, *italic*, [a link](https://example.com), # a heading, "
@@ -188,6 +190,7 @@ class ArticleAdmin(admin.ModelAdmin):
             # It went live: only the take-down time can change. (A declared field survives
             # `exclude`, so drop it from this request's form class, made fresh per call.)
             form.base_fields.pop("publish_at", None)
+            form.base_fields.pop("when_passed", None)
         return form
 
     @admin.display(description="Status")
@@ -287,6 +290,17 @@ class ArticleAdmin(admin.ModelAdmin):
             publish_at = current.get("publish_at")
         unpublish_at = (form.cleaned_data["unpublish_at"] if "unpublish_at" in form.changed_data
                         else current.get("unpublish_at"))
+        if getattr(form, "records_published", False):
+            try:
+                services.article_record_published(article_id=obj.pk, published_at=publish_at,
+                                                  unpublish_at=unpublish_at, actor=request.user)
+            except (ValidationError, services.TransitionError) as exc:
+                self.message_user(request, f"Saved “{obj}”, but it was not recorded as published: {error_text(exc)}",
+                                  messages.ERROR)
+                return
+            request.publisher_save_message = (f"“{obj}” is recorded as published since {local_time_text(publish_at)}; "
+                                              "nobody was e-mailed.")
+            return
         try:
             event = services.article_update_schedule(article_id=obj.pk, publish_at=publish_at,
                                                      unpublish_at=unpublish_at, actor=request.user)

@@ -198,3 +198,67 @@ def test_a_publisher_may_delete_any_draft_but_never_a_live_article(publisher_cli
                                  {"post": "yes"}).status_code == 403
     publisher_client.post(reverse("admin:publisher_article_delete", args=[draft.pk]), {"post": "yes"})
     assert list(Article.objects.values_list("title", flat=True)) == ["Live story"]
+
+
+# --- A publish time in the past: publish now, or record it (back catalogue) -------------------------
+
+def past_form(when, choice, title="From the archive", zone="UTC"):
+    from zoneinfo import ZoneInfo
+
+    from tests.support.admin import form_data
+
+    when = when.astimezone(ZoneInfo(zone))
+    return form_data(title=title, body="Old *news*.", publish=(when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S")),
+                     when_passed=choice)
+
+
+def test_a_past_publish_time_asks_what_to_do(client, db):
+    from tests.support.admin import ADD, errors
+
+    factories.newsroom_groups()
+    client.force_login(make_user("edith", "Editors", "UTC"))
+    when = timezone.now().replace(microsecond=0) - timedelta(days=400)
+    response = client.post(ADD, past_form(when, ""))
+    assert errors(response)["publish_at"] == [
+        f"The publish time {when:%a} {when.day} {when:%b %Y, %H:%M:%S} UTC has already passed. Choose below whether "
+        "to publish it now (subscribers are e-mailed) or to record it as published at that time (nobody is e-mailed)."]
+    assert 'name="when_passed"' in response.content.decode()
+    # An editor without the publish permission cannot make it live this way.
+    response = client.post(ADD, past_form(when, "record"))
+    assert errors(response)["publish_at"] == [
+        "Recording an article as published puts it live: ask a publisher to do it, or choose to publish it now."]
+    assert not Article.objects.exists()
+
+
+def test_recording_a_past_time_makes_it_live_since_then_and_mails_nobody(publisher_client, publisher_user, client,
+                                                                         django_capture_on_commit_callbacks):
+    from tests.support.admin import ADD
+
+    make_subscriber("reader@example.com")
+    when = timezone.now().replace(microsecond=0) - timedelta(days=400)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = publisher_client.post(ADD, past_form(when, "record", zone="Europe/Paris"), follow=True)
+    article = Article.objects.get(title="From the archive")
+    assert (article.status, article.publish_at, article.published_at) == (ArticleStatus.PUBLISHED, when, when)
+    assert article.body_html == "<p>Old <em>news</em>.</p>"
+    assert article.slug == "from-the-archive"
+    from zoneinfo import ZoneInfo
+
+    from publisher.zones import local_time_text
+    assert texts(response) == [f"“From the archive” is recorded as published since "
+                               f"{local_time_text(when, zone=ZoneInfo('Europe/Paris'))}; nobody was e-mailed."]
+    assert article.notifications.count() == 0
+    from publisher.site.cache import bump_generation
+    assert [c for c in callbacks if c is not bump_generation] == []  # nothing dispatched: no pipeline, no mail
+    assert list(article.events.values_list("action", "actor")) == [
+        (ArticleEventAction.RECORDED_PUBLISHED, publisher_user.pk), (ArticleEventAction.CREATED, publisher_user.pk)]
+    publisher_client.logout()
+    assert client.get("/articles/from-the-archive/").status_code == 200
+
+
+def test_choosing_now_for_a_past_time_publishes_it_through_the_pipeline(publisher_client):
+    from tests.support.admin import ADD
+
+    when = timezone.now() - timedelta(minutes=5)
+    publisher_client.post(ADD, past_form(when, "now", zone="Europe/Paris"))
+    assert Article.objects.get(title="From the archive").status == ArticleStatus.PUBLISHING
