@@ -141,7 +141,7 @@ def test_publisher_publishes_now_and_recovers_a_failure(browser, live_server, pr
     assert page.inner_text(".subscriber-count") == "0 subscribers"
     assert Article.objects.get(pk=breaking.pk).status == ArticleStatus.DRAFT
     screenshot(page, "publish-now-confirm")
-    click_and_load(page, "button[name=confirm]")
+    click_and_load(page, "input[name=publish]")
     assert "Publishing 1 article now" in page.inner_text("ul.messagelist")
     reload_until_status(page, "Breaking: storm warning", "Published")
     screenshot(page, "published-now")

@@ -47,7 +47,8 @@ def test_publish_now_button_asks_first_with_the_subscriber_count(publisher_clien
     page = response.content.decode()
     assert "“Breaking” goes live now, and" in page
     assert '<strong class="subscriber-count">3 subscribers</strong> are e-mailed' in page
-    assert 'name="confirm" value="yes">Publish now and e-mail 3 subscribers</button>' in page
+    assert '<input type="hidden" name="confirm" value="yes">' in page
+    assert 'name="publish" value="Publish now and e-mail 3 subscribers">' in page
     article.refresh_from_db()
     assert (article.status, article.events.count()) == (ArticleStatus.DRAFT, 0)
 
