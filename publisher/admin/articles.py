@@ -3,6 +3,8 @@ publisher.services (the same path the scan and "publish now" take), reads come f
 publisher.selectors, and every time is shown in the editor's zone with the zone's name
 (publisher.middleware activates it; publisher.forms reads and writes it)."""
 
+from datetime import date, timedelta
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
@@ -436,6 +438,7 @@ class ArticleAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         return [
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
+            path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
         ] + actions.urls(self) + preview.urls(self) + super().get_urls()
 
@@ -457,6 +460,35 @@ class ArticleAdmin(admin.ModelAdmin):
             "today": timezone.localtime(timezone.now(), zone).date(),
         }
         return TemplateResponse(request, "publisher/admin/upcoming.html", context)
+
+    def calendar_view(self, request):
+        """A month of articles by day in the editor's zone (?month=2027-01), with warnings."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        zone = timezone.get_current_timezone()
+        today = timezone.localtime(timezone.now(), zone).date()
+        try:
+            year, month = (int(part) for part in request.GET.get("month", "").split("-"))
+            first = date(year, month, 1)
+            if not 1900 <= year <= 2200:
+                raise ValueError(year)
+        except ValueError:
+            first = today.replace(day=1)
+        calendar = selectors.articles_month(zone=zone, first=first)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Calendar: {first:%B %Y}",
+            "opts": self.model._meta,
+            "calendar": calendar,
+            "weeks": [[(cell[0], [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status))
+                                  for a in cell[1]]) if cell else None for cell in week]
+                      for week in calendar.weeks],
+            "previous": (first - timedelta(days=1)).strftime("%Y-%m"),
+            "next": (first + timedelta(days=32)).strftime("%Y-%m"),
+            "zone_label": zone_label(),
+            "today": today,
+        }
+        return TemplateResponse(request, "publisher/admin/calendar.html", context)
 
     def history_view(self, request, object_id, extra_context=None):
         return super().history_view(request, object_id, {**(extra_context or {}), "zone_label": zone_label()})

@@ -263,3 +263,35 @@ def test_choosing_now_for_a_past_time_publishes_it_through_the_pipeline(publishe
     when = timezone.now() - timedelta(minutes=5)
     publisher_client.post(ADD, past_form(when, "now", zone="Europe/Paris"))
     assert Article.objects.get(title="From the archive").status == ArticleStatus.PUBLISHING
+
+
+# --- The month calendar ---------------------------------------------------------------------------
+
+def test_the_month_calendar_places_articles_on_the_editors_day_and_warns(client, db):
+    from datetime import UTC, datetime
+
+    factories.newsroom_groups()
+    client.force_login(make_user("edith", "Editors", "Europe/Paris"))
+    nine = datetime(2027, 1, 12, 8, 0, tzinfo=UTC)  # 09:00 CET
+    for title in ("Budget", "Budget", "Weather"):
+        make_article(title=title, status=ArticleStatus.SCHEDULED, publish_at=nine)
+    late = make_article(title="Late night", status=ArticleStatus.SCHEDULED,
+                        publish_at=datetime(2027, 1, 31, 23, 30, tzinfo=UTC))  # 1 Feb, 00:30 in Paris
+    make_article(title="A draft", publish_at=nine)
+    response = client.get(reverse("admin:publisher_article_calendar") + "?month=2027-01")
+    page = response.content.decode()
+    assert response.context["title"] == "Calendar: January 2027"
+    day = page.split('id="day-2027-01-12"', 1)[1].split("</td>", 1)[0]
+    assert day.count('<span class="quiet">09:00</span>') == 3 and "A draft" not in day
+    assert "Late night" not in page  # the 1st of February in Paris
+    conflicts = [str(c) for c in response.context["calendar"].conflicts]
+    assert conflicts[0] == "3 articles go out at 09:00 on Tue 12 Jan: “Budget”, “Budget”, “Weather”"
+    assert conflicts[1].startswith("2 articles this month are titled “Budget” (#") and conflicts[1].endswith(
+        "): a duplicate?")
+    assert len(conflicts) == 2
+    assert "Europe/Paris" in page
+    february = client.get(reverse("admin:publisher_article_calendar") + "?month=2027-02").content.decode()
+    assert "Late night" in february.split('id="day-2027-02-01"', 1)[1].split("</td>", 1)[0]
+    assert f'href="{change_url(late)}"' in february
+    for nonsense in ("nonsense", "2027-13", "9999-12", "1-2-3"):
+        assert client.get(reverse("admin:publisher_article_calendar") + f"?month={nonsense}").status_code == 200
