@@ -29,6 +29,7 @@ NOTIFY = "publisher.tasks.notify_subscribers"
 FAIL = "publisher.tasks.record_chunk_failure"
 FAN_OUT = "publisher.tasks.fan_out_notifications"
 SEND = "publisher.tasks.send_notifications"
+ALERT = "publisher.tasks.send_failure_alerts"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -83,3 +84,13 @@ def fan_out(*, article_id: int, after_subscriber_id: int = 0) -> None:
 def send_notifications(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> None:
     signature(SEND, kwargs={"article_id": article_id, "first_subscriber_id": first_subscriber_id,
                             "last_subscriber_id": last_subscriber_id}).apply_async()
+
+
+def failure_alerts(*, article_ids: list[int]) -> None:
+    """E-mail whoever scheduled these failed articles (publisher.alerts). After the failure
+    committed; with the broker unreachable the alert is lost (logged): the failure itself is in
+    the article's Activity and on the status panel either way."""
+    try:
+        signature(ALERT, kwargs={"article_ids": article_ids}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("failure alert for articles %s not sent: the broker refused it", article_ids)

@@ -2,6 +2,7 @@
 publisher.middleware), says which zone it is in, and a local time that does not exist (DST gap)
 or exists twice (DST fold) is refused with a message that says what happened and what to pick."""
 
+import zoneinfo
 from datetime import datetime, timedelta, tzinfo
 
 from django import forms
@@ -12,7 +13,8 @@ from django.utils import timezone
 
 from . import schedule_rules
 from .models import Article, ArticleStatus, EditorProfile
-from .zones import available_time_zones, exists_locally, local_time_resolve, utc_offset, zone_label
+from .zones import (current_time_zones, exists_locally, local_time_resolve, utc_offset,
+                    zone_alias_target, zone_label)
 from .site.services import validate_slug
 
 FOLD_CHOICES = [("", "—"), ("0", "first"), ("1", "second")]
@@ -124,6 +126,14 @@ class ArticleAdminForm(forms.ModelForm):
         help_text="When it goes live. Set it to schedule the article; clear it to take it back to draft.")
     unpublish_at = ZonedDateTimeField(
         required=False, label="Unpublish at", help_text="Optional: when it is taken down again.")
+    when_passed = forms.ChoiceField(
+        required=False, label="If the publish time has passed", widget=forms.RadioSelect,
+        choices=[(schedule_rules.PAST_PUBLISH_NOW, "Publish it now: subscribers are e-mailed"),
+                 (schedule_rules.PAST_PUBLISH_RECORD, "Record it as published at that time: nobody is e-mailed "
+                                                      "(importing older articles)")],
+        help_text="Asked only when the publish time you enter is already in the past.")
+    # Set by the admin per request: whether this editor may make an article live without the scan.
+    can_record_published = False
 
     class Meta:
         model = Article
@@ -159,12 +169,24 @@ class ArticleAdminForm(forms.ModelForm):
         else:
             errors = schedule_rules.schedule_errors(title=title, body=body, publish_at=publish_at,
                                                     unpublish_at=unpublish_at)
+            entered = publish_at if "publish_at" in self.changed_data else None
             if not errors:
+                errors = schedule_rules.past_publish_errors(publish_at=entered, choice=data.get("when_passed") or "",
+                                                            can_record=self.can_record_published)
+            if not errors:
+                recording = entered is not None and self.records_published
                 errors = schedule_rules.entered_time_errors(
-                    publish_at=publish_at if "publish_at" in self.changed_data else None,
+                    publish_at=None if recording else entered,
                     unpublish_at=unpublish_at if "unpublish_at" in self.changed_data else None)
             self._add_rule_errors(errors)
         return data
+
+    @property
+    def records_published(self) -> bool:
+        """The editor chose to record a past publish time as when it went live (no mail)."""
+        publish_at = self.cleaned_data.get("publish_at")
+        return (self.cleaned_data.get("when_passed") == schedule_rules.PAST_PUBLISH_RECORD
+                and "publish_at" in self.changed_data and publish_at is not None and publish_at <= timezone.now())
 
     def _add_rule_errors(self, errors: list[schedule_rules.ScheduleError]) -> None:
         for error in errors:
@@ -195,21 +217,56 @@ class BulkScheduleForm(forms.Form):
         return timedelta(minutes=minutes) if minutes else None
 
 
-def time_zone_choices() -> list:
-    """Grouped by region for the select: ('Europe', [('Europe/Paris', 'Paris'), ...])."""
-    groups: dict[str, list[tuple[str, str]]] = {}
-    for name in sorted(available_time_zones()):
-        region, _, city = name.partition("/")
-        if not city or region in ("Etc", "SystemV", "US", "Canada", "Brazil", "Mexico", "Chile"):
-            region, city = "Other", name
-        groups.setdefault(region, []).append((name, city.replace("_", " ")))
-    default = f"The site's time zone ({settings.TIME_ZONE})"
-    return [("", default)] + sorted(groups.items(), key=lambda item: (item[0] == "Other", item[0]))
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every current zone (no deprecated alias), labelled for searching: 'Europe/Paris — Paris
+    (UTC+01:00)'."""
+    now = timezone.now()
+    choices = []
+    for name in sorted(current_time_zones()):
+        city = name.rsplit("/", 1)[-1].replace("_", " ")
+        offset = utc_offset(timezone.localtime(now, zoneinfo.ZoneInfo(name)).utcoffset())
+        choices.append((name, f"{city} ({offset})" if city != name else f"{name} ({offset})"))
+    return choices
+
+
+class SearchableZoneWidget(forms.TextInput):
+    """A text box that suggests zones as the editor types (any part of the name: "york",
+    "paris", "UTC+09"), from the browser's own list (a datalist), without JavaScript."""
+
+    template_name = "publisher/admin/widgets/zone_search.html"
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, {**(attrs or {}), "list": f"{attrs.get('id', name)}-zones",
+                                                    "autocomplete": "off", "spellcheck": "false",
+                                                    "placeholder": "Type a city or region, e.g. Paris"})
+        context["widget"]["zones"] = time_zone_choices()
+        context["widget"]["list_id"] = f"{attrs.get('id', name)}-zones"
+        return context
+
+
+class TimeZoneField(forms.CharField):
+    """A current IANA zone name, or blank for the site's zone. A deprecated alias is refused
+    with the name to use instead."""
+
+    widget = SearchableZoneWidget
+
+    def clean(self, value):
+        value = (super().clean(value) or "").strip()
+        if not value:
+            return ""
+        if value in current_time_zones():
+            return value
+        target = zone_alias_target(value)
+        if target:
+            raise ValidationError(f"“{value}” is an old name for {target}: choose {target}.", code="alias")
+        raise ValidationError(f"“{value}” is not a known time zone: type a city or region and pick one of "
+                              "the suggestions (for example Europe/Paris).", code="unknown")
 
 
 class TimeZoneForm(forms.ModelForm):
-    time_zone = forms.ChoiceField(choices=time_zone_choices, required=False, label="Your time zone",
-                                  help_text="Every time in the admin is shown and entered in this zone.")
+    time_zone = TimeZoneField(required=False, label="Your time zone", max_length=64,
+                              help_text=f"Every time in the admin is shown and entered in this zone. Leave it "
+                                        f"empty for the site's time zone ({settings.TIME_ZONE}).")
 
     class Meta:
         model = EditorProfile

@@ -262,12 +262,17 @@ class EditorProfile(models.Model):
 
 
 class ArticleEventAction(models.TextChoices):
+    CREATED = "created", "Created"
     SCHEDULED = "scheduled", "Scheduled"
     RESCHEDULED = "rescheduled", "Rescheduled"
     UNSCHEDULED = "unscheduled", "Unscheduled"
     PUBLISHED_NOW = "published_now", "Published now"
     RETRIED = "retried", "Retried"
     UNPUBLISH_CHANGED = "unpublish_changed", "Changed the unpublish time"
+    UNPUBLISHED_NOW = "unpublished_now", "Unpublished now"
+    RECORDED_PUBLISHED = "recorded_published", "Recorded as published (not mailed)"
+    # Written by the system (no actor) when the pipeline gives up on an article.
+    FAILED = "failed", "Publishing failed"
 
 
 class ArticleEvent(models.Model):
@@ -283,6 +288,8 @@ class ArticleEvent(models.Model):
     unpublish_at = models.DateTimeField(null=True, blank=True)
     previous_publish_at = models.DateTimeField(null=True, blank=True)
     previous_status = models.CharField(max_length=16, choices=ArticleStatus.choices, blank=True)
+    # What the event adds in words: the reason publishing failed.
+    note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -80,21 +80,22 @@ class ArticleQuerySet(models.QuerySet):
                 if not before:
                     return 0
                 changed = self.model._base_manager.filter(pk__in=before, status__in=declared.sources).update(**values)
-                self._record(declared, before, actor)
+                self._record(declared, before, actor, note=values.get("last_error") or "")
         if changed:
             # What readers see, or when the next scheduled change falls, may have moved: cached
             # public pages are forgotten once this commits.
             site_cache.site_changed()
         return changed
 
-    def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor) -> None:
+    def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor, *, note: str = "") -> None:
         event_model = self.model._meta.get_field("events").related_model
         user = actor if actor is not None and actor.is_authenticated else None
         after = self.model._base_manager.filter(pk__in=before).values_list("id", "publish_at", "unpublish_at")
         event_model.objects.bulk_create([
             event_model(article_id=pk, actor=user, action=declared.event_for(before[pk][0]),
                         publish_at=publish_at, unpublish_at=unpublish_at,
-                        previous_status=before[pk][0], previous_publish_at=before[pk][1])
+                        previous_status=before[pk][0], previous_publish_at=before[pk][1],
+                        note=note if isinstance(note, str) else "")
             for pk, publish_at, unpublish_at in after
         ])
 

@@ -182,6 +182,31 @@ def entered_time_errors(*, publish_at: datetime | None, unpublish_at: datetime |
     return errors
 
 
+PAST_PUBLISH_NOW = "now"
+PAST_PUBLISH_RECORD = "record"
+
+
+def past_publish_errors(*, publish_at: datetime | None, choice: str, can_record: bool,
+                        now: datetime | None = None) -> list[ScheduleError]:
+    """A publish time just entered that has already passed asks what the editor means: publish
+    it now, subscribers mailed (PAST_PUBLISH_NOW, then the usual rules apply), or record it as
+    published at that time, nobody mailed (PAST_PUBLISH_RECORD: importing the back catalogue;
+    it makes the article live, so it needs the publish permission)."""
+    now = now or timezone.now()
+    if publish_at is None or publish_at > now:
+        return []
+    if not choice:
+        return [ScheduleError(
+            "publish_passed_choose", "publish_at",
+            f"The publish time {local_time_text(publish_at)} has already passed. Choose below whether to publish "
+            "it now (subscribers are e-mailed) or to record it as published at that time (nobody is e-mailed).")]
+    if choice == PAST_PUBLISH_RECORD and not can_record:
+        return [ScheduleError("record_needs_publish_permission", "publish_at",
+                              "Recording an article as published puts it live: ask a publisher to do it, or "
+                              "choose to publish it now.")]
+    return []
+
+
 def bulk_time_errors(*, publish_at: datetime, unpublish_at: datetime | None) -> list[ScheduleError]:
     """The times given to schedule many articles at once (the bulk form and command), checked
     before any article is: the two times together, then as newly entered times. Each article's

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
+from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
@@ -19,6 +19,17 @@ def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
         last_event_actor=Subquery(last_event.values("actor__username")[:1]),
         last_event_at=Subquery(last_event.values("created_at")[:1]),
     )
+
+
+def article_creator_id(*, article_id: int) -> int | None:
+    """The user who created the article in the admin (its `created` event), or None."""
+    return (ArticleEvent.objects.filter(article_id=article_id, action="created")
+            .order_by("created_at", "id").values_list("actor_id", flat=True).first())
+
+
+def subscribers_to_mail_count() -> int:
+    """How many subscribers an article going live now is mailed to (the fan-out's own filter)."""
+    return Subscriber.objects.filter(is_active=True).count()
 
 
 def local_day_bounds(*, day: date, zone: tzinfo) -> tuple[datetime, datetime]:
@@ -77,6 +88,42 @@ def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
     for article in rows:
         grouped.setdefault(timezone.localtime(article.publish_at, zone).date(), []).append(article)
     return Agenda(zone=zone, overdue=overdue, days=[AgendaDay(day, items) for day, items in grouped.items()])
+
+
+@dataclass(frozen=True)
+class MonthCalendar:
+    first: date  # the month's first day
+    weeks: list[list[tuple[date, list[Article]] | None]]  # Monday first; None outside the month
+    conflicts: list[str]
+
+
+def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
+    """The month starting at `first`, in `zone`: every article with a publish time in it (except
+    drafts), by local day, in one query; and what looks like a mistake: several articles going
+    out in the same minute, two articles of the month with the same title."""
+    start, _ = local_day_bounds(day=first, zone=zone)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    end, _ = local_day_bounds(day=following, zone=zone)
+    rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
+                .only("id", "title", "status", "publish_at").order_by("publish_at", "id"))
+    by_day: dict[date, list[Article]] = {}
+    by_minute: dict[datetime, list[Article]] = {}
+    by_title: dict[str, list[Article]] = {}
+    for article in rows:
+        local = timezone.localtime(article.publish_at, zone)
+        by_day.setdefault(local.date(), []).append(article)
+        by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
+        by_title.setdefault(article.title.strip().casefold(), []).append(article)
+    conflicts = [f"{len(same)} articles go out at {minute:%H:%M} on {minute:%a} {minute.day} {minute:%b}: "
+                 + ", ".join(f"“{a}”" for a in same) for minute, same in by_minute.items() if len(same) > 1]
+    conflicts += [f"{len(same)} articles this month are titled “{same[0]}” (#{', #'.join(str(a.pk) for a in same)}): "
+                  "a duplicate?" for same in by_title.values() if len(same) > 1]
+    weeks, day = [], first - timedelta(days=first.weekday())
+    while day < following:
+        weeks.append([(d, by_day.get(d, [])) if d.month == first.month else None
+                      for d in (day + timedelta(days=i) for i in range(7))])
+        day += timedelta(days=7)
+    return MonthCalendar(first=first, weeks=weeks, conflicts=conflicts)
 
 
 def _status_counts(model, statuses) -> dict[str, int]:

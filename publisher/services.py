@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
+from .rendering import render_body
 from .states import ACTIONS, TRANSITIONS
 from .text import error_text
 from .site.services import article_ensure_slug
@@ -82,6 +83,14 @@ def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseU
     return Article.objects.get(pk=article_id)
 
 
+def article_record_created(*, article_id: int, actor: AbstractBaseUser | None) -> ArticleEvent:
+    """The first line of an article's Activity: who created it (what lets an editor delete
+    their own drafts)."""
+    user = actor if actor is not None and actor.is_authenticated else None
+    return ArticleEvent.objects.create(article_id=article_id, actor=user, action="created",
+                                       previous_status=ArticleStatus.DRAFT)
+
+
 def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: datetime | None = None,
                      actor: AbstractBaseUser | None = None, claim_due: bool = True) -> Article:
     """Schedule or reschedule, with its audit event. Overrides an in-flight claim: the editor
@@ -122,6 +131,39 @@ def article_set_unpublish_at(*, article_id: int, unpublish_at: datetime | None,
                           unpublish_at=unpublish_at)
     return _transition(article_id, "change_unpublish", action="change the unpublish time of", actor=actor,
                        unpublish_at=unpublish_at)
+
+
+def article_record_published(*, article_id: int, published_at: datetime, unpublish_at: datetime | None = None,
+                             actor: AbstractBaseUser | None = None) -> Article:
+    """Back-catalogue: record an article as live since `published_at` (a time already past)
+    without the pipeline: its body is rendered and sanitized here, exactly as the pipeline
+    would, and no subscriber is mailed and no webhook sent (it is not news). No thumbnail is
+    made: the page shows the image itself."""
+    article = Article.objects.filter(pk=article_id).first()
+    if article is None:
+        raise TransitionError(f"Article #{article_id} no longer exists.")
+    if published_at > timezone.now():
+        raise ValidationError("Only a time that has passed can be recorded as the publish time.",
+                              code="record_in_future")
+    validate_schedule(title=article.title, body=article.body, publish_at=published_at, unpublish_at=unpublish_at)
+    body_html, excerpt, word_count = render_body(article.body)
+    with transaction.atomic():
+        article = _transition(article_id, "record_published", action="record as published", actor=actor,
+                              publish_at=published_at, published_at=published_at, unpublish_at=unpublish_at,
+                              body_html=body_html, excerpt=excerpt, word_count=word_count, attempts=0,
+                              last_error="", **_released_claim())
+        if article_ensure_slug(article_id=article_id) != article.slug:
+            article.refresh_from_db(fields=["slug"])
+    return article
+
+
+def article_unpublish_now(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:
+    """Take a live article down now (`expired`: its page answers 410 Gone), with its audit event
+    and its `unpublished` webhook in the same transaction. Scheduling it again puts it back."""
+    with transaction.atomic():
+        article = _transition(article_id, "unpublish_now", action="unpublish", actor=actor)
+        webhooks.record(event="unpublished", article_ids=[article_id])
+    return article
 
 
 def article_retry(*, article_id: int, actor: AbstractBaseUser | None = None) -> Article:
@@ -234,8 +276,9 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
         if not ids:
             return None, 0
         stale = Article.objects.filter(pk__in=ids).stale_claims()
-        given_up = stale.filter(attempts__gte=max_attempts).transition(
-            "fail",
+        giving_up = list(stale.filter(attempts__gte=max_attempts).values_list("id", flat=True))
+        given_up = stale.filter(pk__in=giving_up).transition(
+            "fail", actor=None,
             last_error=f"Gave up after {max_attempts} attempts: each claim's lease ({settings.PUBLISHER_LEASE_SECONDS} s) "
                        "expired before publishing finished (worker killed, message lost or broker restarted).",
             **_released_claim(),
@@ -246,6 +289,8 @@ def articles_reclaim_expired_leases(*, limit: int | None = None) -> tuple[Claim 
             unfinished_runs=0,
         )
         reclaimed = _claimed(token)
+        if given_up:
+            transaction.on_commit(lambda: dispatch.failure_alerts(article_ids=giving_up))
         if reclaimed:
             transaction.on_commit(lambda: dispatch.publish_claimed(token=token, due=reclaimed, chunk_size=1))
     if reclaimed or given_up:
@@ -295,9 +340,15 @@ def articles_step_gave_up(*, article_ids: list[int], token: str, reason: str, tr
 
 
 def articles_fail_claimed(*, article_ids: list[int], token: str, reason: str) -> int:
-    """Record a failure on the articles this claim still holds (retries spent). Idempotent."""
-    failed = Article.objects.filter(pk__in=article_ids).transition(
-        "fail", token=token, last_error=reason[:5000], lease_expires_at=None)
+    """Record a failure on the articles this claim still holds (retries spent), in each one's
+    Activity (a system event with the reason), and e-mail whoever scheduled them once that
+    commits. Idempotent: a second call finds them failed and records nothing."""
+    with transaction.atomic():
+        held = list(Article.objects.in_flight(token).filter(pk__in=article_ids).values_list("id", flat=True))
+        failed = Article.objects.filter(pk__in=held).transition(
+            "fail", token=token, actor=None, last_error=reason[:5000], lease_expires_at=None)
+        if failed:
+            transaction.on_commit(lambda: dispatch.failure_alerts(article_ids=held))
     if failed:
         logger.error("%d articles failed (claim %s): %s", failed, token, reason)
     return failed
@@ -407,6 +458,11 @@ def articles_unschedule(*, article_ids: list[int], actor: AbstractBaseUser | Non
 def articles_publish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
     """Claim each article now and send it down the scan's own pipeline (`article_publish_now`)."""
     return _bulk(article_ids, "publish_now", lambda row: article_publish_now(article_id=row.pk, actor=actor))
+
+
+def articles_unpublish_now(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:
+    """Take each live article down now (`article_unpublish_now`)."""
+    return _bulk(article_ids, "unpublish_now", lambda row: article_unpublish_now(article_id=row.pk, actor=actor))
 
 
 def articles_retry(*, article_ids: list[int], actor: AbstractBaseUser | None) -> BulkResult:

@@ -59,6 +59,11 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("retry", (F, M), SC, "editor", "back to scheduled, published at its (future) publish time",
                event="retried"),
     Transition("retry_now", (F, M), PG, "editor", "claimed now: its publish time has passed", event="retried"),
+    Transition("unpublish_now", (PD,), E, "editor", "taken down now (the page answers 410 Gone)",
+               event="unpublished_now"),
+    Transition("record_published", (D, SC, F, M), PD, "editor",
+               "back-catalogue: recorded as live since a past time, rendered here, nobody mailed",
+               event="recorded_published"),
     Transition("change_unpublish", (PD,), None, "editor", "set or clear a live article's take-down time",
                event="unpublish_changed"),
     Transition("claim", (SC,), PG, "scan", "due within the look-ahead: claimed and dispatched"),
@@ -66,7 +71,8 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("miss", (SC,), M, "scan", "found later than PUBLISHER_MAX_LATENESS"),
     Transition("make_live", (PG,), PD, "pipeline", "due by the database clock: live"),
     Transition("expire_in_flight", (PG,), E, "pipeline", "its unpublish time passed before it went live"),
-    Transition("fail", (PG,), F, "pipeline", "retries spent, or a sweeper gave up after the last attempt"),
+    Transition("fail", (PG,), F, "pipeline", "retries spent, or a sweeper gave up after the last attempt",
+               event="failed"),
     Transition("reclaim", (PG,), None, "sweeper", "lease expired: claimed again under a new token"),
     Transition("take_down", (PD,), E, "scan", "its unpublish time passed"),
 )}
@@ -104,6 +110,14 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
         PD: "it is already live",
         PG: "it is being published right now",
         E: "it has expired (schedule it again to put it back)",
+    }),
+    Action("unpublish_now", "Unpublish now", ("unpublish_now",), {
+        D: "it is a draft, not live",
+        SC: "it is not live yet (unschedule it instead)",
+        PG: "it is being published right now: wait until it is live",
+        F: "it is not live (publishing failed)",
+        E: "it is already down",
+        M: "it is not live (it was missed)",
     }),
     Action("retry", "Retry", ("retry", "retry_now"), {
         status: f"it is {label.lower()}, not failed: only failed or missed articles can be retried"

@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import notifications, pipeline, services
+from . import alerts, notifications, pipeline, services
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -80,3 +80,9 @@ def send_notifications(self, article_id: int, first_subscriber_id: int, last_sub
         sent, failed = notifications.notifications_send(
             article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
     return [sent, failed]
+
+
+@shared_task(name="publisher.tasks.send_failure_alerts", **RETRY_POLICY)
+def send_failure_alerts(self, article_ids: list[int]) -> int:
+    with log_context(article_ids=article_ids):
+        return alerts.failure_alerts_send(article_ids=article_ids)

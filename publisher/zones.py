@@ -3,8 +3,11 @@ twice is refused with what happened and what to pick), naming zones, and showing
 durations the way editors read them. No forms, no models: the admin's forms, the commands, the
 importer and the schedule rules all read and show times through this module."""
 
+import functools
 import zoneinfo
 from datetime import UTC, datetime, timedelta, tzinfo
+from importlib import resources
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -20,6 +23,45 @@ def available_time_zones() -> frozenset[str]:
     """Every zone name this machine's tz database knows."""
     # Read at call time, not in a field's choices: a tzdata upgrade must not make migrations drift.
     return frozenset(zoneinfo.available_timezones())
+
+
+def _tzdata_zi() -> str:
+    """The tz database's own compact source (tzdata.zi): from the system's zoneinfo directory
+    that zoneinfo reads, else from the tzdata package."""
+    for directory in zoneinfo.TZPATH:
+        path = Path(directory) / "tzdata.zi"
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return resources.files("tzdata").joinpath("zoneinfo", "tzdata.zi").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _zones_and_links() -> tuple[frozenset[str], dict[str, str]]:
+    zones, links = set(), {}
+    for line in _tzdata_zi().splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "Z":
+            zones.add(parts[1])
+        elif len(parts) >= 3 and parts[0] == "L":
+            links[parts[2]] = parts[1]  # L <target> <alias>
+    return frozenset(zones), links
+
+
+def current_time_zones() -> frozenset[str]:
+    """The zones an editor may pick: the tz database's own zones, without its links (the
+    deprecated aliases US/Eastern, Asia/Calcutta, Europe/Kiev, GMT, ...), that this machine
+    can load."""
+    zones, _ = _zones_and_links()
+    return zones & available_time_zones()
+
+
+def zone_alias_target(name: str) -> str | None:
+    """The current name for a deprecated alias ('Asia/Calcutta' -> 'Asia/Kolkata'), else None."""
+    _, links = _zones_and_links()
+    target = links.get(name)
+    while target in links:  # a link to a link
+        target = links[target]
+    return target
 
 
 def zone_named(name: str) -> tzinfo:

@@ -7,15 +7,18 @@ from django_celery_beat import admin as beat_admin
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from publisher.admin import site
+from publisher.admin.display import ZonedTimesAdmin, zoned_field
 
 from . import charts, reports
 from .models import DailyReport, Heartbeat, JobRun, ReportSubscription, SchedulerLock
 
 
 @admin.register(Heartbeat, site=site)
-class HeartbeatAdmin(admin.ModelAdmin):
-    list_display = ("name", "last_seen_at", "detail")
-    readonly_fields = ("name", "last_seen_at", "detail")
+class HeartbeatAdmin(ZonedTimesAdmin, admin.ModelAdmin):
+    list_display = ("name", "last_seen", "detail")
+    fields = ("name", "last_seen", "detail")
+    readonly_fields = ("name", "last_seen", "detail")
+    last_seen = zoned_field("last_seen_at", "Last seen")
 
 
 # --- django-celery-beat: superusers only ------------------------------------------------------
@@ -43,24 +46,28 @@ class SuperusersOnly:
         return self._superuser(request)
 
 
-class PeriodicTaskAdmin(SuperusersOnly, beat_admin.PeriodicTaskAdmin):
+class PeriodicTaskAdmin(SuperusersOnly, ZonedTimesAdmin, beat_admin.PeriodicTaskAdmin):
+    list_display = tuple({"start_time": "start_time_column", "last_run_at": "last_run_column"}.get(name, name)
+                         for name in beat_admin.PeriodicTaskAdmin.list_display)
+    start_time_column = zoned_field("start_time", "Start time", short=True)
+    last_run_column = zoned_field("last_run_at", "Last run", short=True)
+
+
+class IntervalScheduleAdmin(SuperusersOnly, ZonedTimesAdmin, beat_admin.IntervalScheduleAdmin):
     pass
 
 
-class IntervalScheduleAdmin(SuperusersOnly, beat_admin.IntervalScheduleAdmin):
+class CrontabScheduleAdmin(SuperusersOnly, ZonedTimesAdmin, beat_admin.CrontabScheduleAdmin):
     pass
 
 
-class CrontabScheduleAdmin(SuperusersOnly, beat_admin.CrontabScheduleAdmin):
+class SolarScheduleAdmin(SuperusersOnly, ZonedTimesAdmin, beat_admin.SolarScheduleAdmin):
     pass
 
 
-class SolarScheduleAdmin(SuperusersOnly, beat_admin.SolarScheduleAdmin):
-    pass
-
-
-class ClockedScheduleAdmin(SuperusersOnly, beat_admin.ClockedScheduleAdmin):
-    pass
+class ClockedScheduleAdmin(SuperusersOnly, ZonedTimesAdmin, beat_admin.ClockedScheduleAdmin):
+    list_display = ("clocked_column",)
+    clocked_column = zoned_field("clocked_time", "Clocked time")
 
 
 for _model, _model_admin in ((PeriodicTask, PeriodicTaskAdmin), (IntervalSchedule, IntervalScheduleAdmin),
@@ -72,7 +79,7 @@ for _model, _model_admin in ((PeriodicTask, PeriodicTaskAdmin), (IntervalSchedul
 # --- Daily report -------------------------------------------------------------------------------
 
 @admin.register(DailyReport, site=site)
-class DailyReportAdmin(admin.ModelAdmin):
+class DailyReportAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     """Read-only: reports are built by the daily job or `manage.py daily_report`."""
 
     list_display = ("date", "articles_published", "articles_failed", "articles_expired", "lateness_p95_display",
@@ -80,18 +87,23 @@ class DailyReportAdmin(admin.ModelAdmin):
     list_filter = ("email_status",)
     date_hierarchy = "date"
     fieldsets = (
-        (None, {"fields": ("date", "time_zone", "window_start", "window_end", "built_at")}),
+        (None, {"fields": ("date", "time_zone", "window_start_display", "window_end_display", "built_display")}),
         ("Publications per hour", {"fields": ("chart",)}),
         ("Articles", {"fields": ("articles_published", "articles_failed", "articles_expired", "articles_missed",
                                  "lateness_display")}),
         ("Notifications", {"fields": ("notifications_sent", "notifications_failed", "notifications_expired")}),
         ("Failures", {"fields": ("worst_failures_display", "notification_failures_display")}),
-        ("E-mail", {"fields": ("email_status", "emailed_at", "email_recipients", "email_error")}),
+        ("E-mail", {"fields": ("email_status", "emailed_display", "email_recipients", "email_error")}),
     )
-    readonly_fields = ("date", "time_zone", "window_start", "window_end", "built_at", "chart", "articles_published",
+    window_start_display = zoned_field("window_start", "Window start")
+    window_end_display = zoned_field("window_end", "Window end")
+    built_display = zoned_field("built_at", "Built at")
+    emailed_display = zoned_field("emailed_at", "E-mailed at")
+    readonly_fields = ("date", "time_zone", "window_start_display", "window_end_display", "built_display", "chart",
+                       "articles_published",
                        "articles_failed", "articles_expired", "articles_missed", "lateness_display",
                        "notifications_sent", "notifications_failed", "notifications_expired",
-                       "worst_failures_display", "notification_failures_display", "email_status", "emailed_at",
+                       "worst_failures_display", "notification_failures_display", "email_status", "emailed_display",
                        "email_recipients", "email_error")
 
     def has_add_permission(self, request):
@@ -130,8 +142,9 @@ class DailyReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReportSubscription, site=site)
-class ReportSubscriptionAdmin(admin.ModelAdmin):
-    list_display = ("user", "email", "daily_report", "created_at")
+class ReportSubscriptionAdmin(ZonedTimesAdmin, admin.ModelAdmin):
+    list_display = ("user", "email", "daily_report", "created_column")
+    created_column = zoned_field("created_at", "Created", short=True)
     list_filter = ("daily_report",)
     autocomplete_fields = ("user",)
     search_fields = ("user__username", "user__email")
@@ -142,10 +155,13 @@ class ReportSubscriptionAdmin(admin.ModelAdmin):
 
 
 @admin.register(JobRun, site=site)
-class JobRunAdmin(admin.ModelAdmin):
-    list_display = ("job", "started_at", "finished_at", "summary")
+class JobRunAdmin(ZonedTimesAdmin, admin.ModelAdmin):
+    list_display = ("job", "started_column", "finished_column", "summary")
     list_filter = ("job",)
-    readonly_fields = ("job", "started_at", "finished_at", "detail")
+    fields = ("job", "started_column", "finished_column", "detail")
+    readonly_fields = ("job", "started_column", "finished_column", "detail")
+    started_column = zoned_field("started_at", "Started", short=True)
+    finished_column = zoned_field("finished_at", "Finished", short=True)
 
     def has_add_permission(self, request):
         return False
@@ -159,9 +175,11 @@ class JobRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(SchedulerLock, site=site)
-class SchedulerLockAdmin(SuperusersOnly, admin.ModelAdmin):
-    list_display = ("name", "owner", "expires_at")
-    readonly_fields = ("name", "owner", "expires_at")
+class SchedulerLockAdmin(SuperusersOnly, ZonedTimesAdmin, admin.ModelAdmin):
+    list_display = ("name", "owner", "expires_column")
+    fields = ("name", "owner", "expires_column")
+    readonly_fields = ("name", "owner", "expires_column")
+    expires_column = zoned_field("expires_at", "Expires")
 
     def has_add_permission(self, request, *args):
         return False

@@ -166,6 +166,8 @@ PUBLISHER_SUBSCRIBE_PER_ADDRESS = env_int("PUBLISHER_SUBSCRIBE_PER_ADDRESS", 3, 
 # Reverse proxies in front of the web processes that append the client's address to
 # X-Forwarded-For: the client is the address that many hops from the right. 0: REMOTE_ADDR.
 PUBLISHER_PROXY_COUNT = env_int("PUBLISHER_PROXY_COUNT", 0, minimum=0)
+# Days a shareable preview link (publisher/site/preview.py) keeps working after it was made.
+PUBLISHER_PREVIEW_DAYS = env_int("PUBLISHER_PREVIEW_DAYS", 7, minimum=1)
 # Server-side cache of public pages: CACHE_URL (redis://, rediss://, unix://, locmem://);
 # unset, local memory per process (production: the broker's Redis when the broker is Redis).
 CACHES = caches_from_env(None)

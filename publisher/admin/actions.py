@@ -10,31 +10,40 @@ from django.contrib import messages
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
-from .. import services
+from .. import selectors, services
 from ..models import Article
 from ..states import ACTIONS
 
 # The admin permission each action needs: "change" (the model's) or "publish" (publisher.publish_article).
-PERMISSIONS = {"schedule": "change", "unschedule": "change", "publish_now": "publish", "retry": "publish"}
+PERMISSIONS = {"schedule": "change", "unschedule": "change", "publish_now": "publish", "retry": "publish",
+               "unpublish_now": "publish"}
 # Actions with a button on the article page (scheduling happens in the form itself), in button order.
-BUTTONS = {"publish_now": "go", "retry": "go", "unschedule": "danger"}
+BUTTONS = {"publish_now": "go", "retry": "go", "unschedule": "danger", "unpublish_now": "danger"}
+# Actions that mail every subscriber: the button and the bulk action first show a page saying
+# how many, and act only when that page's form is posted (`confirm`).
+CONFIRMED = {"publish_now"}
 
 _SERVICES = {
     "schedule": services.articles_schedule,
     "unschedule": services.articles_unschedule,
     "publish_now": services.articles_publish_now,
     "retry": services.articles_retry,
+    "unpublish_now": services.articles_unpublish_now,
 }
 _DONE = {
     "unschedule": "Unscheduled {count}: back to draft.",
     "publish_now": "Publishing {count} now: the list shows them as published within seconds.",
     "retry": "Retrying {count}: each goes out again now, or at its publish time if that is still ahead.",
+    "unpublish_now": "Unpublished {count}: taken down now (their pages answer 410 Gone).",
 }
-_DONE_ONE = {"unschedule": "“{article}” is back to draft and will not be published."}
-_PAST = {"schedule": "scheduled", "unschedule": "unscheduled", "publish_now": "published", "retry": "retried"}
+_DONE_ONE = {"unschedule": "“{article}” is back to draft and will not be published.",
+             "unpublish_now": "“{article}” is taken down: its page answers 410 Gone. Schedule it again to put it back."}
+_PAST = {"schedule": "scheduled", "unschedule": "unscheduled", "publish_now": "published", "retry": "retried",
+         "unpublish_now": "unpublished"}
 
 if not set(PERMISSIONS) == set(_SERVICES) == set(_PAST) == set(ACTIONS):
     raise ImproperlyConfigured("publisher.admin.actions: wire every action declared in publisher.states")
@@ -81,12 +90,38 @@ def run(model_admin, request, name: str, article_ids: list[int], *, article: Art
     return result
 
 
+def confirmation(model_admin, request, name: str, articles: list[Article], *, bulk: bool) -> TemplateResponse:
+    """The page before an action in CONFIRMED: what it does, to which articles, and how many
+    subscribers it mails (counted now, from the database)."""
+    applicable = [a for a in articles if ACTIONS[name].reason(a.status) is None]
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{ACTIONS[name].label}?",
+        "opts": model_admin.model._meta,
+        "articles": articles,
+        "applicable": applicable,
+        "subscribers": selectors.subscribers_to_mail_count(),
+        "bulk": bulk,
+        "action": f"{name}_selected",
+        "select_across": request.POST.get("select_across", "0"),
+        "cancel_url": (reverse(f"{model_admin.admin_site.name}:publisher_article_changelist") if bulk else
+                       reverse(f"{model_admin.admin_site.name}:publisher_article_change", args=[articles[0].pk])),
+    }
+    return TemplateResponse(request, "publisher/admin/confirm_action.html", context)
+
+
+def confirmed(request) -> bool:
+    return request.POST.get("confirm") == "yes"
+
+
 @require_POST
 def article_action_view(request, object_id: int, *, model_admin, name: str):
     """One button on the article page: POST only, permission checked, back to the article."""
     article = get_object_or_404(Article, pk=object_id)
     if not allowed(model_admin, request, name, article):
         raise PermissionDenied
+    if name in CONFIRMED and not confirmed(request):
+        return confirmation(model_admin, request, name, [article], bulk=False)
     run(model_admin, request, name, [article.pk], article=article)
     return HttpResponseRedirect(reverse(f"{model_admin.admin_site.name}:publisher_article_change", args=[article.pk]))
 

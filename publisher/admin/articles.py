@@ -3,6 +3,8 @@ publisher.services (the same path the scan and "publish now" take), reads come f
 publisher.selectors, and every time is shown in the editor's zone with the zone's name
 (publisher.middleware activates it; publisher.forms reads and writes it)."""
 
+from datetime import date, timedelta
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import F
@@ -21,7 +23,7 @@ from ..schedule_rules import publish_passed_note
 from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
-from . import actions
+from . import actions, preview
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -71,14 +73,38 @@ class ArticleAdmin(admin.ModelAdmin):
     date_hierarchy = "publish_at"
     ordering = (F("publish_at").desc(nulls_last=True), "-id")
     list_per_page = 50
-    actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected"]
+    actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected",
+               "unpublish_now_selected"]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
-                       "lateness_display", "last_error_display", "attempts", "thumbnail", "activity")
+                       "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
+                       "preview_link_display")
+
+    class Media:
+        js = ["publisher/markdown_preview.js"]
 
     # --- permissions ---------------------------------------------------------------------------
 
     def has_publish_permission(self, request) -> bool:
         return request.user.has_perm("publisher.publish_article")
+
+    def has_delete_permission(self, request, obj=None):
+        """Only drafts, ever. An editor may delete a draft they created (its `created` event
+        names them); anyone else's only with the delete permission (Publishers). Django's
+        history keeps the deletion (who, when, which article)."""
+        if obj is None:
+            return super().has_delete_permission(request) or self.has_change_permission(request)
+        if obj.status != ArticleStatus.DRAFT:
+            return False
+        if super().has_delete_permission(request, obj):
+            return True
+        return (self.has_change_permission(request, obj)
+                and selectors.article_creator_id(article_id=obj.pk) == request.user.pk)
+
+    def get_actions(self, request):
+        # Django's bulk delete checks only the model permission: drafts are deleted one by one.
+        actions_ = super().get_actions(request)
+        actions_.pop("delete_selected", None)
+        return actions_
 
     # --- list ----------------------------------------------------------------------------------
 
@@ -138,26 +164,35 @@ class ArticleAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ("title", "slug", "body", "image", "image_alt")}),
-                    ("Schedule", {"fields": ("publish_at", "unpublish_at"),
+                    ("Schedule", {"fields": ("publish_at", "when_passed", "unpublish_at"),
                                   "description": f"Times are in your time zone, {zone_label()}. "
                                                  "Leave the publish time empty to save a draft."})]
-        timing = ("publish_at_display" if obj.status == ArticleStatus.PUBLISHED else "publish_at", "unpublish_at")
+        timing = (("publish_at_display", "unpublish_at") if obj.status == ArticleStatus.PUBLISHED
+                  else ("publish_at", "when_passed", "unpublish_at"))
         outcome = ("published_at_display", "lateness_display", "last_error_display", "attempts", "thumbnail")
         return [
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
                                          "reschedule; clear the publish time to take the article back to draft."}),
-            ("Content", {"fields": ("title", "slug", "body", "image", "image_alt")}),
+            ("Content", {"fields": ("title", "slug", "body", "image", "image_alt", "preview_link_display")}),
             ("Outcome", {"fields": outcome}),
             ("History", {"fields": ("activity",)}),
         ]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
+        form.can_record_published = self.has_publish_permission(request)
+        if "body" in form.base_fields:
+            body = form.base_fields["body"]
+            body.help_text = ("Markdown: **bold**, *italic*, [a link](https://example.com), # a heading, "
+                              "- a list. The preview beside it is what readers will see.")
+            body.widget.attrs["data-preview-url"] = reverse(
+                f"{self.admin_site.name}:publisher_article_markdown_preview")
         if obj is not None and obj.status == ArticleStatus.PUBLISHED:
             # It went live: only the take-down time can change. (A declared field survives
             # `exclude`, so drop it from this request's form class, made fresh per call.)
             form.base_fields.pop("publish_at", None)
+            form.base_fields.pop("when_passed", None)
         return form
 
     @admin.display(description="Status")
@@ -182,6 +217,10 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj.status == ArticleStatus.EXPIRED:
             return "Taken down (or never put live: its unpublish time passed). Set new times to schedule it again."
         return "Draft: set a publish time and save to schedule it."
+
+    @admin.display(description="Shareable preview link")
+    def preview_link_display(self, obj):
+        return preview.share_link_fragment(getattr(obj, "admin_request", None), obj)
 
     @admin.display(description="Publish at")
     def publish_at_display(self, obj):
@@ -219,9 +258,13 @@ class ArticleAdmin(admin.ModelAdmin):
             elif event.action == ArticleEventAction.UNPUBLISH_CHANGED:
                 detail.append(f"take down {local_time_text(event.unpublish_at)}" if event.unpublish_at
                               else "no take-down time")
+            elif event.action == ArticleEventAction.FAILED:
+                detail.append(event.note)
+            elif event.action in (ArticleEventAction.CREATED, ArticleEventAction.UNPUBLISHED_NOW):
+                pass
             else:
                 detail.append(f"for {local_time_text(event.publish_at)}")
-            if event.previous_status:
+            if event.previous_status and event.action != ArticleEventAction.CREATED:
                 detail.append(f"was {ArticleStatus(event.previous_status).label.lower()}")
             rows.append({"when": local_time_text(event.created_at, with_seconds=True), "what": action,
                          "who": event.actor.get_username() if event.actor else "system",
@@ -234,6 +277,7 @@ class ArticleAdmin(admin.ModelAdmin):
         if not change:
             obj.status = ArticleStatus.DRAFT
             obj.save()
+            services.article_record_created(article_id=obj.pk, actor=request.user)
             current = {"publish_at": None, "unpublish_at": None}
         else:
             content = [name for name in ("title", "body", "image", "image_alt") if name in form.changed_data]
@@ -248,6 +292,17 @@ class ArticleAdmin(admin.ModelAdmin):
             publish_at = current.get("publish_at")
         unpublish_at = (form.cleaned_data["unpublish_at"] if "unpublish_at" in form.changed_data
                         else current.get("unpublish_at"))
+        if getattr(form, "records_published", False):
+            try:
+                services.article_record_published(article_id=obj.pk, published_at=publish_at,
+                                                  unpublish_at=unpublish_at, actor=request.user)
+            except (ValidationError, services.TransitionError) as exc:
+                self.message_user(request, f"Saved “{obj}”, but it was not recorded as published: {error_text(exc)}",
+                                  messages.ERROR)
+                return
+            request.publisher_save_message = (f"“{obj}” is recorded as published since {local_time_text(publish_at)}; "
+                                              "nobody was e-mailed.")
+            return
         try:
             event = services.article_update_schedule(article_id=obj.pk, publish_at=publish_at,
                                                      unpublish_at=unpublish_at, actor=request.user)
@@ -259,25 +314,45 @@ class ArticleAdmin(admin.ModelAdmin):
             self._report_event(request, obj, event)
 
     def _report_event(self, request, obj, event):
+        """What the save did to the schedule: said once, in place of Django's "was changed
+        successfully" (see message_user)."""
+        text = None
         if event.action in (ArticleEventAction.SCHEDULED, ArticleEventAction.RESCHEDULED):
             text = f"“{obj}” is scheduled for {local_time_text(event.publish_at)}"
             if event.action == ArticleEventAction.RESCHEDULED and event.previous_publish_at:
                 text += f" (was {local_time_text(event.previous_publish_at)})"
-            self.message_user(request, text + ".", messages.SUCCESS)
+            text += "."
             note = publish_passed_note(event.publish_at)
             if note:
                 self.message_user(request, note, messages.WARNING)
         elif event.action == ArticleEventAction.UNSCHEDULED:
-            self.message_user(request, f"“{obj}” is back to draft and will not be published.", messages.SUCCESS)
+            text = f"“{obj}” is back to draft and will not be published."
         elif event.action == ArticleEventAction.UNPUBLISH_CHANGED:
             text = (f"“{obj}” will be taken down {local_time_text(event.unpublish_at)}." if event.unpublish_at
                     else f"“{obj}” no longer has a take-down time.")
-            self.message_user(request, text, messages.SUCCESS)
+        if text:
+            request.publisher_save_message = text
+
+    def message_user(self, request, message, level=messages.INFO, extra_tags="", fail_silently=False):
+        # One success message per save: what the save did to the schedule, when it did something,
+        # replaces Django's own "The article ... was changed successfully".
+        if level == messages.SUCCESS and getattr(request, "publisher_save_message", None):
+            message = request.publisher_save_message
+            request.publisher_save_message = None
+        super().message_user(request, message, level, extra_tags, fail_silently)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.admin_request = request  # the shareable link is absolute: it needs the request's host
+        return obj
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         article = self.get_object(request, object_id)
         extra_context = dict(extra_context or {})
         if article is not None:
+            extra_context["preview_url"] = reverse(f"{self.admin_site.name}:publisher_article_preview",
+                                                   args=[article.pk])
             extra_context["object_actions"] = actions.buttons(self, request, article)
             extra_context.update({f"can_{name}": actions.applies(self, request, name, article)
                                   for name in actions.BUTTONS})
@@ -329,7 +404,15 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.action(description="Publish selected articles now", permissions=["publish"])
     def publish_now_selected(self, request, queryset):
-        self._run_selected(request, queryset, "publish_now")
+        if not actions.confirmed(request):
+            articles = list(queryset.only("id", "title", "status").order_by("pk")[:BULK_LIMIT + 1])
+            if len(articles) <= BULK_LIMIT:
+                return actions.confirmation(self, request, "publish_now", articles, bulk=True)
+        return self._run_selected(request, queryset, "publish_now")
+
+    @admin.action(description="Unpublish selected articles now (take them down)", permissions=["publish"])
+    def unpublish_now_selected(self, request, queryset):
+        self._run_selected(request, queryset, "unpublish_now")
 
     @admin.action(description="Retry selected failed articles", permissions=["publish"])
     def retry_selected(self, request, queryset):
@@ -355,8 +438,9 @@ class ArticleAdmin(admin.ModelAdmin):
         info = self.opts.app_label, self.opts.model_name
         return [
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
+            path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
@@ -376,6 +460,35 @@ class ArticleAdmin(admin.ModelAdmin):
             "today": timezone.localtime(timezone.now(), zone).date(),
         }
         return TemplateResponse(request, "publisher/admin/upcoming.html", context)
+
+    def calendar_view(self, request):
+        """A month of articles by day in the editor's zone (?month=2027-01), with warnings."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        zone = timezone.get_current_timezone()
+        today = timezone.localtime(timezone.now(), zone).date()
+        try:
+            year, month = (int(part) for part in request.GET.get("month", "").split("-"))
+            first = date(year, month, 1)
+            if not 1900 <= year <= 2200:
+                raise ValueError(year)
+        except ValueError:
+            first = today.replace(day=1)
+        calendar = selectors.articles_month(zone=zone, first=first)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Calendar: {first:%B %Y}",
+            "opts": self.model._meta,
+            "calendar": calendar,
+            "weeks": [[(cell[0], [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status))
+                                  for a in cell[1]]) if cell else None for cell in week]
+                      for week in calendar.weeks],
+            "previous": (first - timedelta(days=1)).strftime("%Y-%m"),
+            "next": (first + timedelta(days=32)).strftime("%Y-%m"),
+            "zone_label": zone_label(),
+            "today": today,
+        }
+        return TemplateResponse(request, "publisher/admin/calendar.html", context)
 
     def history_view(self, request, object_id, extra_context=None):
         return super().history_view(request, object_id, {**(extra_context or {}), "zone_label": zone_label()})

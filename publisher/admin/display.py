@@ -3,9 +3,12 @@
 from datetime import timedelta
 
 from django.contrib import admin
+from django.db import models
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import capfirst
 
+from ..forms import ZonedDateTimeField
 from ..text import duration_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleStatus
@@ -35,14 +38,6 @@ def zoned_time(value, *, short: bool = False) -> str:
                        zone_label(at=value), local_time_text(value, short=short))
 
 
-def time_column(field: str, description: str):
-    """A list column showing the model's `field` (a datetime) in the editor's zone, sortable."""
-    @admin.display(description=description, ordering=field)
-    def column(model_admin, obj):
-        return zoned_time(getattr(obj, field), short=True)
-    return column
-
-
 def lateness_text(article: Article, *, now=None) -> str:
     now = now or timezone.now()
     if article.published_at and article.publish_at:
@@ -59,3 +54,28 @@ def lateness_text(article: Article, *, now=None) -> str:
             return format_html('<span class="quiet">goes live in {}</span>', duration_text(article.publish_at - now))
         return format_html('<span class="quiet">{}</span>', "going live now")
     return "—"
+
+
+def zoned_field(name: str, description: str, *, short: bool = False):
+    """A ModelAdmin column or read-only field showing the time field `name` with its zone."""
+    @admin.display(description=description, ordering=name)
+    def show(model_admin, obj):
+        return zoned_time(getattr(obj, name), short=short)
+    return show
+
+
+class ZonedTimesAdmin:
+    """For every ModelAdmin of the site: times entered in the editor's zone, which the inputs
+    name (publisher.forms.ZonedDateTimeField), and a history page whose times say their zone.
+    Lists and read-only fields name their times' zone through `zoned_field` columns."""
+
+    object_history_template = "publisher/admin/object_history.html"
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.DateTimeField) and db_field.editable and not db_field.auto_now_add:
+            return ZonedDateTimeField(required=not db_field.blank, label=capfirst(db_field.verbose_name),
+                                      help_text=db_field.help_text)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def history_view(self, request, object_id, extra_context=None):
+        return super().history_view(request, object_id, {**(extra_context or {}), "zone_label": zone_label()})

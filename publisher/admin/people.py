@@ -11,7 +11,7 @@ from django.http import HttpResponse
 
 from ..forms import TimeZoneForm
 from ..models import PENDING_CONFIRMATION, RECEIVING, SWITCHED_OFF, UNSUBSCRIBED, EditorProfile, Notification, Subscriber
-from .display import time_column
+from .display import ZonedTimesAdmin, zoned_field
 from .site import site
 
 
@@ -34,15 +34,15 @@ class SubscriberStateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscriber, site=site)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     """Editors (view permission, from migration 0003) see the list and the counts; adding,
     changing, deleting and exporting addresses need their own permissions."""
 
     list_display = ("email", "state_column", "source", "created_column", "confirmed_column")
     list_filter = (SubscriberStateFilter, "source")
     search_fields = ("email",)
-    fields = ("email", "is_active", "source", "created_at", "confirmed_at", "unsubscribed_at")
-    readonly_fields = ("source", "created_at", "confirmed_at", "unsubscribed_at")
+    fields = ("email", "is_active", "source", "created_column", "confirmed_column", "unsubscribed_column")
+    readonly_fields = ("source", "created_column", "confirmed_column", "unsubscribed_column")
     actions = ["export_csv"]
 
     def changelist_view(self, request, extra_context=None):
@@ -67,8 +67,9 @@ class SubscriberAdmin(admin.ModelAdmin):
     def state_column(self, obj):
         return obj.state
 
-    created_column = time_column("created_at", "Subscribed")
-    confirmed_column = time_column("confirmed_at", "Confirmed")
+    created_column = zoned_field("created_at", "Subscribed", short=True)
+    confirmed_column = zoned_field("confirmed_at", "Confirmed", short=True)
+    unsubscribed_column = zoned_field("unsubscribed_at", "Unsubscribed", short=True)
 
 
 def _cell(text: str) -> str:
@@ -77,15 +78,19 @@ def _cell(text: str) -> str:
 
 
 @admin.register(Notification, site=site)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     list_display = ("article", "subscriber", "status", "expires_column", "sent_column")
     list_filter = ("status",)
     list_select_related = ("article", "subscriber")
     raw_id_fields = ("article", "subscriber")
-    readonly_fields = ("status", "sent_at", "last_error")
+    fields = ("article", "subscriber", "status", "expires_at", "sent_column", "last_error", "created_column",
+              "updated_column")
+    readonly_fields = ("status", "sent_column", "last_error", "created_column", "updated_column")
+    created_column = zoned_field("created_at", "Created")
+    updated_column = zoned_field("updated_at", "Last changed")
 
-    expires_column = time_column("expires_at", "Expires")
-    sent_column = time_column("sent_at", "Sent")
+    expires_column = zoned_field("expires_at", "Expires", short=True)
+    sent_column = zoned_field("sent_at", "Sent", short=True)
 
 
 class EditorProfileInline(admin.StackedInline):
@@ -100,10 +105,17 @@ User = get_user_model()
 
 
 @admin.register(User, site=site)
-class UserAdmin(BaseUserAdmin):
-    """Django's user admin, plus each editor's time zone."""
+class UserAdmin(ZonedTimesAdmin, BaseUserAdmin):
+    """Django's user admin, plus each editor's time zone; last login and joining dates are
+    shown and entered in the editor's zone, which they name."""
 
     inlines = [EditorProfileInline]
+    list_display = BaseUserAdmin.list_display + ("last_login_column",)
+    last_login_column = zoned_field("last_login", "Last login", short=True)
 
 
-site.register(Group, GroupAdmin)
+class ZonedGroupAdmin(ZonedTimesAdmin, GroupAdmin):
+    pass
+
+
+site.register(Group, ZonedGroupAdmin)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("feeds/rss/", schedule_cached(site_freshness)(feeds.rss_feed), name="rss"),
     path("sitemap.xml", schedule_cached(site_freshness)(sitemap), {"sitemaps": {"articles": ArticleSitemap}},
          name="sitemap"),
+    path("preview/<str:token>/", views.preview, name="preview"),
     path("robots.txt", views.robots_txt, name="robots"),
     path("subscribe/", views.subscribe, name="subscribe"),
     path("subscribe/sent/", views.subscribe_sent, name="subscribe_sent"),

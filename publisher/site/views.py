@@ -21,6 +21,7 @@ from publisher.site.forms import SubscribeForm
 from publisher.site.links import absolute_url
 from publisher.subscriptions import (Confirmed, read_unsubscribe_token, subscriptions_client_allowed,
                                      subscriptions_confirm, subscriptions_request, subscriptions_unsubscribe)
+from publisher.site.preview import PreviewExpired, read_preview_token, render_preview, render_preview_unavailable
 from publisher.site.selectors import article_freshness, articles_visible, site_freshness
 
 PAGE_SIZE = 20
@@ -71,9 +72,25 @@ def article(request, slug: str):
 
 
 @require_safe
+def preview(request, token: str):
+    """A shareable preview link: the article as it is now, for anyone holding a link that is
+    genuine and younger than PUBLISHER_PREVIEW_DAYS; read-only, noindex, never cached publicly."""
+    try:
+        article_id = read_preview_token(token)
+    except PreviewExpired:
+        return render_preview_unavailable(request, expired=True)
+    except signing.BadSignature:
+        return render_preview_unavailable(request, expired=False)
+    found = Article.objects.filter(pk=article_id).first()
+    if found is None:
+        return render_preview_unavailable(request, expired=False)
+    return render_preview(request, found, shared=True)
+
+
+@require_safe
 def robots_txt(request):
     sitemap = absolute_url(request, reverse("site:sitemap"))
-    lines = ["User-agent: *", "Disallow: /admin/", "", f"Sitemap: {sitemap}", ""]
+    lines = ["User-agent: *", "Disallow: /admin/", "Disallow: /preview/", "", f"Sitemap: {sitemap}", ""]
     response = HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
     response["Cache-Control"] = f"public, max-age={settings.PUBLISHER_PUBLIC_MAX_AGE}"
     return response

@@ -16,7 +16,8 @@ from publisher import services
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 from scheduling.models import Heartbeat
 from tests.factories import PASSWORD, make_article, make_user
-from tests.support.browser import VIEWPORT, click_and_load
+from tests.support.browser import click_and_load
+from tests.support.browser import log_in as support_log_in
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -27,14 +28,7 @@ FAULTS = "process:raise:BROKEN"
 
 
 def log_in(browser, live_server, username: str):
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    click_and_load(page, "input[type=submit]")
-    page.wait_for_selector("#pipeline-status")
-    return page
+    return support_log_in(browser, live_server, username, PASSWORD)
 
 
 def row_status(page, title: str) -> str:
@@ -60,6 +54,8 @@ def add_article(page, live_server, title: str, body: str, when) -> None:
     page.fill("#id_body", body)
     page.fill("#id_publish_at_0", local.strftime("%Y-%m-%d"))
     page.fill("#id_publish_at_1", local.strftime("%H:%M:%S"))
+    # Seconds ahead may have passed by the time the form is saved: then publish it at once.
+    page.check("input[name=when_passed][value=now]")
 
 
 def start_pipeline(processes):
@@ -141,6 +137,11 @@ def test_publisher_publishes_now_and_recovers_a_failure(browser, live_server, pr
     page.select_option("select[name=action]", "publish_now_selected")
     screenshot(page, "publish-now-selected")
     click_and_load(page, "button[name=index]")
+    # Publishing now mails every subscriber: a confirmation page says how many first.
+    assert page.inner_text(".subscriber-count") == "0 subscribers"
+    assert Article.objects.get(pk=breaking.pk).status == ArticleStatus.DRAFT
+    screenshot(page, "publish-now-confirm")
+    click_and_load(page, "input[name=publish]")
     assert "Publishing 1 article now" in page.inner_text("ul.messagelist")
     reload_until_status(page, "Breaking: storm warning", "Published")
     screenshot(page, "published-now")

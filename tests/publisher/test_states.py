@@ -24,7 +24,7 @@ def test_docs_states_md_is_generated_from_the_declaration():
 
 def test_the_declaration_is_valid():
     states.validate()
-    assert set(ACTIONS) == {"schedule", "unschedule", "publish_now", "retry"}
+    assert set(ACTIONS) == {"schedule", "unschedule", "publish_now", "retry", "unpublish_now"}
     assert states.NEEDS_ATTENTION == (ArticleStatus.FAILED, ArticleStatus.MISSED)
 
 

@@ -48,3 +48,15 @@ def click_and_load(page, selector: str) -> None:
     """Click a link or a submit button and wait until the next page has fully loaded."""
     with page.expect_navigation(wait_until="load"):
         page.click(selector)
+
+
+def log_in(browser, live_server, username: str, password: str):
+    """A fresh browser context (its own cookies) signed in to the admin as `username`."""
+    page = browser.new_context(viewport=VIEWPORT).new_page()
+    page.set_default_timeout(20_000)
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    click_and_load(page, "input[type=submit]")
+    page.wait_for_selector("#pipeline-status")
+    return page

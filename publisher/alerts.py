@@ -1,0 +1,46 @@
+"""Telling the people who scheduled an article that publishing it failed: one e-mail per
+failed article to the last editor who scheduled, rescheduled, published or retried it (the
+audit trail says who), sent by a worker after the failure committed, never inside a
+transaction. An article nobody scheduled (imported, or its scheduler has no address) is
+logged instead."""
+
+import logging
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.urls import reverse
+
+from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from .site.links import absolute_url
+
+logger = logging.getLogger(__name__)
+
+SCHEDULING_ACTIONS = (ArticleEventAction.SCHEDULED, ArticleEventAction.RESCHEDULED, ArticleEventAction.PUBLISHED_NOW,
+                      ArticleEventAction.RETRIED)
+
+
+def article_scheduler_email(*, article_id: int) -> str | None:
+    """The address of whoever last put the article on its way, or None."""
+    return (ArticleEvent.objects.filter(article_id=article_id, action__in=SCHEDULING_ACTIONS, actor__isnull=False)
+            .exclude(actor__email="").order_by("-created_at", "-id")
+            .values_list("actor__email", flat=True).first())
+
+
+def failure_alerts_send(*, article_ids: list[int]) -> int:
+    """Mail the scheduler of each of these articles that is still failed. Returns how many
+    e-mails were sent. A redelivered task may send one twice (at least once)."""
+    sent = 0
+    for article in Article.objects.filter(pk__in=article_ids, status=ArticleStatus.FAILED).order_by("pk"):
+        to = article_scheduler_email(article_id=article.pk)
+        if to is None:
+            logger.warning("article #%s failed and nobody who scheduled it has an e-mail address", article.pk)
+            continue
+        link = absolute_url(None, reverse("admin:publisher_article_change", args=[article.pk]))
+        send_mail(
+            subject=f"Publishing failed: {article}",
+            message=(f"“{article}” could not be published.\n\nReason: {article.last_error}\n\n"
+                     f"Open it to fix it, then retry or reschedule it: {link}\n\n"
+                     f"— {settings.PUBLISHER_SITE_NAME}"),
+            from_email=None, recipient_list=[to])
+        sent += 1
+    return sent
