@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('publisher', '0006_article_external_id_and_import_key'),
+        ('publisher', '0007_subscriber_confirmation'),
     ]
 
     operations = [
