@@ -129,6 +129,27 @@ class Cluster:
                     continue
         return max(sizes, default=0) / 2**20, sum(sizes) / 2**20
 
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU seconds the worker processes (main and every pool child) used."""
+        import psutil
+
+        total = 0.0
+        for proc in self.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                if "worker" not in " ".join(root.cmdline()):
+                    continue
+                members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for member in members:
+                try:
+                    times = member.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
@@ -314,6 +335,8 @@ def bench_fanout(args, env) -> dict:
     from publisher.services import article_publish_now
 
     count, sample = (2_000, 500) if args.quick else (100_000, 5_000)
+    if args.subscribers:
+        count, sample = args.subscribers, min(sample, 1_000)
     reset_database()
     Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
 
@@ -323,12 +346,14 @@ def bench_fanout(args, env) -> dict:
         flush_broker()
         cluster.start_worker()
         article = Article.objects.create(title="Fan-out", body="Body.")
+        idle_cpu = cluster.worker_cpu_seconds()
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
         sent = NotificationStatus.SENT
         rss = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
                           timeout=1800, cluster=cluster, every=0.5)
         fanned = count / (time.monotonic() - started)
+        cpu_us = (cluster.worker_cpu_seconds() - idle_cpu) / count * 1e6
     finally:
         cluster.stop()
 
@@ -360,6 +385,7 @@ def bench_fanout(args, env) -> dict:
     send_only = sample / (time.monotonic() - started)
     return {
         "pipeline (notifications/s)": fanned,
+        "worker CPU per notification (µs)": cpu_us,
         "naive loop (/s)": naive,
         "speed-up (x)": fanned / naive,
         "send_mail alone (/s)": send_only,
@@ -540,6 +566,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3; 1 with --quick)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--subscribers", type=int, default=None, help="subscribers of the fanout scenario")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
