@@ -82,7 +82,8 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
         return 0
     batch = settings.PUBLISHER_FANOUT_BATCH
     receiving = Subscriber.objects.filter(is_active=True)
-    subscriber_ids = list(receiving.filter(pk__gt=after_subscriber_id).order_by("pk").values_list("pk", flat=True)[:batch])
+    subscriber_ids = list(receiving.filter(pk__gt=after_subscriber_id).order_by("pk")
+                          .values_list("pk", flat=True)[:batch])
     expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
     with transaction.atomic():
         if subscriber_ids:
@@ -90,7 +91,8 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
                 pk__gte=subscriber_ids[0], pk__lte=subscriber_ids[-1]))
             _dispatch_sends(article_id, subscriber_ids)
         if len(subscriber_ids) == batch:
-            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id, after_subscriber_id=subscriber_ids[-1]))
+            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id,
+                                                           after_subscriber_id=subscriber_ids[-1]))
         else:
             Article.objects.filter(pk=article_id, fanned_out_at__isnull=True).update(fanned_out_at=Now())
     return len(subscriber_ids)
@@ -105,8 +107,8 @@ def _insert_pending(*, article_id: int, expires_at, subscribers) -> None:
            f"SELECT %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
            f"ON CONFLICT DO NOTHING")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [article_id, NotificationStatus.PENDING, connection.ops.adapt_datetimefield_value(expires_at),
-                             *now_params, *now_params, *params])
+        cursor.execute(sql, [article_id, NotificationStatus.PENDING,
+                             connection.ops.adapt_datetimefield_value(expires_at), *now_params, *now_params, *params])
 
 
 def _dispatch_sends(article_id: int, subscriber_ids: list[int]) -> None:

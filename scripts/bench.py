@@ -108,25 +108,30 @@ class Cluster:
         else:
             self._spawn("beat", [sys.executable, str(ROOT / "scripts" / "bench_beat.py"), str(query_counter), *options])
 
+    def _worker_members(self):
+        """The worker processes still alive (main and every pool child), as psutil.Process."""
+        import psutil
+
+        for proc in self.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                if "worker" not in " ".join(root.cmdline()):
+                    continue
+                yield from [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+
     def worker_rss_mb(self) -> tuple[float, float]:
         """Resident sets of the worker processes (main and every pool child), in MB: the
         largest one, and all of them together."""
         import psutil
 
         sizes = []
-        for proc in self.procs:
+        for member in self._worker_members():
             try:
-                root = psutil.Process(proc.pid)
-                if "worker" not in " ".join(root.cmdline()):
-                    continue
-                members = [root, *root.children(recursive=True)]
+                sizes.append(member.memory_info().rss)
             except psutil.Error:
                 continue
-            for member in members:
-                try:
-                    sizes.append(member.memory_info().rss)
-                except psutil.Error:
-                    continue
         return max(sizes, default=0) / 2**20, sum(sizes) / 2**20
 
     def worker_cpu_seconds(self) -> float:
@@ -134,20 +139,12 @@ class Cluster:
         import psutil
 
         total = 0.0
-        for proc in self.procs:
+        for member in self._worker_members():
             try:
-                root = psutil.Process(proc.pid)
-                if "worker" not in " ".join(root.cmdline()):
-                    continue
-                members = [root, *root.children(recursive=True)]
+                times = member.cpu_times()
             except psutil.Error:
                 continue
-            for member in members:
-                try:
-                    times = member.cpu_times()
-                except psutil.Error:
-                    continue
-                total += times.user + times.system
+            total += times.user + times.system
         return total
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from publisher import dispatch, notifications
+from publisher import notifications
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.notifications import (DeliveryDeferred, notifications_fan_out, notifications_recover_fan_outs,
                                      notifications_recover_stale, notifications_resend_interrupted,
@@ -21,26 +21,7 @@ from tests.support.mail_backends import FullDiskBackend, WatchingBackend
 from tests.support.smtp_server import SmtpServer
 from tests.support.waiting import wait_for
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def delivery_settings(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.PUBLISHER_SEND_BATCH = 500
-    settings.PUBLISHER_SEND_CLAIM = 20
-    settings.PUBLISHER_SEND_RATE = 0.0
-    settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 3600}
-    settings.DEFAULT_FROM_EMAIL = "publisher@example.com"
-    return settings
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(dispatch, "fan_out", lambda **kwargs: calls.append(("fan_out", kwargs)))
-    monkeypatch.setattr(dispatch, "send_notifications", lambda **kwargs: calls.append(("send", kwargs)))
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notification_settings")]
 
 
 def live(title: str = "Big news", *, ago: timedelta = timedelta(seconds=1), **fields) -> Article:

@@ -9,32 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from publisher import dispatch
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.notifications import notifications_expire, notifications_fan_out, notifications_send
 from tests.factories import make_article, make_subscriber
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def notification_settings(settings):
-    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    settings.PUBLISHER_FANOUT_BATCH = 5000
-    settings.PUBLISHER_SEND_BATCH = 500
-    settings.PUBLISHER_NOTIFICATION_TTL = 3600
-    settings.PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": 3600}
-    settings.DEFAULT_FROM_EMAIL = "publisher@example.com"
-    return settings
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    """The fan-out and send tasks that would have been enqueued, in order."""
-    calls = []
-    monkeypatch.setattr(dispatch, "fan_out", lambda **kwargs: calls.append(("fan_out", kwargs)))
-    monkeypatch.setattr(dispatch, "send_notifications", lambda **kwargs: calls.append(("send", kwargs)))
-    return calls
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notification_settings")]
 
 
 def published(**fields) -> Article:
