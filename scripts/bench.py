@@ -319,6 +319,20 @@ def bench_burst(args, env) -> dict:
     }
 
 
+def _notification_row_writes() -> tuple[int, int] | None:
+    """(rows inserted + updated, HOT updates) of the notification table so far (PostgreSQL's
+    statistics, flushed by the worker connections as they close), None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    time.sleep(1.5)  # backends flush their table statistics at most once a second
+    with connection.cursor() as cursor:
+        cursor.execute("select n_tup_ins + n_tup_upd, n_tup_hot_upd from pg_stat_user_tables "
+                       "where relname = 'publisher_notification'")
+        return cursor.fetchone()
+
+
 def bench_fanout(args, env) -> dict:
     """One article, N active subscribers: until every notification is recorded and handed to the
     e-mail backend (the file backend), beside the naive loop and the raw bulk-insert rate."""
@@ -344,6 +358,7 @@ def bench_fanout(args, env) -> dict:
         cluster.start_worker()
         article = Article.objects.create(title="Fan-out", body="Body.")
         idle_cpu = cluster.worker_cpu_seconds()
+        versions_before = _notification_row_writes()
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
         sent = NotificationStatus.SENT
@@ -353,6 +368,7 @@ def bench_fanout(args, env) -> dict:
         cpu_us = (cluster.worker_cpu_seconds() - idle_cpu) / count * 1e6
     finally:
         cluster.stop()
+    versions = _notification_row_writes()
 
     # The raw write ceiling: the same rows, inserted the way the fan-out does (bulk_create,
     # 1,000 a statement, a transaction per 5,000), nothing else.
@@ -383,6 +399,8 @@ def bench_fanout(args, env) -> dict:
     return {
         "pipeline (notifications/s)": fanned,
         "worker CPU per notification (µs)": cpu_us,
+        **({"row versions per notification": (versions[0] - versions_before[0]) / count,
+            "of which HOT updates": (versions[1] - versions_before[1]) / count} if versions else {}),
         "naive loop (/s)": naive,
         "speed-up (x)": fanned / naive,
         "send_mail alone (/s)": send_only,
