@@ -68,9 +68,14 @@ def notification_ttl(kind: str) -> int:
     return settings.PUBLISHER_NOTIFICATION_EXPIRY.get(kind, settings.PUBLISHER_NOTIFICATION_TTL)
 
 
+_NOW_SQL: dict[str, tuple[str, list]] = {}
+
+
 def _now_sql(model) -> tuple[str, list]:
-    """The database clock, as SQL for raw statements on `model`'s table."""
-    return model.objects.none().query.get_compiler(connection=connection).compile(Now())
+    """The database clock, as SQL for raw statements on `model`'s table (compiled once per vendor)."""
+    if connection.vendor not in _NOW_SQL:
+        _NOW_SQL[connection.vendor] = model.objects.none().query.get_compiler(connection=connection).compile(Now())
+    return _NOW_SQL[connection.vendor]
 
 
 def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> int:
@@ -207,30 +212,47 @@ def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) 
         updated_at=Now())
 
 
+# Where the claim's lower bound goes in its compiled parameters (no subscriber id is negative).
+_FROM = -2_000_000_007
+
+
+class _Claimer:
+    """The claim of one range, compiled once per send task (each claim then costs one statement):
+    up to `limit` pending rows, lowest subscriber first from a moving lower bound, claimed and read
+    in one UPDATE … RETURNING: (notification id, subscriber id, address) of the rows this
+    statement changed, and only those. The candidates' row lock (PostgreSQL) only spares
+    concurrent senders each other's rows: without it a second sender's UPDATE waits for the
+    first, re-checks `pending` on the changed row, and returns nothing for it."""
+
+    def __init__(self, article_id: int, last_subscriber_id: int, *, limit: int):
+        candidates = Notification.objects.filter(
+            article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=last_subscriber_id,
+            status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__is_active=True,
+        ).order_by("subscriber_id").values("pk")[:limit]
+        if CLAIM_SKIP_LOCKED and connection.features.has_select_for_update_skip_locked:
+            # Lock the notification rows only: locking the joined subscriber rows too would make
+            # concurrent senders of other articles (same subscribers) skip each other's rows.
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        table, subscribers = Notification._meta.db_table, Subscriber._meta.db_table
+        with transaction.atomic():  # Django compiles FOR UPDATE only inside a transaction
+            select, params = candidates.query.sql_with_params()
+        now, now_params = _now_sql(Notification)
+        self.sql = (f"UPDATE {table} SET status = %s, updated_at = {now} WHERE id IN ({select}) AND status = %s "
+                    f"RETURNING id, subscriber_id, (SELECT email FROM {subscribers} WHERE id = {table}.subscriber_id)")
+        self.params = [NotificationStatus.SENDING, *now_params, *params, NotificationStatus.PENDING]
+        self.lower = self.params.index(_FROM)
+
+    def __call__(self, first_subscriber_id: int) -> list[tuple[int, int, str]]:
+        params = list(self.params)
+        params[self.lower] = first_subscriber_id
+        with connection.cursor() as cursor:  # one statement: its own transaction, its own row locks
+            cursor.execute(self.sql, params)
+            return sorted(cursor.fetchall(), key=lambda row: row[1])
+
+
 def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
            limit: int) -> list[tuple[int, int, str]]:
-    """Claim up to `limit` pending rows of the range, lowest subscriber first, and read them, in
-    one UPDATE … RETURNING: (notification id, subscriber id, address) of the rows this statement
-    changed, and only those. The candidates' row lock (PostgreSQL) only spares concurrent senders
-    each other's rows: without it a second sender's UPDATE waits for the first, re-checks
-    `pending` on the changed row, and returns nothing for it."""
-    candidates = Notification.objects.filter(
-        article_id=article_id, subscriber_id__gte=first_subscriber_id, subscriber_id__lte=last_subscriber_id,
-        status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__is_active=True,
-    ).order_by("subscriber_id").values("pk")[:limit]
-    if CLAIM_SKIP_LOCKED and connection.features.has_select_for_update_skip_locked:
-        # Lock the notification rows only: locking the joined subscriber rows too would make
-        # concurrent senders of other articles (same subscribers) skip each other's rows.
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    table, subscribers = Notification._meta.db_table, Subscriber._meta.db_table
-    with transaction.atomic():
-        select, params = candidates.query.sql_with_params()
-        now, now_params = _now_sql(Notification)
-        sql = (f"UPDATE {table} SET status = %s, updated_at = {now} WHERE id IN ({select}) AND status = %s "
-               f"RETURNING id, subscriber_id, (SELECT email FROM {subscribers} WHERE id = {table}.subscriber_id)")
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [NotificationStatus.SENDING, *now_params, *params, NotificationStatus.PENDING])
-            return sorted(cursor.fetchall(), key=lambda row: row[1])
+    return _Claimer(article_id, last_subscriber_id, limit=limit)(first_subscriber_id)
 
 
 def _header_text(text: str) -> str:
@@ -339,10 +361,11 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
     sent = failed = deferred = 0
     reason, stopped = "", False
     next_subscriber_id = first_subscriber_id
+    claim = _Claimer(article_id, last_subscriber_id, limit=settings.PUBLISHER_SEND_CLAIM)
     try:
         while next_subscriber_id <= last_subscriber_id:
             # Ascending, from where the last claim ended: a deferred row waits for the retry.
-            claimed = _claim(article_id, next_subscriber_id, last_subscriber_id, limit=settings.PUBLISHER_SEND_CLAIM)
+            claimed = claim(next_subscriber_id)
             if not claimed:
                 break
             next_subscriber_id = claimed[-1][1] + 1
@@ -446,14 +469,14 @@ def _pace() -> None:
 
 
 def _record(outcome: _Outcome) -> None:
-    """One transaction per claim, one UPDATE per outcome (and per distinct error). Retried while
-    the database is unreachable: a message the server accepted is recorded `sent` once it is back."""
+    """One UPDATE per outcome (and per distinct error), in one transaction per claim; the usual
+    claim, all sent, is one statement. Retried while the database is unreachable: a message the
+    server accepted is recorded `sent` once it is back."""
     def write():
         with transaction.atomic():
             rows = Notification.objects
             if outcome.sent:
-                rows.filter(pk__in=outcome.sent).update(status=NotificationStatus.SENT, sent_at=Now(), last_error="",
-                                                        updated_at=Now())
+                _mark_sent(outcome.sent)
             for status, errors in ((NotificationStatus.FAILED, outcome.failed),
                                    (NotificationStatus.PENDING, outcome.deferred)):
                 for error, pks in _by_error(errors).items():
@@ -461,10 +484,11 @@ def _record(outcome: _Outcome) -> None:
             if outcome.untried:
                 rows.filter(pk__in=outcome.untried).update(status=NotificationStatus.PENDING, updated_at=Now())
 
+    only_sent = not (outcome.failed or outcome.deferred or outcome.untried)
     delay, deadline = 0.5, time.monotonic() + RECORD_PATIENCE
     while True:
         try:
-            return write()
+            return _mark_sent(outcome.sent) if only_sent else write()
         except (OperationalError, InterfaceError):
             if connection.in_atomic_block or time.monotonic() >= deadline:
                 raise
@@ -472,6 +496,17 @@ def _record(outcome: _Outcome) -> None:
             connection.close()
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _mark_sent(pks: list[int]) -> None:
+    if not pks:
+        return
+    table = Notification._meta.db_table
+    now, now_params = _now_sql(Notification)
+    sql = (f"UPDATE {table} SET status = %s, sent_at = {now}, last_error = '', updated_at = {now} "
+           f"WHERE id IN ({', '.join(['%s'] * len(pks))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [NotificationStatus.SENT, *now_params, *now_params, *pks])
 
 
 def _by_error(errors: dict[int, str]) -> dict[str, list[int]]:
