@@ -71,6 +71,12 @@ def notification_ttl(kind: str) -> int:
 _NOW_SQL: dict[str, tuple[str, list]] = {}
 
 
+def _receiving():
+    """The subscribers mail goes to: the fan-out and the senders' claim select these (one place;
+    Subscriber.objects.receiving() where the subscribers' states exist)."""
+    return Subscriber.objects.filter(is_active=True)
+
+
 def _now_sql(model) -> tuple[str, list]:
     """The database clock, as SQL for raw statements on `model`'s table (compiled once per vendor)."""
     if connection.vendor not in _NOW_SQL:
@@ -86,7 +92,7 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> i
     if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
         return 0
     batch = settings.PUBLISHER_FANOUT_BATCH
-    receiving = Subscriber.objects.filter(is_active=True)
+    receiving = _receiving()
     subscriber_ids = list(receiving.filter(pk__gt=after_subscriber_id).order_by("pk")
                           .values_list("pk", flat=True)[:batch])
     expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
@@ -207,7 +213,7 @@ def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) 
     rows = Notification.objects.filter(article_id=article_id, subscriber_id__gte=first_subscriber_id,
                                        subscriber_id__lte=last_subscriber_id, status=NotificationStatus.PENDING)
     rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
-    rows.filter(subscriber__is_active=False).update(
+    rows.exclude(subscriber__in=_receiving()).update(
         status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
         updated_at=Now())
 
@@ -227,7 +233,7 @@ class _Claimer:
     def __init__(self, article_id: int, last_subscriber_id: int, *, limit: int):
         candidates = Notification.objects.filter(
             article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=last_subscriber_id,
-            status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__is_active=True,
+            status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__in=_receiving(),
         ).order_by("subscriber_id").values("pk")[:limit]
         if CLAIM_SKIP_LOCKED and connection.features.has_select_for_update_skip_locked:
             # Lock the notification rows only: locking the joined subscriber rows too would make
@@ -240,11 +246,12 @@ class _Claimer:
         self.sql = (f"UPDATE {table} SET status = %s, updated_at = {now} WHERE id IN ({select}) AND status = %s "
                     f"RETURNING id, subscriber_id, (SELECT email FROM {subscribers} WHERE id = {table}.subscriber_id)")
         self.params = [NotificationStatus.SENDING, *now_params, *params, NotificationStatus.PENDING]
-        self.lower = self.params.index(_FROM)
+        self.lower = [index for index, param in enumerate(self.params) if param == _FROM]
 
     def __call__(self, first_subscriber_id: int) -> list[tuple[int, int, str]]:
         params = list(self.params)
-        params[self.lower] = first_subscriber_id
+        for index in self.lower:
+            params[index] = first_subscriber_id
         with connection.cursor() as cursor:  # one statement: its own transaction, its own row locks
             cursor.execute(self.sql, params)
             return sorted(cursor.fetchall(), key=lambda row: row[1])
