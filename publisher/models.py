@@ -56,6 +56,10 @@ class Article(models.Model):
     # Pipeline steps that started on this row under the current claim and never finished: a
     # worker process died mid-step (see publisher.pipeline, poison detection).
     unfinished_runs = models.PositiveSmallIntegerField(default=0, editable=False)
+    # Subscriber notifications: when the fan-out's last batch committed (every row exists), and
+    # when the sweeper last re-dispatched a fan-out that had not finished in time.
+    fanned_out_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fan_out_retried_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -71,6 +75,9 @@ class Article(models.Model):
             models.Index(fields=["lease_expires_at"], name="article_lease_idx", condition=Q(status="publishing")),
             models.Index(fields=["unpublish_at"], name="article_live_idx", condition=Q(status="published")),
             models.Index(fields=["status", "-updated_at"], name="article_status_idx"),
+            # The sweeper reads only live articles whose fan-out has not finished.
+            models.Index(fields=["published_at"], name="article_fan_out_due_idx",
+                         condition=Q(status="published", fanned_out_at__isnull=True)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -216,6 +223,9 @@ class NotificationStatus(models.TextChoices):
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
     EXPIRED = "expired", "Expired"
+    # Given up by the sweeper after a sender died mid-claim: it may or may not have left, so it
+    # is never retried by itself; a publisher can resend it from the article's page.
+    INTERRUPTED = "interrupted", "Interrupted"
 
 
 class Notification(models.Model):

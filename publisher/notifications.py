@@ -1,15 +1,23 @@
-"""Notifying subscribers: fan-out into Notification rows, then chunked sending.
+"""Notifying subscribers: fan-out into Notification rows, then claimed, chunked sending.
 
 Never twice: the database allows one row per (article, subscriber), and a sender claims rows
-(`pending` -> `sending`) by compare-and-set before it sends, so a redelivered or duplicated
-send task finds nothing left to claim. At most once: a row a crash left in `sending` is never
-sent again. Never late: a row past `expires_at` becomes `expired` and is never claimed.
+(`pending` -> `sending`) by one UPDATE … RETURNING that sends only the rows it changed, so a
+redelivered or duplicated send task finds nothing left to claim. At most once: a row a crash
+left in `sending` is never sent again by itself (the sweeper marks it `interrupted`; a publisher
+may resend it). Never lost: the fan-out's last batch stamps Article.fanned_out_at with its rows,
+and the sweeper re-dispatches a fan-out that did not finish in time; a temporary failure (4xx,
+a dropped or refused connection, a full disk) puts the rows back for a retry with backoff until
+they expire. Never late: a row past `expires_at` becomes `expired` and is never claimed.
 """
 
 import copy
 import logging
 import smtplib
+import socket
+import ssl
+import time
 import unicodedata
+from dataclasses import dataclass, field
 from email.utils import make_msgid
 from datetime import timedelta
 
@@ -18,8 +26,9 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.mail.message import sanitize_address
 from django.core.mail.utils import DNS_NAME
-from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper
+from django.core.exceptions import ImproperlyConfigured
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -30,9 +39,28 @@ from .models import Article, ArticleStatus, Notification, NotificationStatus, Su
 logger = logging.getLogger(__name__)
 
 NEW_ARTICLE = "new-article"
-# The connection to the mail server is gone (not one recipient refused): the recipients not yet
-# tried go back to `pending` for the task's retry.
-MAIL_CONNECTION_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, SoftTimeLimitExceeded)
+# The connection to the mail server broke while a message was on the wire: whether the server
+# took that message is unknown (it fails: never twice); the recipients not yet tried go back to
+# `pending` for the retry.
+IN_DOUBT_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, socket.timeout, ssl.SSLError,
+                   SoftTimeLimitExceeded)
+# How long a sender keeps trying to record what the mail server accepted while the database is
+# unreachable (well inside the task's soft time limit).
+RECORD_PATIENCE = 60.0
+# Test-only seam: the claim's row lock. Without it two senders of one range still send each
+# message once (the UPDATE re-checks `pending` on the row it changes); tests turn it off to prove it.
+CLAIM_SKIP_LOCKED = True
+INTERRUPTED_REASON = ("Interrupted while sending (the sending worker stopped): it may or may not have been "
+                      "delivered, so it is not retried by itself. A publisher can resend it from the article's page.")
+
+
+class DeliveryDeferred(Exception):
+    """Some notifications of the range met a temporary failure and are `pending` again: the
+    task retries with backoff (the rows' expires_at ends it)."""
+
+    def __init__(self, *, sent: int, failed: int, deferred: int, reason: str):
+        super().__init__(f"{deferred} notification(s) deferred after a temporary failure: {reason}")
+        self.sent, self.failed, self.deferred, self.reason = sent, failed, deferred, reason
 
 
 def notification_ttl(kind: str) -> int:
@@ -40,32 +68,92 @@ def notification_ttl(kind: str) -> int:
     return settings.PUBLISHER_NOTIFICATION_EXPIRY.get(kind, settings.PUBLISHER_NOTIFICATION_TTL)
 
 
+_NOW_SQL: dict[str, tuple[str, list]] = {}
+
+
+def _receiving():
+    """The subscribers mail goes to (active, confirmed, not unsubscribed): the fan-out and the
+    senders' claim select these."""
+    return Subscriber.objects.receiving()
+
+
+def _now_sql(model) -> tuple[str, list]:
+    """The database clock, as SQL for raw statements on `model`'s table (compiled once per vendor)."""
+    if connection.vendor not in _NOW_SQL:
+        _NOW_SQL[connection.vendor] = model.objects.none().query.get_compiler(connection=connection).compile(Now())
+    return _NOW_SQL[connection.vendor]
+
+
 def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> int:
-    """Create the pending notifications for one batch of active subscribers and enqueue their
-    senders; re-enqueue itself for the next batch. Returns the number of subscribers covered."""
+    """Create the pending notifications for one batch of active subscribers (one INSERT … SELECT,
+    duplicates skipped by the unique constraint) and enqueue their senders; re-enqueue itself for
+    the next batch. The last batch stamps Article.fanned_out_at in the same transaction as its
+    rows. Returns the number of subscribers covered."""
     if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
         return 0
     batch = settings.PUBLISHER_FANOUT_BATCH
-    subscriber_ids = list(
-        Subscriber.objects.receiving().filter(pk__gt=after_subscriber_id).order_by("pk").values_list("pk", flat=True)[:batch]
-    )
-    if not subscriber_ids:
-        return 0
+    receiving = _receiving()
+    subscriber_ids = list(receiving.filter(pk__gt=after_subscriber_id).order_by("pk")
+                          .values_list("pk", flat=True)[:batch])
     expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
     with transaction.atomic():
-        Notification.objects.bulk_create(
-            [Notification(article_id=article_id, subscriber_id=sid, expires_at=expires_at) for sid in subscriber_ids],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-        send = settings.PUBLISHER_SEND_BATCH
-        for start in range(0, len(subscriber_ids), send):
-            part = subscriber_ids[start:start + send]
-            transaction.on_commit(lambda lo=part[0], hi=part[-1]: dispatch.send_notifications(
-                article_id=article_id, first_subscriber_id=lo, last_subscriber_id=hi))
+        if subscriber_ids:
+            _insert_pending(article_id=article_id, expires_at=expires_at, subscribers=receiving.filter(
+                pk__gte=subscriber_ids[0], pk__lte=subscriber_ids[-1]))
+            _dispatch_sends(article_id, subscriber_ids)
         if len(subscriber_ids) == batch:
-            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id, after_subscriber_id=subscriber_ids[-1]))
+            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id,
+                                                           after_subscriber_id=subscriber_ids[-1]))
+        else:
+            Article.objects.filter(pk=article_id, fanned_out_at__isnull=True).update(fanned_out_at=Now())
     return len(subscriber_ids)
+
+
+def _insert_pending(*, article_id: int, expires_at, subscribers) -> None:
+    """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike)."""
+    table, subscriber_table = Notification._meta.db_table, Subscriber._meta.db_table
+    select, params = subscribers.values("pk").query.sql_with_params()
+    now, now_params = _now_sql(Notification)
+    sql = (f"INSERT INTO {table} (article_id, subscriber_id, status, expires_at, last_error, created_at, updated_at) "
+           f"SELECT %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
+           f"ON CONFLICT DO NOTHING")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [article_id, NotificationStatus.PENDING,
+                             connection.ops.adapt_datetimefield_value(expires_at), *now_params, *now_params, *params])
+
+
+def _dispatch_sends(article_id: int, subscriber_ids: list[int]) -> None:
+    """One send task per PUBLISHER_SEND_BATCH subscribers (ids ascending), after commit."""
+    send = settings.PUBLISHER_SEND_BATCH
+    for start in range(0, len(subscriber_ids), send):
+        part = subscriber_ids[start:start + send]
+        transaction.on_commit(lambda lo=part[0], hi=part[-1]: dispatch.send_notifications(
+            article_id=article_id, first_subscriber_id=lo, last_subscriber_id=hi))
+
+
+def notifications_recover_fan_outs(*, deadline: int | None = None, limit: int = 100) -> int:
+    """The fan-out sweeper: a live article whose fan-out has not finished `deadline` seconds
+    (PUBLISHER_FANOUT_DEADLINE) after it went live lost its notify or fan-out message (a broker
+    flushed or restarted without persistence): dispatch the fan-out again, at most once per
+    `deadline` per article (the unique constraint makes a late duplicate add nothing). Articles
+    live longer than a notification stays worth sending are left alone. Returns how many."""
+    deadline = deadline or settings.PUBLISHER_FANOUT_DEADLINE
+    cutoff = ExpressionWrapper(Now() - timedelta(seconds=deadline), output_field=DateTimeField())
+    too_old = ExpressionWrapper(Now() - timedelta(seconds=notification_ttl(NEW_ARTICLE)), output_field=DateTimeField())
+    with transaction.atomic():
+        due = Article.objects.filter(status=ArticleStatus.PUBLISHED, fanned_out_at__isnull=True,
+                                     published_at__lt=cutoff, published_at__gt=too_old).filter(
+            Q(fan_out_retried_at__isnull=True) | Q(fan_out_retried_at__lt=cutoff))
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        article_ids = list(due.order_by("published_at").values_list("pk", flat=True)[:limit])
+        if not article_ids:
+            return 0
+        Article.objects.filter(pk__in=article_ids).update(fan_out_retried_at=Now())
+        for article_id in article_ids:
+            transaction.on_commit(lambda pk=article_id: dispatch.fan_out(article_id=pk))
+    logger.warning("notification sweeper: re-dispatched the unfinished fan-out of articles %s", article_ids)
+    return len(article_ids)
 
 
 def notifications_expire() -> int:
@@ -78,14 +166,11 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
     """The notification sweeper. Pending rows untouched for `older_than` seconds lost their send
     message (broker restarted without persistence, worker killed): send them again (the claim
     keeps it at most once). Rows left `sending` that long were interrupted mid-send: whether the
-    mail left is unknown, so they become `failed` and are never retried (never twice).
-    Returns (re-dispatched, given up)."""
+    mail left is unknown, so they become `interrupted` and are never retried by themselves (a
+    publisher may resend them). Returns (re-dispatched, interrupted)."""
     cutoff = ExpressionWrapper(Now() - timedelta(seconds=older_than), output_field=DateTimeField())
     interrupted = Notification.objects.filter(status=NotificationStatus.SENDING, updated_at__lt=cutoff).update(
-        status=NotificationStatus.FAILED,
-        last_error="Interrupted while sending; not retried because the message may already have been delivered.",
-        updated_at=Now(),
-    )
+        status=NotificationStatus.INTERRUPTED, last_error=INTERRUPTED_REASON, updated_at=Now())
     stale = list(
         Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__gt=Now(), updated_at__lt=cutoff,
                                     article__status=ArticleStatus.PUBLISHED)
@@ -97,40 +182,84 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
         # Touch them so the next sweep waits another `older_than` before trying again.
         Notification.objects.filter(pk__in=[pk for pk, _, _ in stale], status=NotificationStatus.PENDING).update(
             updated_at=Now())
-        batch = settings.PUBLISHER_SEND_BATCH
         by_article: dict[int, list[int]] = {}
         for _, article_id, subscriber_id in stale:
             by_article.setdefault(article_id, []).append(subscriber_id)
         for article_id, subscriber_ids in by_article.items():
-            for start in range(0, len(subscriber_ids), batch):
-                part = subscriber_ids[start:start + batch]
-                transaction.on_commit(lambda a=article_id, lo=part[0], hi=part[-1]: dispatch.send_notifications(
-                    article_id=a, first_subscriber_id=lo, last_subscriber_id=hi))
+            _dispatch_sends(article_id, subscriber_ids)
     logger.warning("notification sweeper: re-dispatched %d pending, gave up on %d interrupted", len(stale), interrupted)
     return len(stale), interrupted
 
 
-def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
+def notifications_resend_interrupted(*, article_id: int) -> int:
+    """A publisher's explicit resend of the notifications of a live article that the sweeper
+    marked `interrupted` (they may have been delivered once already: never automatic). They go
+    back to `pending` with a fresh expiry and are sent again. Returns how many."""
+    if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
+        return 0
+    expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
     with transaction.atomic():
-        rows = Notification.objects.filter(
-            article_id=article_id, subscriber_id__gte=first_subscriber_id, subscriber_id__lte=last_subscriber_id,
-            status=NotificationStatus.PENDING,
-        )
-        rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
-        receiving = Subscriber.objects.receiving().filter(pk__gte=first_subscriber_id, pk__lte=last_subscriber_id)
-        rows.exclude(subscriber__in=receiving).update(
-            status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
-            updated_at=Now())
-        live = rows.filter(expires_at__gt=Now(), subscriber__in=receiving).order_by("pk")
-        if connection.features.has_select_for_update_skip_locked:
+        rows = Notification.objects.filter(article_id=article_id, status=NotificationStatus.INTERRUPTED)
+        subscriber_ids = sorted(rows.values_list("subscriber_id", flat=True))
+        rows.update(status=NotificationStatus.PENDING, expires_at=expires_at, last_error="", updated_at=Now())
+        _dispatch_sends(article_id, subscriber_ids)
+    if subscriber_ids:
+        logger.info("resending %d interrupted notifications of article %s", len(subscriber_ids), article_id)
+    return len(subscriber_ids)
+
+
+def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> None:
+    """Pending rows of the range that can no longer be sent: past their expiry, or unsubscribed."""
+    rows = Notification.objects.filter(article_id=article_id, subscriber_id__gte=first_subscriber_id,
+                                       subscriber_id__lte=last_subscriber_id, status=NotificationStatus.PENDING)
+    rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
+    rows.exclude(subscriber__in=_receiving()).update(
+        status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
+        updated_at=Now())
+
+
+# Where the claim's lower bound goes in its compiled parameters (no subscriber id is negative).
+_FROM = -2_000_000_007
+
+
+class _Claimer:
+    """The claim of one range, compiled once per send task (each claim then costs one statement):
+    up to `limit` pending rows, lowest subscriber first from a moving lower bound, claimed and read
+    in one UPDATE … RETURNING: (notification id, subscriber id, address) of the rows this
+    statement changed, and only those. The candidates' row lock (PostgreSQL) only spares
+    concurrent senders each other's rows: without it a second sender's UPDATE waits for the
+    first, re-checks `pending` on the changed row, and returns nothing for it."""
+
+    def __init__(self, article_id: int, last_subscriber_id: int, *, limit: int):
+        candidates = Notification.objects.filter(
+            article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=last_subscriber_id,
+            status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__in=_receiving(),
+        ).order_by("subscriber_id").values("pk")[:limit]
+        if CLAIM_SKIP_LOCKED and connection.features.has_select_for_update_skip_locked:
             # Lock the notification rows only: locking the joined subscriber rows too would make
             # concurrent senders of other articles (same subscribers) skip each other's rows.
-            live = live.select_for_update(skip_locked=True, of=("self",))
-        ids = list(live.values_list("pk", flat=True))
-        if ids:
-            Notification.objects.filter(pk__in=ids, status=NotificationStatus.PENDING).update(
-                status=NotificationStatus.SENDING, updated_at=Now())
-    return ids
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        table, subscribers = Notification._meta.db_table, Subscriber._meta.db_table
+        with transaction.atomic():  # Django compiles FOR UPDATE only inside a transaction
+            select, params = candidates.query.sql_with_params()
+        now, now_params = _now_sql(Notification)
+        self.sql = (f"UPDATE {table} SET status = %s, updated_at = {now} WHERE id IN ({select}) AND status = %s "
+                    f"RETURNING id, subscriber_id, (SELECT email FROM {subscribers} WHERE id = {table}.subscriber_id)")
+        self.params = [NotificationStatus.SENDING, *now_params, *params, NotificationStatus.PENDING]
+        self.lower = [index for index, param in enumerate(self.params) if param == _FROM]
+
+    def __call__(self, first_subscriber_id: int) -> list[tuple[int, int, str]]:
+        params = list(self.params)
+        for index in self.lower:
+            params[index] = first_subscriber_id
+        with connection.cursor() as cursor:  # one statement: its own transaction, its own row locks
+            cursor.execute(self.sql, params)
+            return sorted(cursor.fetchall(), key=lambda row: row[1])
+
+
+def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
+           limit: int) -> list[tuple[int, int, str]]:
+    return _Claimer(article_id, last_subscriber_id, limit=limit)(first_subscriber_id)
 
 
 def _header_text(text: str) -> str:
@@ -208,65 +337,187 @@ class _FlatMessage:
         return {"to": self.to.decode(), "message-id": self.message_id.decode()}.get(name.lower())
 
 
+@dataclass
+class _Outcome:
+    """What became of one claim's rows."""
+
+    sent: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)  # for good (5xx, in doubt, a bad address)
+    deferred: dict[int, str] = field(default_factory=dict)  # temporary (4xx, I/O): pending again
+    untried: list[int] = field(default_factory=list)  # pending again
+    stop: str = ""  # why the rest of the range waits for the task's retry
+
+
 def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> tuple[int, int]:
-    """Send the pending notifications of one article to a range of subscribers.
-    The message is rendered once and re-addressed per subscriber. Returns (sent, failed)."""
+    """Send the pending notifications of one article to a range of subscribers, claimed
+    PUBLISHER_SEND_CLAIM at a time, over one connection to the mail server; the message is
+    rendered once and re-addressed per subscriber. Each claim is recorded before the next:
+    accepted `sent` (recorded even across a database outage), refused for good (5xx) `failed`
+    with the server's answer, the message on the wire when the connection broke `failed` (in
+    doubt: never twice), temporary failures and untried rows `pending` again. Returns (sent,
+    failed); raises DeliveryDeferred, after recording, when some rows wait for a retry."""
     article = Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).first()
     if article is None:
         # Taken down or deleted before its notifications went out: they are no longer news.
         Notification.objects.filter(article_id=article_id, status=NotificationStatus.PENDING).update(
             status=NotificationStatus.EXPIRED, last_error="The article is no longer published.", updated_at=Now())
         return 0, 0
-    ids = _claim(article_id, first_subscriber_id, last_subscriber_id)
-    if not ids:
-        return 0, 0
-    faults.checkpoint("send", title=article.title)
-    claimed = Notification.objects.filter(pk__in=ids).select_related("subscriber").only("pk", "subscriber__email")
+    _retire(article_id, first_subscriber_id, last_subscriber_id)
     template = _article_email(article)
-    mail = get_connection(fail_silently=False)
+    mail = None
+    sent = failed = deferred = 0
+    reason, stopped = "", False
+    next_subscriber_id = first_subscriber_id
+    claim = _Claimer(article_id, last_subscriber_id, limit=settings.PUBLISHER_SEND_CLAIM)
     try:
-        mail.open()
-    except (OSError, ConnectionError) as exc:
-        # Nothing went out: give the rows back so the retry can claim them.
-        _give_back(ids)
-        if isinstance(exc, ConnectionError):
-            raise
-        raise ConnectionError(f"cannot connect to the mail server: {exc}") from exc  # so the task retries
-    sent, failed = [], {}
-    tried = set()
-    try:
-        for notification in claimed:
-            tried.add(notification.pk)
-            message = _Readdressed(template, notification.subscriber.email, connection=mail)
-            try:
-                message.send()
-            except MAIL_CONNECTION_ERRORS as exc:
-                # Whether this one left is unknown (never twice: it fails); the rest were never tried.
-                failed[notification.pk] = f"{type(exc).__name__}: {exc}"
-                _give_back([pk for pk in ids if pk not in tried])
-                if isinstance(exc, smtplib.SMTPServerDisconnected):
-                    raise ConnectionError(f"the mail server closed the connection: {exc}") from exc
-                raise
-            except Exception as exc:  # one bad address or refusal must not stop the others
-                failed[notification.pk] = f"{type(exc).__name__}: {exc}"
-            else:
-                sent.append(notification.pk)
+        while next_subscriber_id <= last_subscriber_id:
+            # Ascending, from where the last claim ended: a deferred row waits for the retry.
+            claimed = claim(next_subscriber_id)
+            if not claimed:
+                break
+            next_subscriber_id = claimed[-1][1] + 1
+            faults.checkpoint("send", title=article.title)
+            if mail is None:
+                mail, reason = _open_connection()
+                if mail is None:
+                    outcome = _Outcome(untried=[pk for pk, _, _ in claimed], stop=reason)
+            if mail is not None:
+                outcome = _send_claimed(mail, template, claimed)
+            _record(outcome)
+            sent, failed = sent + len(outcome.sent), failed + len(outcome.failed)
+            deferred += len(outcome.deferred) + len(outcome.untried)
+            reason = outcome.stop or next(iter(outcome.deferred.values()), reason)
+            if outcome.stop:
+                stopped = True  # the connection or the disk: the rest of the range waits too
+                break
     finally:
+        if mail is not None:
+            try:
+                mail.close()
+            except Exception:  # closing a broken connection must not hide what was sent
+                logger.warning("closing the mail connection failed", exc_info=True)
+    if deferred or stopped:
+        raise DeliveryDeferred(sent=sent, failed=failed, deferred=deferred, reason=reason)
+    return sent, failed
+
+
+def _open_connection():
+    """(connection, "") or, when the backend cannot be opened (server down or refusing, a
+    missing or unwritable mail directory), (None, why): temporary, the rows wait for a retry."""
+    try:
+        mail = get_connection(fail_silently=False)
+        mail.open()
+    except (OSError, ImproperlyConfigured) as exc:
+        return None, f"cannot open the e-mail backend: {_describe(exc)}"
+    return mail, ""
+
+
+def _send_claimed(mail, template, claimed: list[tuple[int, int, str]]) -> _Outcome:
+    outcome = _Outcome()
+    for index, (pk, _, address) in enumerate(claimed):
+        _pace()
         try:
-            mail.close()
-        except Exception:  # closing a broken connection must not hide what was sent
-            logger.warning("closing the mail connection failed", exc_info=True)
-        if sent:
-            Notification.objects.filter(pk__in=sent).update(status=NotificationStatus.SENT, sent_at=Now(), updated_at=Now())
-        for pk, error in failed.items():
-            Notification.objects.filter(pk=pk).update(status=NotificationStatus.FAILED, last_error=error[:2000],
-                                                           updated_at=Now())
-    return len(sent), len(failed)
+            accepted = _Readdressed(template, address, connection=mail).send()
+        except IN_DOUBT_ERRORS as exc:
+            outcome.failed[pk] = f"In doubt, not retried (the connection broke while it was sent): {_describe(exc)}"
+            outcome.untried = [row[0] for row in claimed[index + 1:]]
+            outcome.stop = _describe(exc)
+            break
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as exc:
+            code, answer = _smtp_answer(exc)
+            if 400 <= code < 500:
+                outcome.deferred[pk] = answer  # greylisting, a full mailbox, a busy server
+            else:
+                outcome.failed[pk] = answer
+        except OSError as exc:
+            # The backend's own I/O (the file backend: a full disk, EIO): nothing was delivered.
+            outcome.deferred[pk] = _describe(exc)
+            outcome.untried = [row[0] for row in claimed[index + 1:]]
+            outcome.stop = _describe(exc)
+            break
+        except Exception as exc:  # one bad address must not stop the others
+            outcome.failed[pk] = _describe(exc)
+        else:
+            if accepted:
+                outcome.sent.append(pk)
+            else:
+                outcome.failed[pk] = "The e-mail backend sent nothing (no valid recipient)."
+    return outcome
 
 
-def _give_back(ids: list[int]) -> None:
-    """Claimed rows that were never tried return to `pending` for the retry."""
-    if ids:
-        Notification.objects.filter(pk__in=ids, status=NotificationStatus.SENDING).update(
-            status=NotificationStatus.PENDING, updated_at=Now())
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
+
+def _smtp_answer(exc) -> tuple[int, str]:
+    """The server's code and its answer, e.g. (550, "SMTPRecipientsRefused: 550 5.1.1 … no such user")."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        code, text = next(iter(exc.recipients.values()))
+    else:
+        code, text = exc.smtp_code, exc.smtp_error
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return code, f"{type(exc).__name__}: {code} {text}"[:2000]
+
+
+_pacing = {"next": 0.0}
+
+
+def _pace() -> None:
+    """At most PUBLISHER_SEND_RATE messages a second from this process (0: no cap)."""
+    rate = settings.PUBLISHER_SEND_RATE
+    if not rate:
+        return
+    now = time.monotonic()
+    if _pacing["next"] > now:
+        time.sleep(_pacing["next"] - now)
+        now = _pacing["next"]
+    _pacing["next"] = now + 1 / rate
+
+
+def _record(outcome: _Outcome) -> None:
+    """One UPDATE per outcome (and per distinct error), in one transaction per claim; the usual
+    claim, all sent, is one statement. Retried while the database is unreachable: a message the
+    server accepted is recorded `sent` once it is back."""
+    def write():
+        with transaction.atomic():
+            rows = Notification.objects
+            if outcome.sent:
+                _mark_sent(outcome.sent)
+            for status, errors in ((NotificationStatus.FAILED, outcome.failed),
+                                   (NotificationStatus.PENDING, outcome.deferred)):
+                for error, pks in _by_error(errors).items():
+                    rows.filter(pk__in=pks).update(status=status, last_error=error, updated_at=Now())
+            if outcome.untried:
+                rows.filter(pk__in=outcome.untried).update(status=NotificationStatus.PENDING, updated_at=Now())
+
+    only_sent = not (outcome.failed or outcome.deferred or outcome.untried)
+    delay, deadline = 0.5, time.monotonic() + RECORD_PATIENCE
+    while True:
+        try:
+            return _mark_sent(outcome.sent) if only_sent else write()
+        except (OperationalError, InterfaceError):
+            if connection.in_atomic_block or time.monotonic() >= deadline:
+                raise
+            logger.warning("cannot record a claim's outcome (database unreachable); trying again", exc_info=True)
+            connection.close()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _mark_sent(pks: list[int]) -> None:
+    if not pks:
+        return
+    table = Notification._meta.db_table
+    now, now_params = _now_sql(Notification)
+    sql = (f"UPDATE {table} SET status = %s, sent_at = {now}, last_error = '', updated_at = {now} "
+           f"WHERE id IN ({', '.join(['%s'] * len(pks))})")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [NotificationStatus.SENT, *now_params, *now_params, *pks])
+
+
+def _by_error(errors: dict[int, str]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for pk, error in errors.items():
+        grouped.setdefault(error, []).append(pk)
+    return grouped

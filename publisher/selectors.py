@@ -126,9 +126,9 @@ def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
     return MonthCalendar(first=first, weeks=weeks, conflicts=conflicts)
 
 
-def _status_counts(model, statuses) -> dict[str, int]:
+def _status_counts(model, statuses, **filters) -> dict[str, int]:
     counts = {status: 0 for status in statuses}
-    for row in model.objects.order_by().values("status").annotate(n=Count("id")):
+    for row in model.objects.filter(**filters).order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
 
@@ -141,6 +141,28 @@ def article_status_counts() -> dict[str, int]:
 def notification_status_counts() -> dict[str, int]:
     """Notifications per status, every status present (zero when none): one GROUP BY."""
     return _status_counts(Notification, NotificationStatus.values)
+
+
+@dataclass
+class Delivery:
+    counts: dict[str, int]  # notifications per status, every status present
+    problems: list[tuple[str, str, str]]  # (address, status, reason) of failed and interrupted ones
+    more_problems: int  # failed or interrupted beyond `problems`
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def article_delivery(*, article_id: int, limit: int = 100) -> Delivery:
+    """How one article's subscriber e-mail went: counts per status, and the addresses that
+    failed or were interrupted with their reasons (the first `limit`)."""
+    counts = _status_counts(Notification, NotificationStatus.values, article_id=article_id)
+    problems = list(Notification.objects.filter(
+        article_id=article_id, status__in=[NotificationStatus.FAILED, NotificationStatus.INTERRUPTED])
+        .order_by("status", "subscriber__email").values_list("subscriber__email", "status", "last_error")[:limit])
+    more = counts[NotificationStatus.FAILED] + counts[NotificationStatus.INTERRUPTED] - len(problems)
+    return Delivery(counts=counts, problems=problems, more_problems=more)
 
 
 def articles_recent_failures(*, limit: int = 5) -> list[Article]:

@@ -5,6 +5,8 @@ exponential with jitter, and capped at PUBLISHER_RETRY_BACKOFF_MAX, far below th
 visibility timeout so a retried message is never also redelivered.
 """
 
+import random
+
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -77,8 +79,13 @@ def fan_out_notifications(self, article_id: int, after_subscriber_id: int = 0) -
 @shared_task(name="publisher.tasks.send_notifications", **RETRY_POLICY)
 def send_notifications(self, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
     with log_context(article_id=article_id):
-        sent, failed = notifications.notifications_send(
-            article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
+        try:
+            sent, failed = notifications.notifications_send(
+                article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
+        except notifications.DeliveryDeferred as exc:
+            # Temporary (greylisting, a dropped connection, a full disk): retried with backoff for
+            # as long as it takes; the rows' expires_at ends it (expired rows are never claimed).
+            raise self.retry(exc=exc, countdown=backoff(self.request.retries), max_retries=None)
     return [sent, failed]
 
 
@@ -86,3 +93,8 @@ def send_notifications(self, article_id: int, first_subscriber_id: int, last_sub
 def send_failure_alerts(self, article_ids: list[int]) -> int:
     with log_context(article_ids=article_ids):
         return alerts.failure_alerts_send(article_ids=article_ids)
+
+
+def backoff(retries: int) -> float:
+    """Exponential with full jitter, capped at PUBLISHER_RETRY_BACKOFF_MAX."""
+    return random.uniform(0.5, 1.0) * min(settings.PUBLISHER_RETRY_BACKOFF_MAX, 2 ** retries)

@@ -148,6 +148,7 @@ def scan_run() -> dict:
     reclaimed, given_up = publisher_services.articles_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
+    fan_outs = notifications.notifications_recover_fan_outs()
     summary = {
         "claimed": len(claim.article_ids) if claim else 0,
         "reclaimed": len(reclaimed.article_ids) if reclaimed else 0,
@@ -155,6 +156,7 @@ def scan_run() -> dict:
         "taken_down": taken_down,
         "notifications_resent": resent,
         "notifications_interrupted": interrupted,
+        "fan_outs_redispatched": fan_outs,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.
@@ -190,7 +192,8 @@ def notifications_expiry_run() -> dict:
 
 # Notifications in these states are finished; pending and sending ones belong to the sender and
 # the sweeper, whatever their age.
-FINISHED_NOTIFICATIONS = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.EXPIRED)
+FINISHED_NOTIFICATIONS = (NotificationStatus.SENT, NotificationStatus.FAILED, NotificationStatus.EXPIRED,
+                          NotificationStatus.INTERRUPTED)
 # A report e-mail claimed this long ago and never finished was interrupted mid-send.
 REPORT_EMAIL_LEASE = timedelta(hours=1)
 

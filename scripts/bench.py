@@ -108,26 +108,44 @@ class Cluster:
         else:
             self._spawn("beat", [sys.executable, str(ROOT / "scripts" / "bench_beat.py"), str(query_counter), *options])
 
+    def _worker_members(self):
+        """The worker processes still alive (main and every pool child), as psutil.Process."""
+        import psutil
+
+        for proc in self.procs:
+            try:
+                root = psutil.Process(proc.pid)
+                if "worker" not in " ".join(root.cmdline()):
+                    continue
+                yield from [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+
     def worker_rss_mb(self) -> tuple[float, float]:
         """Resident sets of the worker processes (main and every pool child), in MB: the
         largest one, and all of them together."""
         import psutil
 
         sizes = []
-        for proc in self.procs:
+        for member in self._worker_members():
             try:
-                root = psutil.Process(proc.pid)
-                if "worker" not in " ".join(root.cmdline()):
-                    continue
-                members = [root, *root.children(recursive=True)]
+                sizes.append(member.memory_info().rss)
             except psutil.Error:
                 continue
-            for member in members:
-                try:
-                    sizes.append(member.memory_info().rss)
-                except psutil.Error:
-                    continue
         return max(sizes, default=0) / 2**20, sum(sizes) / 2**20
+
+    def worker_cpu_seconds(self) -> float:
+        """User + system CPU seconds the worker processes (main and every pool child) used."""
+        import psutil
+
+        total = 0.0
+        for member in self._worker_members():
+            try:
+                times = member.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -301,6 +319,19 @@ def bench_burst(args, env) -> dict:
     }
 
 
+def _notification_row_writes() -> int | None:
+    """Row versions written to the notification table so far, inserts plus updates, HOT or not
+    (PostgreSQL's statistics, flushed by the worker connections as they close); None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    time.sleep(1.5)  # backends flush their table statistics at most once a second
+    with connection.cursor() as cursor:
+        cursor.execute("select n_tup_ins + n_tup_upd from pg_stat_user_tables where relname = 'publisher_notification'")
+        return cursor.fetchone()[0]
+
+
 def bench_fanout(args, env) -> dict:
     """One article, N active subscribers: until every notification is recorded and handed to the
     e-mail backend (the file backend), beside the naive loop and the raw bulk-insert rate."""
@@ -314,6 +345,8 @@ def bench_fanout(args, env) -> dict:
     from publisher.services import article_publish_now
 
     count, sample = (2_000, 500) if args.quick else (100_000, 5_000)
+    if args.subscribers:
+        count, sample = args.subscribers, min(sample, 1_000)
     reset_database()
     Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
 
@@ -323,14 +356,18 @@ def bench_fanout(args, env) -> dict:
         flush_broker()
         cluster.start_worker()
         article = Article.objects.create(title="Fan-out", body="Body.")
+        idle_cpu = cluster.worker_cpu_seconds()
+        versions_before = _notification_row_writes()
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
         sent = NotificationStatus.SENT
         rss = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
                           timeout=1800, cluster=cluster, every=0.5)
         fanned = count / (time.monotonic() - started)
+        cpu_us = (cluster.worker_cpu_seconds() - idle_cpu) / count * 1e6
     finally:
         cluster.stop()
+    versions = _notification_row_writes()
 
     # The raw write ceiling: the same rows, inserted the way the fan-out does (bulk_create,
     # 1,000 a statement, a transaction per 5,000), nothing else.
@@ -360,6 +397,8 @@ def bench_fanout(args, env) -> dict:
     send_only = sample / (time.monotonic() - started)
     return {
         "pipeline (notifications/s)": fanned,
+        "worker CPU per notification (µs)": cpu_us,
+        **({"row versions per notification": (versions - versions_before) / count} if versions is not None else {}),
         "naive loop (/s)": naive,
         "speed-up (x)": fanned / naive,
         "send_mail alone (/s)": send_only,
@@ -540,6 +579,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3; 1 with --quick)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--subscribers", type=int, default=None, help="subscribers of the fanout scenario")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]

@@ -84,6 +84,11 @@ MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+# The SMTP backend's server (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "publisher@localhost")
 
 # LOG_FORMAT=json: one JSON object per line (for log shippers). Either way, lines logged while a
@@ -134,6 +139,14 @@ PUBLISHER_MAX_BODY_CHARS = env_int("PUBLISHER_MAX_BODY_CHARS", 200_000, minimum=
 # Subscribers handled by one fan-out task, and notifications by one send task.
 PUBLISHER_FANOUT_BATCH = env_int("PUBLISHER_FANOUT_BATCH", 5000, minimum=1)
 PUBLISHER_SEND_BATCH = env_int("PUBLISHER_SEND_BATCH", 500, minimum=1)
+# Notifications a sender claims (`pending` -> `sending`) at a time inside its task's range: a
+# worker process killed mid-send leaves at most this many `sending` (then `interrupted`).
+PUBLISHER_SEND_CLAIM = env_int("PUBLISHER_SEND_CLAIM", 20, minimum=1)
+# Messages per second one worker process sends at most; 0 (the default) sends unthrottled.
+PUBLISHER_SEND_RATE = env_float("PUBLISHER_SEND_RATE", 0.0, minimum=0.0)
+# Seconds after an article went live by which its fan-out must have finished; the scan's
+# sweeper re-dispatches one that has not (a lost notify or fan-out message), at most this often.
+PUBLISHER_FANOUT_DEADLINE = env_int("PUBLISHER_FANOUT_DEADLINE", 600, minimum=1)
 # How long a notification stays worth sending.
 PUBLISHER_NOTIFICATION_TTL = env_int("PUBLISHER_NOTIFICATION_TTL", 24 * 3600, minimum=1)
 PUBLISHER_THUMBNAIL_SIZE = (400, 400)

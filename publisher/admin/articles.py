@@ -23,7 +23,7 @@ from ..schedule_rules import publish_passed_note
 from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
-from . import actions, preview
+from . import actions, delivery, preview
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -77,7 +77,7 @@ class ArticleAdmin(admin.ModelAdmin):
                "unpublish_now_selected"]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
                        "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
-                       "preview_link_display")
+                       "preview_link_display", "delivery_display", "delivery_for_publishers")
 
     class Media:
         js = ["publisher/markdown_preview.js"]
@@ -170,6 +170,8 @@ class ArticleAdmin(admin.ModelAdmin):
         timing = (("publish_at_display", "unpublish_at") if obj.status == ArticleStatus.PUBLISHED
                   else ("publish_at", "when_passed", "unpublish_at"))
         outcome = ("published_at_display", "lateness_display", "last_error_display", "attempts", "thumbnail")
+        if obj.published_at is not None:
+            outcome += ("delivery_for_publishers" if self.has_publish_permission(request) else "delivery_display",)
         return [
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
@@ -239,6 +241,14 @@ class ArticleAdmin(admin.ModelAdmin):
         if not obj.last_error:
             return "—"
         return format_html('<div class="problem-box">{}</div>', obj.last_error)
+
+    @admin.display(description="Subscriber e-mail")
+    def delivery_display(self, obj):
+        return delivery.summary(obj)
+
+    @admin.display(description="Subscriber e-mail")
+    def delivery_for_publishers(self, obj):
+        return delivery.summary(obj, resend_url=delivery.resend_url(self, obj))
 
     @admin.display(description="Activity")
     def activity(self, obj):
@@ -440,7 +450,7 @@ class ArticleAdmin(admin.ModelAdmin):
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + preview.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.brokers import _purge_amqp_queues, _redis_client, is_amqp
+from tests.support.brokers import flush_broker
 
 
 def pytest_collection_modifyitems(items):
@@ -23,7 +23,4 @@ def pytest_collection_modifyitems(items):
 def empty_broker(broker):
     """Each row starts with an empty broker: a scan or chain an earlier test left queued must not
     claim this row's articles before its fault is injected."""
-    if is_amqp(broker):
-        _purge_amqp_queues(broker)
-    else:
-        _redis_client(broker).flushdb()
+    flush_broker(broker)

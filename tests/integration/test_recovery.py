@@ -126,7 +126,7 @@ def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_no
 
 def test_worker_killed_mid_send_never_sends_twice(processes, mailbox, tmp_path, settings):
     """Notifications claimed (`sending`) by a sender that dies are never sent again: whether the
-    mail left is unknown, so they become `failed` (at most once), and nothing is duplicated."""
+    mail left is unknown, so they become `interrupted` (at most once), and nothing is duplicated."""
     settings.PUBLISHER_LEASE_SECONDS = LEASE
     subscribers = make_subscribers(3, "send")
     hold = tmp_path / "hold-send"
@@ -142,7 +142,7 @@ def test_worker_killed_mid_send_never_sends_twice(processes, mailbox, tmp_path, 
     hold.unlink()
     processes.worker("worker-2", PUBLISHER_LEASE_SECONDS=str(LEASE))
 
-    wait_for(lambda: Notification.objects.filter(status=NotificationStatus.FAILED).count() == 3,
+    wait_for(lambda: Notification.objects.filter(status=NotificationStatus.INTERRUPTED).count() == 3,
              timeout=30, message="the interrupted notifications to be given up")
     assert all("Interrupted while sending" in e for e in Notification.objects.values_list("last_error", flat=True))
     assert read_mailbox(mailbox) == []

@@ -180,7 +180,7 @@ def test_scan_returns_what_it_did_and_records_a_heartbeat(dispatched, django_cap
         summary = scan_run()
 
     assert summary == {"claimed": 1, "reclaimed": 1, "given_up": 1, "taken_down": 1, "notifications_resent": 0,
-                       "notifications_interrupted": 0, "more": False}
+                       "notifications_interrupted": 0, "fan_outs_redispatched": 0, "more": False}
     assert Article.objects.get(pk=due.pk).status == ArticleStatus.PUBLISHING
     assert Article.objects.get(pk=stale.pk).attempts == 2
     assert Article.objects.get(pk=spent.pk).status == ArticleStatus.FAILED
@@ -198,7 +198,8 @@ def test_an_idle_scan_still_records_its_heartbeat_and_keeps_one_row(dispatched):
     seen = Heartbeat.objects.get(name="scan").last_seen_at
     second = scan_run()
     assert first == second == {"claimed": 0, "reclaimed": 0, "given_up": 0, "taken_down": 0,
-                               "notifications_resent": 0, "notifications_interrupted": 0, "more": False}
+                               "notifications_resent": 0, "notifications_interrupted": 0,
+                               "fan_outs_redispatched": 0, "more": False}
     assert Heartbeat.objects.filter(name="scan").count() == 1
     assert Heartbeat.objects.get(name="scan").last_seen_at >= seen
     assert dispatched == []
@@ -216,7 +217,7 @@ def test_a_scan_that_hits_its_batch_says_there_is_more(settings, dispatched):
     assert scan_run()["more"] is False
 
 
-def test_the_scan_hands_interrupted_sends_over_as_failed(dispatched):
+def test_the_scan_marks_interrupted_sends_interrupted(dispatched):
     article = make_article(title="Live", body="B", status=ArticleStatus.PUBLISHED,
                            publish_at=timezone.now() - timedelta(hours=1), published_at=timezone.now())
     subscriber = make_subscriber("a@example.com")
@@ -227,7 +228,7 @@ def test_the_scan_hands_interrupted_sends_over_as_failed(dispatched):
 
     assert scan_run()["notifications_interrupted"] == 1
     notification.refresh_from_db()
-    assert notification.status == NotificationStatus.FAILED
+    assert notification.status == NotificationStatus.INTERRUPTED
 
 
 def test_a_batch_used_up_by_expired_articles_still_says_there_is_more(settings, dispatched):

@@ -37,6 +37,28 @@ def _purge_amqp_queues(url: str) -> None:
         pytest.exit(f"The broker at {url} does not answer ({exc}). Start RabbitMQ or unset CELERY_BROKER_URL.", 3)
 
 
+def flush_broker(url: str) -> None:
+    """Lose every queued message of the test broker, as a broker restarted without persistence
+    (or flushed by an operator) does."""
+    if is_amqp(url):
+        _purge_amqp_queues(url)
+    else:
+        _redis_client(url).flushdb()
+
+
+def flush_queues(url: str) -> None:
+    """Lose the messages waiting in the product's queues (Redis: their lists, priority lists
+    included; the exchanges' bindings stay, as after a purge on RabbitMQ)."""
+    if is_amqp(url):
+        _purge_amqp_queues(url)
+        return
+    client = _redis_client(url)
+    names = {queue.name.encode() for queue in settings.CELERY_TASK_QUEUES}
+    for key in client.scan_iter():
+        if key.split(b"\x06\x16")[0] in names:
+            client.delete(key)
+
+
 class BrokerQueue:
     """The messages waiting in one queue of the test broker (Redis, embedded or real), read
     straight from Redis: what beat really sent."""
