@@ -481,15 +481,15 @@ def _record(outcome: _Outcome) -> None:
     server accepted is recorded `sent` once it is back."""
     def write():
         with transaction.atomic():
-            rows = Notification.objects
             if outcome.sent:
                 _mark_sent(outcome.sent)
             for status, errors in ((NotificationStatus.FAILED, outcome.failed),
                                    (NotificationStatus.PENDING, outcome.deferred)):
                 for error, pks in _by_error(errors).items():
-                    rows.filter(pk__in=pks).update(status=status, last_error=error, updated_at=Now())
+                    Notification.objects.filter(pk__in=pks).update(status=status, last_error=error, updated_at=Now())
             if outcome.untried:
-                rows.filter(pk__in=outcome.untried).update(status=NotificationStatus.PENDING, updated_at=Now())
+                Notification.objects.filter(pk__in=outcome.untried).update(status=NotificationStatus.PENDING,
+                                                                           updated_at=Now())
 
     only_sent = not (outcome.failed or outcome.deferred or outcome.untried)
     delay, deadline = 0.5, time.monotonic() + RECORD_PATIENCE
