@@ -29,6 +29,7 @@ NOTIFY = "publisher.tasks.notify_subscribers"
 FAIL = "publisher.tasks.record_chunk_failure"
 FAN_OUT = "publisher.tasks.fan_out_notifications"
 SEND = "publisher.tasks.send_notifications"
+CONFIRM = "publisher.tasks.send_confirmation"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -83,3 +84,9 @@ def fan_out(*, article_id: int, after_subscriber_id: int = 0) -> None:
 def send_notifications(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> None:
     signature(SEND, kwargs={"article_id": article_id, "first_subscriber_id": first_subscriber_id,
                             "last_subscriber_id": last_subscriber_id}).apply_async()
+
+
+def send_confirmation(*, email: str, site_url: str) -> None:
+    """Enqueue one confirmation mail. Raises the broker's error: no row records the request
+    (an unknown address has none yet), so nothing would pick it up later; the caller says so."""
+    signature(CONFIRM, kwargs={"email": email, "site_url": site_url}).apply_async()

@@ -9,7 +9,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import notifications, pipeline, services
+from . import notifications, pipeline, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -80,3 +80,10 @@ def send_notifications(self, article_id: int, first_subscriber_id: int, last_sub
         sent, failed = notifications.notifications_send(
             article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
     return [sent, failed]
+
+
+@shared_task(name="publisher.tasks.send_confirmation", **RETRY_POLICY)
+def send_confirmation(self, email: str, site_url: str) -> str:
+    # A retry must not spend the address's hourly share of confirmation mails again.
+    return subscriptions.subscriptions_send_confirmation(email=email, site_url=site_url,
+                                                         count=not self.request.retries).value
