@@ -121,7 +121,7 @@ def _enqueue_confirmation(address: str, site_url: str) -> None:
 def subscriptions_send_confirmation(*, email: str, site_url: str, count: bool = True) -> Requested:
     """The confirmation task's work: mail `email` a confirmation link unless it already receives
     mail or had its share of confirmation mails this hour. A new address is stored pending; a
-    known one is left as it is until the link is used. A mail sent is recorded in
+    known one is left as it is until the link is used. Each attempt is recorded in
     confirmation_sent_at (the cleanup keeps a pending row while its newest link works).
     `count`: False on the task's retries, which must not spend the address's share again.
     Raises ConnectionError when the mail server is unreachable, drops the connection or answers
@@ -142,9 +142,11 @@ def subscriptions_send_confirmation(*, email: str, site_url: str, count: bool = 
             if subscriber.receiving:
                 return Requested.ALREADY_RECEIVING
     url = site_url + reverse("site:confirm", args=[confirm_token(subscriber)])
+    # Recorded before sending, after signing: a worker that dies once the mail left must not
+    # leave the row looking older than the link it mailed (the cleanup would delete it early).
+    Subscriber.objects.filter(pk=subscriber.pk).update(confirmation_sent_at=Now())
     if not _send_confirmation(subscriber, url):
         return Requested.MAIL_REFUSED
-    Subscriber.objects.filter(pk=subscriber.pk).update(confirmation_sent_at=Now())
     return Requested.MAILED
 
 

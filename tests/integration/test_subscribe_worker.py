@@ -4,11 +4,14 @@ again gets the same answer and no mail."""
 
 import time
 
+import pytest
 from django.test import Client
 
 from publisher.models import Subscriber
 from tests.support.mail import links, read_messages, subject
 from tests.support.waiting import wait_for
+
+pytestmark = pytest.mark.integration
 
 SITE = "http://news.example"
 

@@ -265,7 +265,7 @@ def test_pending_subscribers_go_once_their_newest_link_expired(settings):
     settings.PUBLISHER_CONFIRM_DAYS = 7
     lapsed = NOW - 7 * DAY - US
     subscriber("lapsed@example.com", created_at=lapsed, sent_at=lapsed)
-    subscriber("never-mailed@example.com", created_at=lapsed)  # the mail server refused it
+    subscriber("never-mailed@example.com", created_at=lapsed)  # made before migration 0008 recorded mails
     subscriber("just-in-time@example.com", created_at=lapsed, sent_at=NOW - 7 * DAY)
     subscriber("asked-again@example.com", created_at=utc(2020, 1, 1), sent_at=NOW - DAY)  # a new link works
     subscriber("confirmed@example.com", created_at=utc(2020, 1, 1), confirmed_at=utc(2020, 1, 2))
