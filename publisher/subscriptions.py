@@ -9,11 +9,11 @@ can never serve the other:
 - the unsubscribe link never expires (a mail read a year later must still work) and carries only
   the subscriber's id.
 
-The form answers the same, as fast, whether or not an address is known: the request only
-enqueues a task, and the worker decides; a stranger learns nothing about who subscribed. A
-confirmed address gets no second mail; an address gets at most
-PUBLISHER_SUBSCRIBE_PER_ADDRESS confirmation mails an hour whoever asks, and one client makes
-at most PUBLISHER_SUBSCRIBE_PER_IP requests an hour.
+The form answers the same, after the same work, whether or not an address is known: the
+request only enqueues a task and the worker decides, so a stranger learns nothing about who
+subscribed, not even from the time the answer takes. A confirmed address gets no second mail;
+an address gets at most PUBLISHER_SUBSCRIBE_PER_ADDRESS confirmation mails an hour whoever asks,
+and one client makes at most PUBLISHER_SUBSCRIBE_PER_IP requests an hour.
 """
 
 import enum
