@@ -30,6 +30,7 @@ FAIL = "publisher.tasks.record_chunk_failure"
 FAN_OUT = "publisher.tasks.fan_out_notifications"
 SEND = "publisher.tasks.send_notifications"
 ALERT = "publisher.tasks.send_failure_alerts"
+CONFIRM = "publisher.tasks.send_confirmation"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -94,3 +95,9 @@ def failure_alerts(*, article_ids: list[int]) -> None:
         signature(ALERT, kwargs={"article_ids": article_ids}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("failure alert for articles %s not sent: the broker refused it", article_ids)
+
+
+def send_confirmation(*, email: str, site_url: str) -> None:
+    """Enqueue one confirmation mail. Raises the broker's error: no row records the request
+    (an unknown address has none yet), so nothing would pick it up later; the caller says so."""
+    signature(CONFIRM, kwargs={"email": email, "site_url": site_url}).apply_async()

@@ -165,6 +165,12 @@ class SubscriberQuerySet(models.QuerySet):
             switched_off=Count("pk", filter=SWITCHED_OFF),
         )
 
+    def confirmation_lapsed(self, *, before):
+        """Pending rows the form made whose newest confirmation mail (none went out: the row
+        itself) is older than `before`: no link can confirm them any more."""
+        return self.filter(PENDING_CONFIRMATION, source=SubscriberSource.SITE).filter(
+            Q(confirmation_sent_at__lt=before) | Q(confirmation_sent_at__isnull=True, created_at__lt=before))
+
     def with_address(self, email: str):
         """The row for `email` whatever its case (the lower-cased address is unique; this lookup
         uses that index on PostgreSQL)."""
@@ -185,6 +191,8 @@ class Subscriber(models.Model):
                                            help_text="When the reader unsubscribed; empty: subscribed.")
     source = models.CharField(max_length=16, choices=SubscriberSource.choices, default=SubscriberSource.ADMIN)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The newest confirmation mail: a pending row is kept while that mail's link still works.
+    confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = SubscriberQuerySet.as_manager()
 

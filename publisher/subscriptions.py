@@ -9,16 +9,17 @@ can never serve the other:
 - the unsubscribe link never expires (a mail read a year later must still work) and carries only
   the subscriber's id.
 
-The form answers the same whether or not an address is known: a stranger learns nothing about
-who subscribed. A confirmed address gets no second mail; an address gets at most
-PUBLISHER_SUBSCRIBE_PER_ADDRESS confirmation mails an hour whoever asks, and one client makes
-at most PUBLISHER_SUBSCRIBE_PER_IP requests an hour.
+The form answers the same, after the same work, whether or not an address is known: the
+request only enqueues a task and the worker decides, so a stranger learns nothing about who
+subscribed, not even from the time the answer takes. A confirmed address gets no second mail;
+an address gets at most PUBLISHER_SUBSCRIBE_PER_ADDRESS confirmation mails an hour whoever asks,
+and one client makes at most PUBLISHER_SUBSCRIBE_PER_IP requests an hour.
 """
 
 import enum
 import hashlib
 import logging
-from collections.abc import Callable
+import smtplib
 
 from django.conf import settings
 from django.core import signing
@@ -29,6 +30,7 @@ from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
 
+from publisher import dispatch
 from publisher.models import Subscriber, SubscriberSource, normalize_address
 from publisher.site.links import absolute_url
 
@@ -43,6 +45,7 @@ class Requested(enum.Enum):
     MAILED = "mailed"                  # a confirmation mail went out
     ALREADY_RECEIVING = "receiving"    # confirmed and active: no mail, the same answer
     ADDRESS_LIMIT = "address-limit"    # this address had its mails for the hour: none, the same answer
+    MAIL_REFUSED = "mail-refused"      # the mail server refused the address for good (5xx)
 
 
 class Confirmed(enum.Enum):
@@ -93,33 +96,62 @@ def confirm_token(subscriber: Subscriber) -> str:
     return signing.TimestampSigner(salt=CONFIRM_SALT).sign(f"{subscriber.pk}:{_state(subscriber)}")
 
 
-def subscriptions_request(*, email: str, link: Callable[[str], str] = lambda path: absolute_url(None, path)
-                          ) -> Requested:
-    """Ask for a subscription: mail `email` a confirmation link unless it already receives mail
-    or had its share of confirmation mails this hour. A new address is stored pending; a known
-    one is left as it is until the link is opened. `link` makes a path absolute (the view passes
-    the request's host when PUBLISHER_SITE_URL is unset). Raises the mail backend's error when
-    the mail cannot be sent (the view says so; the row stays pending, harmless)."""
+class NotQueued(Exception):
+    """The broker refused the confirmation task: nothing records the request, ask again."""
+
+
+def subscriptions_request(*, email: str, site_url: str) -> None:
+    """Ask for a subscription (the form). The same work whatever the address: no database read,
+    one confirmation task enqueued on commit, so neither the answer nor its timing tells a
+    stranger whether an address is subscribed (the task decides, in a worker). `site_url` is the
+    origin the link is made from (PUBLISHER_SITE_URL, or the request's). Raises NotQueued when
+    the broker refuses: no row records the request (an unknown address has none), so the caller
+    must tell the reader to try again; a row left for a sweep would itself answer slower."""
+    address = normalize_address(email)
+    transaction.on_commit(lambda: _enqueue_confirmation(address, site_url))
+
+
+def _enqueue_confirmation(address: str, site_url: str) -> None:
+    try:
+        dispatch.send_confirmation(email=address, site_url=site_url)
+    except Exception as exc:  # kombu raises several types for an unreachable broker
+        raise NotQueued(f"the confirmation mail could not be queued: {type(exc).__name__}: {exc}") from exc
+
+
+def subscriptions_send_confirmation(*, email: str, site_url: str, count: bool = True) -> Requested:
+    """The confirmation task's work: mail `email` a confirmation link unless it already receives
+    mail or had its share of confirmation mails this hour. A new address is stored pending; a
+    known one is left as it is until the link is used. Each attempt is recorded in
+    confirmation_sent_at (the cleanup keeps a pending row while its newest link works).
+    `count`: False on the task's retries, which must not spend the address's share again.
+    Raises ConnectionError when the mail server is unreachable, drops the connection or answers
+    "try later" (4xx): the task retries; a refusal (5xx) is logged and answers MAIL_REFUSED."""
     address = normalize_address(email)
     subscriber = Subscriber.objects.with_address(address).first()
     if subscriber is not None and subscriber.receiving:
         return Requested.ALREADY_RECEIVING
-    if not _within_limit("address", address.lower(), settings.PUBLISHER_SUBSCRIBE_PER_ADDRESS):
+    if count and not _within_limit("address", address.lower(), settings.PUBLISHER_SUBSCRIBE_PER_ADDRESS):
         logger.info("subscribe: confirmation mails to one address capped for this hour")
         return Requested.ADDRESS_LIMIT
     if subscriber is None:
         try:
             with transaction.atomic():
                 subscriber = Subscriber.objects.create(email=address, source=SubscriberSource.SITE, confirmed_at=None)
-        except IntegrityError:  # the same address, a moment ago, in another request
+        except IntegrityError:  # the same address, a moment ago, in another task
             subscriber = Subscriber.objects.with_address(address).get()
             if subscriber.receiving:
                 return Requested.ALREADY_RECEIVING
-    _send_confirmation(subscriber, link(reverse("site:confirm", args=[confirm_token(subscriber)])))
+    url = site_url + reverse("site:confirm", args=[confirm_token(subscriber)])
+    # Recorded before sending, after signing: a worker that dies once the mail left must not
+    # leave the row looking older than the link it mailed (the cleanup would delete it early).
+    Subscriber.objects.filter(pk=subscriber.pk).update(confirmation_sent_at=Now())
+    if not _send_confirmation(subscriber, url):
+        return Requested.MAIL_REFUSED
     return Requested.MAILED
 
 
-def _send_confirmation(subscriber: Subscriber, url: str) -> None:
+def _send_confirmation(subscriber: Subscriber, url: str) -> bool:
+    """True once the mail server took the message; False when it refused it for good."""
     context = {"url": url, "site_name": settings.PUBLISHER_SITE_NAME, "days": settings.PUBLISHER_CONFIRM_DAYS}
     message = EmailMultiAlternatives(
         subject=f"Confirm your subscription to {settings.PUBLISHER_SITE_NAME}",
@@ -128,7 +160,26 @@ def _send_confirmation(subscriber: Subscriber, url: str) -> None:
         to=[subscriber.email],
     )
     message.attach_alternative(render_to_string("publisher/email/confirm_subscription.html", context), "text/html")
-    message.send()
+    try:
+        message.send()
+    except smtplib.SMTPException as exc:
+        if isinstance(exc, smtplib.SMTPServerDisconnected) or _temporary(exc):
+            raise ConnectionError(f"the mail server did not take the confirmation mail, yet: {exc}") from exc
+        logger.warning("subscribe: the mail server refused the confirmation mail (subscriber %s): %s",
+                       subscriber.pk, exc)
+        return False
+    except OSError as exc:  # refused, unreachable, timed out: a retry can fix it
+        raise ConnectionError(f"cannot reach the mail server: {exc}") from exc
+    return True
+
+
+def _temporary(exc: smtplib.SMTPException) -> bool:
+    """A 4xx answer (greylisting, a full queue): the server asks to try again later."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+    else:
+        codes = [getattr(exc, "smtp_code", 0)]
+    return bool(codes) and all(400 <= code < 500 for code in codes)
 
 
 def _read_confirm_token(token: str) -> tuple[Subscriber | None, Confirmed | None, str]:

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, services
+from . import alerts, notifications, pipeline, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -98,3 +98,10 @@ def send_failure_alerts(self, article_ids: list[int]) -> int:
 def backoff(retries: int) -> float:
     """Exponential with full jitter, capped at PUBLISHER_RETRY_BACKOFF_MAX."""
     return random.uniform(0.5, 1.0) * min(settings.PUBLISHER_RETRY_BACKOFF_MAX, 2 ** retries)
+
+
+@shared_task(name="publisher.tasks.send_confirmation", **RETRY_POLICY)
+def send_confirmation(self, email: str, site_url: str) -> str:
+    # A retry must not spend the address's hourly share of confirmation mails again.
+    return subscriptions.subscriptions_send_confirmation(email=email, site_url=site_url,
+                                                         count=not self.request.retries).value

@@ -16,7 +16,7 @@ from django_celery_beat.models import CrontabSchedule, IntervalSchedule, Periodi
 
 from publisher import notifications
 from publisher import services as publisher_services
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
+from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
 
 from .models import DailyReport, Heartbeat, JobRun, ReportEmailStatus, SchedulerLock
@@ -204,6 +204,7 @@ class CleanupResult:
     notifications: int = 0
     webhook_deliveries: int = 0
     job_runs: int = 0
+    pending_subscribers: int = 0
     claims_redispatched: int = 0
     claims_given_up: int = 0
     report_emails_interrupted: int = 0
@@ -260,8 +261,9 @@ def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=N
     """Keep state bounded: prune task results past result_expires (database result backends),
     finished notifications older than PUBLISHER_NOTIFICATION_RETENTION_DAYS, job runs older
     than PUBLISHER_RUN_RETENTION_DAYS and finished webhook deliveries older than
-    PUBLISHER_WEBHOOKS_RETENTION_DAYS, in batches of PUBLISHER_CLEANUP_BATCH (`more` says run
-    again); hand stuck article claims to the sweeper; mark report e-mails interrupted mid-send
+    PUBLISHER_WEBHOOKS_RETENTION_DAYS, and subscribers who never confirmed and whose newest
+    confirmation link expired (PUBLISHER_CONFIRM_DAYS), in batches of PUBLISHER_CLEANUP_BATCH
+    (`more` says run again); hand stuck article claims to the sweeper; mark report e-mails interrupted mid-send
     as failed (never resent). Never touches articles, their audit events or the daily reports.
     Safe to run twice at once: each delete repeats its conditions."""
     now = now or timezone.now()
@@ -274,12 +276,14 @@ def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=N
     old_deliveries = Delivery.objects.filter(
         status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED),
         created_at__lt=now - timedelta(days=settings.PUBLISHER_WEBHOOKS_RETENTION_DAYS))
+    unconfirmed = Subscriber.objects.confirmation_lapsed(before=now - timedelta(days=settings.PUBLISHER_CONFIRM_DAYS))
     interrupted = DailyReport.objects.filter(email_status=ReportEmailStatus.SENDING,
                                              email_claimed_at__lt=now - REPORT_EMAIL_LEASE)
     if dry_run:
         result.notifications = old_notifications.count()
         result.job_runs = old_runs.count()
         result.webhook_deliveries = old_deliveries.count()
+        result.pending_subscribers = unconfirmed.count()
         result.claims_redispatched = Article.objects.filter(status=ArticleStatus.PUBLISHING,
                                                             lease_expires_at__lte=now).count()
         result.report_emails_interrupted = interrupted.count()
@@ -289,7 +293,8 @@ def cleanup_run(*, now: datetime | None = None, dry_run: bool = False, backend=N
     result.job_runs, more_runs = _delete_in_batches(old_runs, batch=batch, max_batches=max_batches)
     result.webhook_deliveries, more_deliveries = _delete_in_batches(old_deliveries, batch=batch,
                                                                     max_batches=max_batches)
-    result.more = more_notifications or more_runs or more_deliveries
+    result.pending_subscribers, more_pending = _delete_in_batches(unconfirmed, batch=batch, max_batches=max_batches)
+    result.more = more_notifications or more_runs or more_deliveries or more_pending
     claim, result.claims_given_up = publisher_services.articles_reclaim_expired_leases()
     result.claims_redispatched = len(claim.article_ids) if claim else 0
     result.report_emails_interrupted = interrupted.update(

@@ -232,6 +232,7 @@ CELERY_TASK_ROUTES = {
     "publisher.tasks.generate_thumbnails": {"queue": "media"},
     "publisher.tasks.fan_out_notifications": {"queue": "notify"},
     "publisher.tasks.send_notifications": {"queue": "notify"},
+    "publisher.tasks.send_confirmation": {"queue": "notify"},
     "publisher.tasks.*": {"queue": "publish"},
     "publisher.webhooks.tasks.sweep": {"queue": "scan"},  # a periodic job, like the others
     "publisher.webhooks.tasks.*": {"queue": "webhooks"},

@@ -2,8 +2,6 @@
 that is not live answers exactly like one that never existed (404, no title, no hint)."""
 
 import logging
-import smtplib
-from functools import partial
 
 from django.conf import settings
 from django.core import signing
@@ -19,7 +17,7 @@ from publisher.models import Article, ArticleSlugRedirect
 from publisher.site.cache import schedule_cached
 from publisher.site.forms import SubscribeForm
 from publisher.site.links import absolute_url
-from publisher.subscriptions import (Confirmed, read_unsubscribe_token, subscriptions_client_allowed,
+from publisher.subscriptions import (Confirmed, NotQueued, read_unsubscribe_token, subscriptions_client_allowed,
                                      subscriptions_confirm, subscriptions_request, subscriptions_unsubscribe)
 from publisher.site.preview import PreviewExpired, read_preview_token, render_preview, render_preview_unavailable
 from publisher.site.selectors import article_freshness, articles_visible, site_freshness
@@ -139,10 +137,10 @@ def subscribe(request):
         return render(request, "site/subscribe.html", {"form": form}, status=400)
     if not form.is_bot():
         try:
-            subscriptions_request(email=form.cleaned_data["email"], link=partial(absolute_url, request))
-        except (OSError, smtplib.SMTPException):
-            logger.warning("subscribe: the confirmation mail could not be sent", exc_info=True)
-            return render(request, "site/subscribe.html", {"form": form, "mail_failed": True}, status=503)
+            subscriptions_request(email=form.cleaned_data["email"], site_url=absolute_url(request, "/")[:-1])
+        except NotQueued:
+            logger.warning("subscribe: the confirmation mail could not be queued", exc_info=True)
+            return render(request, "site/subscribe.html", {"form": form, "not_queued": True}, status=503)
     return redirect("site:subscribe_sent")
 
 

@@ -1,14 +1,18 @@
-"""Rows 17-18: broker outages are delays, never failures. A private Redis (tests/faults/conftest.py)
-is killed and restarted while the worker holds look-ahead messages with an ETA (row 19), and
-across the boundary between two steps of a chain (row 20)."""
+"""Rows 19, 20 and 22: broker outages are delays, never failures. A private Redis
+(tests/faults/conftest.py) is killed and restarted while the worker holds look-ahead messages
+with an ETA (row 19), across the boundary between two steps of a chain (row 20), and while a
+reader subscribes (row 24: the request cannot be queued and says so)."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 
-from publisher.models import Article, ArticleStatus
+from publisher.models import Article, ArticleStatus, Subscriber
+from tests.support.mail import read_messages, subject
 from tests.factories import make_subscribers, schedule_batch
 from tests.support.waiting import wait_for
 from tests.support.servers import LONG_LEASE, wait_briefly
@@ -94,3 +98,37 @@ def test_redis_down_across_a_step_boundary(processes, mailbox, tmp_path, private
     with capsys.disabled():
         print(f"\nrow 20: lateness after a {OUTAGE} s outage across a step boundary: {sorted(_lateness())}")
     assert_invariants(processes, mailbox, subscribers=subscribers)
+
+
+# --- 22 ------------------------------------------------------------------------------------
+
+def test_redis_down_when_a_reader_subscribes(processes, mailbox, private_redis, producer_broker, capsys):
+    """The confirmation task cannot be queued and no row records the request: the reader is told
+    to try again, the same for a subscribed address; once Redis is back the same request is
+    mailed by the worker, which reconnected by itself."""
+    Subscriber.objects.create(email="known@example.com")
+    private_redis.start()
+    producer_broker(private_redis.url)
+    worker = processes.worker(concurrency=1, queues="notify", **private_redis.env())
+    client = Client()
+
+    private_redis.kill()
+    started = time.monotonic()
+    refused = [client.post("/subscribe/", {"email": address, "website": ""})
+               for address in ("reader@example.com", "known@example.com")]
+    elapsed = time.monotonic() - started
+    assert [response.status_code for response in refused] == [503, 503]
+    assert all("We could not take your request just now" in response.content.decode() for response in refused)
+    assert list(Subscriber.objects.values_list("email", flat=True)) == ["known@example.com"]
+
+    private_redis.start()
+    wait_for(lambda: processes.log("worker").count("Connected to redis") >= 2, timeout=60,
+             message="the worker to reconnect to the restarted Redis")
+    for address in ("known@example.com", "reader@example.com"):  # one worker: in this order
+        assert client.post("/subscribe/", {"email": address, "website": ""}).status_code == 302
+    wait_for(lambda: read_messages(mailbox), timeout=30, message="the confirmation mail once Redis is back")
+    (message,) = read_messages(mailbox)  # the known address's task ran first and sent nothing
+    assert message["To"] == "reader@example.com" and subject(message).startswith("Confirm your subscription to ")
+    assert worker.poll() is None
+    with capsys.disabled():
+        print(f"\nrow 24: two subscribe requests with Redis down answered 503 in {elapsed:.2f} s")

