@@ -343,9 +343,11 @@ def _burst_once(args, env, *, chunk_size: int | None, count: int, image_kind: st
         flush_broker()
         cluster.start_worker(**chunking)
         due = timezone.now() - timedelta(seconds=1)
+        # With slugs, as scheduling makes them (without one, make-live makes each one by one:
+        # ~4 ms of worker and ~1.3 ms of PostgreSQL CPU per article, a cost no scheduled article pays).
         Article.objects.bulk_create([
-            Article(title=f"Burst {i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED, publish_at=due,
-                    image=image if i % 5 == 0 else "")
+            Article(title=f"Burst {i}", slug=f"burst-{i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED,
+                    publish_at=due, image=image if i % 5 == 0 else "")
             for i in range(count)
         ], batch_size=2000)
         meter = cluster.cpu_meter().start()
