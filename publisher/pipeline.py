@@ -34,7 +34,7 @@ TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionErr
 
 
 def _in_flight(article_ids: list[int], token: str):
-    return Article.objects.filter(pk__in=article_ids).in_flight(token)
+    return Article.objects.in_flight_by_id(article_ids, token)
 
 
 # A step that started this many times on a chunk without finishing is killing its worker
@@ -44,14 +44,18 @@ def _in_flight(article_ids: list[int], token: str):
 POISON_THRESHOLD = 3
 
 
-def _guarded(step: str, article_ids: list[int], token: str, work) -> list[int]:
-    rows = _in_flight(article_ids, token)
-    suspects = list(rows.filter(unfinished_runs__gte=POISON_THRESHOLD).values_list("id", flat=True))
-    if suspects:
-        in_flight = list(rows.values_list("id", flat=True))
+def _guarded(step: str, article_ids: list[int], token: str, work, *, fields: tuple[str, ...]) -> list[int]:
+    """Mark the chunk's rows still in flight as started (unfinished_runs + 1) and read their
+    `fields` in the same statement, then `work(articles)`. The step's own write of its results
+    clears the mark (`_write`); an exception we see clears it here (retries are not crashes);
+    only a process that dies mid-step leaves it."""
+    started = _in_flight(article_ids, token).update_returning(
+        {"unfinished_runs": F("unfinished_runs") + 1}, returning=("id", "unfinished_runs", *fields))
+    in_flight = [row[0] for row in started]
+    if any(runs > POISON_THRESHOLD for _, runs, *_ in started):
         if len(in_flight) > 1:
             # Hand each article to the sweeper, which re-dispatches it in a chain of its own.
-            rows.update(lease_expires_at=Now(), unfinished_runs=0)
+            _in_flight(in_flight, token).update(lease_expires_at=Now(), unfinished_runs=0)
             logger.error("%s: chunk of %d killed its worker %d times; splitting it (claim %s)",
                          step, len(in_flight), POISON_THRESHOLD, token)
         else:
@@ -59,12 +63,21 @@ def _guarded(step: str, article_ids: list[int], token: str, work) -> list[int]:
                 f"{step}: this article killed the worker process {POISON_THRESHOLD} times while being processed "
                 "(out of memory, a crash in an image library, or a time limit); it will not be tried again."))
         return []
-    rows.update(unfinished_runs=F("unfinished_runs") + 1)
+    articles = sorted((Article(id=pk, **dict(zip(fields, values))) for pk, _, *values in started),
+                      key=lambda article: article.pk)
     try:
-        return work()
-    finally:
-        # Finished, or failed with an exception we saw (retries are not crashes).
+        return work(articles)
+    except BaseException:
         Article.objects.filter(pk__in=article_ids, claim_token=token).update(unfinished_runs=0)
+        raise
+
+
+def _write(articles: list[Article], token: str, fields: list[str]) -> set[int]:
+    """One UPDATE for the chunk's results, still conditioned on the claim (a row the editor took
+    back meanwhile is not written, and the next steps skip it), which also clears the guard's
+    started mark. Returns the ids written."""
+    return set(_in_flight([a.pk for a in articles], token).update_each(
+        {a.pk: {name: getattr(a, name) for name in fields} for a in articles}, also={"unfinished_runs": 0}))
 
 
 def _release_rest(articles: list[Article], token: str, step: str) -> None:
@@ -85,7 +98,8 @@ def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
 
 def step_process(*, article_ids: list[int], token: str) -> list[int]:
     """Render and sanitize the body, fill the derived fields."""
-    return _guarded("process", article_ids, token, lambda: _process(article_ids, token))
+    return _guarded("process", article_ids, token, lambda articles: _process(articles, token),
+                    fields=("title", "body"))
 
 
 def _each_alone(step: str, what: str, articles: list[Article], token: str, work, *,
@@ -114,31 +128,29 @@ def _each_alone(step: str, what: str, articles: list[Article], token: str, work,
     return done
 
 
-def _process(article_ids: list[int], token: str) -> list[int]:
-    articles = []
-    for article in _in_flight(article_ids, token).only("id", "title", "body").order_by("pk"):
+def _process(articles: list[Article], token: str) -> list[int]:
+    ready = []
+    for article in articles:
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
         else:
-            articles.append(article)
+            ready.append(article)
 
     def render(article: Article) -> None:
         article.body_html, article.excerpt, article.word_count = render_body(article.body)
 
-    rendered = _each_alone("process", "rendering", articles, token, render)
-    # One UPDATE for the chunk, still conditioned on the claim: a row the editor took back
-    # meanwhile is not written, and the next steps skip it.
-    _in_flight([a.pk for a in rendered], token).bulk_update(rendered, ["body_html", "excerpt", "word_count"])
-    return [a.pk for a in rendered]
+    rendered = _each_alone("process", "rendering", ready, token, render)
+    written = _write(rendered, token, ["body_html", "excerpt", "word_count"])
+    return [a.pk for a in rendered if a.pk in written]
 
 
 def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
     """A real thumbnail for each article that has an image; articles without one pass through."""
-    return _guarded("thumbnail", article_ids, token, lambda: _thumbnails(article_ids, token))
+    return _guarded("thumbnail", article_ids, token, lambda articles: _thumbnails(articles, token),
+                    fields=("title", "image", "thumbnail"))
 
 
-def _thumbnails(article_ids: list[int], token: str) -> list[int]:
-    articles = list(_in_flight(article_ids, token).only("id", "title", "image").order_by("pk"))
+def _thumbnails(articles: list[Article], token: str) -> list[int]:
     made: dict[int, bytes] = {}
 
     def thumbnail(article: Article) -> None:
@@ -148,17 +160,16 @@ def _thumbnails(article_ids: list[int], token: str) -> list[int]:
 
     done = _each_alone("thumbnail", "making the thumbnail", articles, token, thumbnail,
                        applies=lambda article: bool(article.image))
-    thumbnailed = [article for article in done if article.pk in made]
-    for article in thumbnailed:
-        name = f"thumbnails/article-{article.pk}.jpg"
-        storage = article.thumbnail.storage
-        storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
-        article.thumbnail = storage.save(name, ContentFile(made[article.pk]))
-    # One UPDATE for the chunk, conditioned on the claim like _process; a row the editor took
-    # back meanwhile is neither written nor passed on.
-    _in_flight([a.pk for a in thumbnailed], token).bulk_update(thumbnailed, ["thumbnail"])
-    still = set(_in_flight([a.pk for a in done], token).values_list("id", flat=True))
-    return [a.pk for a in done if a.pk in still]
+    for article in done:
+        if article.pk in made:
+            name = f"thumbnails/article-{article.pk}.jpg"
+            storage = article.thumbnail.storage
+            storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
+            article.thumbnail = storage.save(name, ContentFile(made[article.pk]))
+    # Articles without an image are written too (their thumbnail as it was): the write is what
+    # tells which are still in flight, and clears the guard's mark.
+    written = _write(done, token, ["thumbnail"])
+    return [a.pk for a in done if a.pk in written]
 
 
 def step_make_live(*, article_ids: list[int], token: str) -> tuple[list[int], float]:

@@ -9,9 +9,12 @@ declaration compiled into one statement.
 
 from datetime import datetime
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, models, transaction
 from django.db.models import Case, Q, Value, When, sql
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Collate
+from django.db.models.lookups import Exact
 from django.db.models.functions import Now
 
 from .site import cache as site_cache
@@ -34,6 +37,18 @@ class ArticleQuerySet(models.QuerySet):
         """Being published (under `token`, when given)."""
         rows = self.filter(status=ArticleStatus.PUBLISHING)
         return rows if token is None else rows.filter(claim_token=token)
+
+    def in_flight_by_id(self, article_ids: list[int], token: str) -> "ArticleQuerySet":
+        """The rows among `article_ids` still in flight under `token`, found by primary key. On
+        PostgreSQL status is compared under the "C" collation (the same answer for an exact
+        match) so the planner cannot take an index on status (article_lease_idx, partial on
+        `publishing`, or article_status_idx): with statistics taken before a burst was claimed
+        it otherwise reads every row in flight, 1.5 ms a query with 2,000 in flight against
+        0.2 ms by key, a cost that grows with the burst."""
+        rows = self.filter(pk__in=article_ids, claim_token=token)
+        if connection.vendor != "postgresql":
+            return rows.in_flight(token)
+        return rows.filter(Exact(Collate("status", "C"), Value(ArticleStatus.PUBLISHING)))
 
     def due(self, horizon) -> "ArticleQuerySet":
         """Scheduled and due by `horizon` (a datetime or a database expression)."""
@@ -142,8 +157,71 @@ class ArticleQuerySet(models.QuerySet):
             sql.UpdateQuery)
         query.add_update_values(update)
         update_sql, update_params = query.get_compiler(self.db).as_sql()
-        columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in returning)
+        columns = _columns(meta, returning)
         with connection.cursor() as cursor:
             cursor.execute(f'WITH "due" AS MATERIALIZED ({find}) {update_sql} RETURNING {columns}',
                            (*find_params, *update_params))
             return cursor.fetchall()
+
+    def update_returning(self, values: dict, returning: tuple[str, ...]) -> list[tuple]:
+        """`update(**values)` that also returns `returning` of each row it wrote, in one
+        statement (UPDATE ... RETURNING: PostgreSQL; SQLite 3.35+). Not for `status`: that is
+        transition()'s."""
+        if "status" in values:
+            raise TypeError("update_returning() does not write status; take a transition")
+        meta = self.model._meta
+        query = self.query.chain(sql.UpdateQuery)
+        query.add_update_values(values)
+        try:
+            update_sql, params = query.get_compiler(self.db).as_sql()
+        except EmptyResultSet:  # e.g. pk__in=[]
+            return []
+        with connection.cursor() as cursor:
+            cursor.execute(f"{update_sql} RETURNING {_columns(meta, returning)}", params)
+            return cursor.fetchall()
+
+    def update_each(self, rows: dict[int, dict], *, also: dict | None = None) -> list[int]:
+        """Give each row of this queryset whose id is a key of `rows` its own values
+        (`rows[id]`: field -> value, the same fields for all), and `also` (constants) on each, in
+        one statement; returns the ids written. Rows this queryset does not select are left
+        alone: the condition is part of the write.
+
+        PostgreSQL: UPDATE ... FROM unnest(one typed array per column) AS v, joined on id, one
+        plan whatever the chunk's size; bulk_update's CASE per row and per column cost a chunk of
+        50 about 1 ms of planning and executing. Elsewhere (SQLite): bulk_update, after reading
+        which ids qualify."""
+        if not rows:
+            return []
+        meta = self.model._meta
+        fields = [meta.get_field(name) for name in next(iter(rows.values()))]
+        also = also or {}
+        if connection.vendor != "postgresql":
+            with transaction.atomic(using=self.db):
+                ids = list(self.filter(pk__in=list(rows)).values_list("pk", flat=True))
+                objs = [self.model(pk=pk, **rows[pk], **also) for pk in ids]
+                self.filter(pk__in=ids).bulk_update(objs, [f.name for f in fields] + list(also))
+            return ids
+        pk = meta.pk
+        columns = [pk, *fields]
+        arrays = [[pk.get_db_prep_value(key, connection) for key in rows]]
+        arrays += [[field.get_db_prep_save(values[field.name], connection) for values in rows.values()]
+                   for field in fields]
+        source = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+        names = ", ".join(connection.ops.quote_name(column.column) for column in columns)
+        joined = self.filter(pk=RawSQL(f'"v".{connection.ops.quote_name(pk.column)}', (), output_field=pk))
+        query = joined.query.chain(sql.UpdateQuery)
+        query.add_update_values({**{field.name: RawSQL(f'"v".{connection.ops.quote_name(field.column)}', (),
+                                                       output_field=field) for field in fields}, **also})
+        update_sql, params = query.get_compiler(self.db).as_sql()
+        head, where = update_sql.split(" WHERE ", 1)
+        table = connection.ops.quote_name(meta.db_table)
+        statement = (f'{head} FROM unnest({source}) AS "v" ({names}) WHERE {where} '
+                     f"RETURNING {table}.{connection.ops.quote_name(pk.column)}")
+        split = head.count("%s")
+        with connection.cursor() as cursor:
+            cursor.execute(statement, (*params[:split], *arrays, *params[split:]))
+            return [row[0] for row in cursor.fetchall()]
+
+
+def _columns(meta, names: tuple[str, ...]) -> str:
+    return ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in names)

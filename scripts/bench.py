@@ -8,6 +8,12 @@ figure is the median of --runs runs, with min and max. Figures only: nothing her
   ./scripts/bench --quick         # small sizes, under a minute (CI smoke test)
   ./scripts/bench --only lateness
   ./scripts/bench --only site     # public pages under 50 clients (gunicorn), visibility precision
+
+Beside the wall-clock rates, CPU per unit (scripts/bench_cpu.py): ms of CPU per article (burst)
+and µs per notification (fan-out), split into the worker tree, the PostgreSQL backends and
+redis-server: the figure a busy machine barely moves. Runs of a scenario alternate its variants
+(e.g. chunked, naive, chunked, ...). Every run starts from TRUNCATE + ANALYZE (PostgreSQL) and
+prints the dead rows the run left in the tables it touched.
 """
 
 import argparse
@@ -59,6 +65,21 @@ def _create_postgres_database(url: str) -> None:
             conn.execute(f'create database "{name}"')
 
 
+def cpu_meter(root_pid: int, *, broker_url: str | None = None, embedded_redis_pid: int | None = None):
+    """A CpuMeter (scripts/bench_cpu.py) on the process tree at `root_pid`, the PostgreSQL
+    backends of the bench database and (given one) the broker's redis-server."""
+    from bench_cpu import CpuMeter
+    from django.db import connection
+
+    database = database_pid = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute("select current_database(), pg_backend_pid()")
+            database, database_pid = cur.fetchone()
+    return CpuMeter(worker_pid=root_pid, database=database, database_pid=database_pid, broker_url=broker_url,
+                    embedded_redis_pid=embedded_redis_pid)
+
+
 class Cluster:
     """Redis (embedded only), one worker and optionally beat, as subprocesses."""
 
@@ -67,6 +88,7 @@ class Cluster:
         self.embedded = embedded
         self.concurrency = concurrency
         self.procs: list[subprocess.Popen] = []
+        self._by_name: dict[str, subprocess.Popen] = {}
         self.logs = Path(env["PUBLISHER_VAR_DIR"]) / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -75,6 +97,7 @@ class Cluster:
         proc = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs.append(proc)
+        self._by_name[name] = proc
         return proc
 
     def start_broker(self) -> None:
@@ -85,6 +108,13 @@ class Cluster:
 
         embedded_redis_start(embedded_redis_socket(Path(self.env["PUBLISHER_VAR_DIR"])),
                              spawn=lambda argv: self._spawn("redis", argv))
+
+    def cpu_meter(self):
+        """A CpuMeter on this cluster's worker, the PostgreSQL backends of the bench database
+        and the broker's redis-server."""
+        redis = self._by_name.get("redis")
+        return cpu_meter(self._by_name["worker"].pid, broker_url=None if self.embedded else self.env.get("CELERY_BROKER_URL"),
+                         embedded_redis_pid=redis.pid if redis else None)
 
     def start_worker(self, **env) -> None:
         if env:
@@ -134,19 +164,6 @@ class Cluster:
                 continue
         return max(sizes, default=0) / 2**20, sum(sizes) / 2**20
 
-    def worker_cpu_seconds(self) -> float:
-        """User + system CPU seconds the worker processes (main and every pool child) used."""
-        import psutil
-
-        total = 0.0
-        for member in self._worker_members():
-            try:
-                times = member.cpu_times()
-            except psutil.Error:
-                continue
-            total += times.user + times.system
-        return total
-
     def stop(self) -> None:
         for proc in reversed(self.procs):
             if proc.poll() is None:
@@ -157,6 +174,7 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
+        self._by_name.clear()
         if self.embedded:
             # This Redis is gone: the next cluster's is a new server on the same socket, so drop
             # the connections this process pooled to the old one.
@@ -169,15 +187,42 @@ class Cluster:
             app.amqp._producer_pool = None
 
 
+BENCH_TABLES = ("publisher_notification", "publisher_article", "publisher_subscriber")
+
+
 def reset_database() -> None:
+    """Empty the bench's tables. On PostgreSQL TRUNCATE (CASCADE: events, deliveries) + ANALYZE,
+    so no run inherits the dead rows of the one before (autovacuum may be off: DELETE left
+    them piling up and PostgreSQL's CPU per article nearly doubled over 20 runs)."""
     from django.core.management import call_command
+    from django.db import connection
 
     from publisher.models import Article, Notification, Subscriber
 
     call_command("migrate", "--no-input", verbosity=0)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(f"truncate {', '.join(BENCH_TABLES)} restart identity cascade")
+            cur.execute("analyze")
+        return
     Notification.objects.all().delete()
     Article.objects.all().delete()
     Subscriber.objects.all().delete()
+
+
+def print_dead_rows(label: str) -> None:
+    """The dead row versions the run left (pg_stat_user_tables.n_dead_tup) in the tables it wrote."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cur:
+        cur.execute("select pg_stat_clear_snapshot()")
+        cur.execute("select relname, n_live_tup, n_dead_tup from pg_stat_user_tables "
+                    "where relname like 'publisher%%' and n_live_tup + n_dead_tup > 0 order by relname")
+        rows = cur.fetchall()
+    print(f"# {label}: dead rows " + (", ".join(f"{name} {dead:,} (live {live:,})" for name, live, dead in rows)
+                                       or "none"), flush=True)
 
 
 def flush_broker() -> None:
@@ -260,9 +305,27 @@ def _png(size=(1200, 800)) -> bytes:
     return out.getvalue()
 
 
-def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float, tuple[float, float]]:
+def _jpeg(size=(1200, 800)) -> bytes:
+    """A photo-like JPEG (noise over a gradient: it does not compress to nothing, as a flat
+    colour would), quality 90, as a camera or an editor's export makes them."""
+    import io
+
+    from PIL import Image
+
+    noise = Image.effect_noise(size, 40).convert("RGB")
+    gradient = Image.linear_gradient("L").resize(size).convert("RGB")
+    out = io.BytesIO()
+    Image.blend(noise, gradient, 0.6).save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+IMAGES = {"png": ("articles/bench.png", _png), "jpeg": ("articles/bench.jpg", _jpeg)}
+
+
+def _burst_once(args, env, *, chunk_size: int | None, count: int, image_kind: str = "png") -> dict:
     """`count` articles due at once, a fifth with images, no subscribers: seconds from the first
-    scan to the last article going live (its published_at), and the peak worker RSS."""
+    scan to the last article going live (its published_at), the peak worker RSS, and the CPU
+    seconds of each part (worker, postgres, redis) from the first scan until all are live."""
     from datetime import timedelta
 
     from django.core.files.base import ContentFile
@@ -275,7 +338,9 @@ def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float
     from scheduling.services import scan_run
 
     reset_database()
-    image = default_storage.save("articles/bench.png", ContentFile(_png()))
+    name, make = IMAGES[image_kind]
+    default_storage.delete(name)
+    image = default_storage.save(name, ContentFile(make()))
     chunking = {"PUBLISHER_CHUNK_SIZE": chunk_size} if chunk_size else {}
     cluster = Cluster(env, args.embedded, args.concurrency)
     try:
@@ -283,40 +348,56 @@ def _burst_once(args, env, *, chunk_size: int | None, count: int) -> tuple[float
         flush_broker()
         cluster.start_worker(**chunking)
         due = timezone.now() - timedelta(seconds=1)
+        # With slugs, as scheduling makes them (without one, make-live makes each one by one:
+        # ~4 ms of worker and ~1.3 ms of PostgreSQL CPU per article, a cost no scheduled article pays).
         Article.objects.bulk_create([
-            Article(title=f"Burst {i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED, publish_at=due,
-                    image=image if i % 5 == 0 else "")
+            Article(title=f"Burst {i}", slug=f"burst-{i}", body="Some *markdown* body.", status=ArticleStatus.SCHEDULED,
+                    publish_at=due, image=image if i % 5 == 0 else "")
             for i in range(count)
         ], batch_size=2000)
+        meter = cluster.cpu_meter().start()
         started = timezone.now()
         with override_settings(**chunking):
             while scan_run()["more"]:  # what beat + the self-re-enqueueing scan do, without waiting on beat
                 pass
         rss = _wait_until(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHED).count() >= count,
                           timeout=1800, cluster=cluster, every=0.5)
+        cpu = meter.stop()
     finally:
         cluster.stop()
     last = Article.objects.aggregate(last=Max("published_at"))["last"]
-    return (last - started).total_seconds(), rss
+    print_dead_rows(f"burst, {count:,} articles, chunk size {chunk_size or 'default'}, {image_kind}")
+    return {"seconds": (last - started).total_seconds(), "rss": rss, "cpu": cpu}
 
 
 def bench_burst(args, env) -> dict:
     """10,000 due at once (chunked chains) beside the naive baseline: the same pipeline with
     PUBLISHER_CHUNK_SIZE=1, one chain per article (process -> thumbnail -> make live -> notify),
     each task touching one row. The naive run is smaller (its rate is steady after a few
-    hundred articles; 10,000 would take ten minutes a run)."""
-    count, naive_count = (150, 50) if args.quick else (10_000, 1_000)
-    chunked, chunked_rss = _burst_once(args, env, chunk_size=None, count=count)
-    naive, naive_rss = _burst_once(args, env, chunk_size=1, count=naive_count)
-    return {
-        "chunked (articles/s)": count / chunked,
-        "naive 1/chain (articles/s)": naive_count / naive,
-        "speed-up (x)": (count / chunked) / (naive_count / naive),
-        "peak RSS, one worker proc (MB)": chunked_rss[0],
-        "peak RSS, all worker procs (MB)": chunked_rss[1],
-        "naive: peak RSS, one proc (MB)": naive_rss[0],
-        "_label": f"{count:,} articles, 1/5 with images (naive: {naive_count:,})",
+    hundred articles; 10,000 would take ten minutes a run). Then the chunked burst again with a
+    JPEG instead of the PNG (full size only). One call runs each variant once, so --runs
+    interleaves them."""
+    from bench_cpu import per_unit
+
+    count, naive_count = (150, 50) if args.quick else (args.burst or 10_000, args.naive or 1_000)
+    chunked = _burst_once(args, env, chunk_size=None, count=count)
+    naive = _burst_once(args, env, chunk_size=1, count=naive_count)
+    out = {
+        "chunked (articles/s)": count / chunked["seconds"],
+        "naive 1/chain (articles/s)": naive_count / naive["seconds"],
+        "speed-up (x)": (count / chunked["seconds"]) / (naive_count / naive["seconds"]),
+        "peak RSS, one worker proc (MB)": chunked["rss"][0],
+        "peak RSS, all worker procs (MB)": chunked["rss"][1],
+        "naive: peak RSS, one proc (MB)": naive["rss"][0],
+        **per_unit(chunked["cpu"], count, scale=1e3, unit="ms/article"),
+        **per_unit(naive["cpu"], naive_count, scale=1e3, unit="ms/article", prefix="naive: "),
     }
+    if not args.quick:
+        jpeg = _burst_once(args, env, chunk_size=None, count=count, image_kind="jpeg")
+        out["JPEG: chunked (articles/s)"] = count / jpeg["seconds"]
+        out.update(per_unit(jpeg["cpu"], count, scale=1e3, unit="ms/article", prefix="JPEG: "))
+    out["_label"] = f"{count:,} articles, 1/5 with images (naive: {naive_count:,})"
+    return out
 
 
 def _notification_row_writes() -> int | None:
@@ -344,6 +425,8 @@ def bench_fanout(args, env) -> dict:
     from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
     from publisher.services import article_publish_now
 
+    from bench_cpu import per_unit
+
     count, sample = (2_000, 500) if args.quick else (100_000, 5_000)
     if args.subscribers:
         count, sample = args.subscribers, min(sample, 1_000)
@@ -356,18 +439,19 @@ def bench_fanout(args, env) -> dict:
         flush_broker()
         cluster.start_worker()
         article = Article.objects.create(title="Fan-out", body="Body.")
-        idle_cpu = cluster.worker_cpu_seconds()
         versions_before = _notification_row_writes()
+        meter = cluster.cpu_meter().start()
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
         sent = NotificationStatus.SENT
         rss = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
                           timeout=1800, cluster=cluster, every=0.5)
         fanned = count / (time.monotonic() - started)
-        cpu_us = (cluster.worker_cpu_seconds() - idle_cpu) / count * 1e6
+        cpu = meter.stop()
     finally:
         cluster.stop()
     versions = _notification_row_writes()
+    print_dead_rows(f"fan-out, {count:,} subscribers")
 
     # The raw write ceiling: the same rows, inserted the way the fan-out does (bulk_create,
     # 1,000 a statement, a transaction per 5,000), nothing else.
@@ -397,7 +481,7 @@ def bench_fanout(args, env) -> dict:
     send_only = sample / (time.monotonic() - started)
     return {
         "pipeline (notifications/s)": fanned,
-        "worker CPU per notification (µs)": cpu_us,
+        **per_unit(cpu, count, scale=1e6, unit="µs/notification"),
         **({"row versions per notification": (versions - versions_before) / count} if versions is not None else {}),
         "naive loop (/s)": naive,
         "speed-up (x)": fanned / naive,
@@ -529,6 +613,7 @@ def bench_site(args, env) -> dict:
     from scheduling.selectors import percentile  # nearest rank, as the daily report's
 
     return bench_site.run(args, env, Cluster=Cluster, reset_database=reset_database, flush_broker=flush_broker,
+                          cpu_meter=cpu_meter,
                           percentile=lambda values, p: percentile(sorted(values), p) if values else float("nan"))
 
 
@@ -580,6 +665,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
     parser.add_argument("--subscribers", type=int, default=None, help="subscribers of the fanout scenario")
+    parser.add_argument("--burst", type=int, default=None, help="articles in the chunked burst (default 10,000)")
+    parser.add_argument("--naive", type=int, default=None, help="articles in the naive burst (default 1,000)")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -597,10 +684,15 @@ def main() -> int:
     print(f"# bench: {machine(args)}", flush=True)
     print(f"# {os.cpu_count()} cores, worker -c {args.concurrency}, {runs} run(s) each; "
           f"started {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", flush=True)
+    print(f"# load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (1, 5, 15 min)", flush=True)
     print(f"{'scenario':<12} {'metric':<40} {'median':>12} {'min':>12} {'max':>12}  size")
     for name in chosen:
         started = time.monotonic()
-        results = [SCENARIOS[name](args, env) for _ in range(runs)]
+        results = []
+        for run in range(runs):
+            results.append(SCENARIOS[name](args, env))
+            cpu = ", ".join(f"{metric} {value:.2f}" for metric, value in results[-1].items() if "CPU in all" in metric)
+            print(f"# {name} run {run + 1}: {cpu or 'done'}", flush=True)
         took = time.monotonic() - started
         label = results[0].pop("_label", "")
         for result in results[1:]:
@@ -609,9 +701,10 @@ def main() -> int:
             print(f"{name:<12} {'(skipped)':<40} {'':>12} {'':>12} {'':>12}  {label}")
         for metric in results[0]:
             values = [r[metric] for r in results]
-            print(f"{name:<12} {metric:<40} {statistics.median(values):>12.1f} {min(values):>12.1f} "
-                  f"{max(values):>12.1f}  {label}", flush=True)
-        print(f"# {name}: {took:.0f} s", flush=True)
+            digits = 2 if "CPU" in metric else 1
+            print(f"{name:<12} {metric:<40} {statistics.median(values):>12.{digits}f} {min(values):>12.{digits}f} "
+                  f"{max(values):>12.{digits}f}  {label}", flush=True)
+        print(f"# {name}: {took:.0f} s; load average now {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The `site` scenario of ./scripts/bench: public pages through gunicorn (the production WSGI
-server), 50 concurrent clients, with and without the server-side cache; and visibility
+server), 50 concurrent clients, with and without the server-side cache, with the CPU each
+request costs gunicorn (master and workers) and PostgreSQL; and visibility
 precision: from each article's publish_at to the first 200 on its URL, with worker and beat.
 Figures only."""
 
@@ -112,7 +113,7 @@ def _live_articles(count: int) -> str:
     return "/articles/live-0/"
 
 
-def run(args, env, *, Cluster, reset_database, flush_broker, percentile) -> dict:
+def run(args, env, *, Cluster, reset_database, flush_broker, percentile, cpu_meter) -> dict:
     from django.conf import settings
     from django.core.management import call_command
     from django.utils import timezone
@@ -133,9 +134,14 @@ def run(args, env, *, Cluster, reset_database, flush_broker, percentile) -> dict
         server = Gunicorn(env, logs, PUBLISHER_PUBLIC_MAX_AGE=max_age)
         try:
             for name, path in (("/", "/"), ("article", article_path)):
+                meter = cpu_meter(server.proc.pid).start()  # gunicorn's master and workers, PostgreSQL
                 rate, latencies, errors = load(server.port, path, seconds)
+                cpu = meter.stop()
                 result[f"{name} req/s ({mode})"] = rate
                 result[f"{name} p99 ms ({mode})"] = 1000 * percentile(latencies, 99)
+                result[f"{name} CPU gunicorn ms/req ({mode})"] = 1000 * cpu["worker"] / len(latencies)
+                if cpu["postgres"] == cpu["postgres"]:  # not NaN: PostgreSQL
+                    result[f"{name} CPU PostgreSQL ms/req ({mode})"] = 1000 * cpu["postgres"] / len(latencies)
                 if errors:
                     result[f"{name} errors ({mode})"] = float(errors)
         finally:

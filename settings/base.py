@@ -206,8 +206,16 @@ CELERY_WORKER_CONSUMER = "publisher.worker:Consumer"
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 150, minimum=2)
 CELERY_TASK_TRACK_STARTED = False
-CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# Task events (what Flower reads) cost the worker's main process ~0.6 ms of CPU per task: off
+# unless CELERY_TASK_EVENTS=1 (docs/operations.md), on every process that sends or runs tasks.
+CELERY_WORKER_SEND_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_WORKER_SEND_TASK_EVENTS
+# Celery's Django fixup closes every database connection before and after each task (a new
+# PostgreSQL connection costs ~1 ms in the worker and ~4 ms in the server); with a reuse max it
+# closes them only every that many tasks, here never. The worker instead treats each task as
+# Django treats a request (publisher/apps.py): a connection past DATABASE_CONN_MAX_AGE, or
+# broken by an error, is closed, and a kept one is health-checked before its first use.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis re-delivers an unacked message after the visibility timeout; every retry countdown and
 # every ETA the pipeline uses stays well below it.

@@ -1,5 +1,5 @@
-"""Rows 8 and 16: the database going away mid-batch, and an application clock that disagrees
-with the database's."""
+"""Rows 8, 16 and 22: the database going away mid-batch or while the worker idles on its kept
+connections, and an application clock that disagrees with the database's."""
 
 import sys
 from datetime import timedelta
@@ -48,6 +48,42 @@ def test_database_restart_mid_batch(processes, mailbox, tmp_path, private_postgr
     assert all(proc.poll() is None for proc, _ in processes.procs.values()), "a process died with the database"
     assert set(Article.objects.values_list("status", flat=True)) == {ArticleStatus.PUBLISHED}
     assert_invariants(processes, mailbox, subscribers=subscribers)
+
+
+# --- 22 ------------------------------------------------------------------------------------
+
+def test_database_restart_while_the_worker_idles_on_kept_connections(processes, mailbox, private_postgres):
+    """The worker keeps its connections across tasks (CONN_MAX_AGE); the database restarts
+    between two batches, so every kept connection is dead when the next task starts. Each task
+    health-checks its connection before the first query: the dead one is replaced, never used
+    (no task meets an error, none retries)."""
+    on_private = {"DATABASE_URL": private_postgres.url, "DATABASE_CONN_MAX_AGE": "600"}
+    processes.worker(**on_private)
+    first = schedule_batch([f"Before {i}" for i in range(3)], timezone.now() - timedelta(seconds=1))
+    services.articles_claim_imported(article_ids=[a.pk for a in first])
+    wait_for(lambda: task_logged(processes, "publisher.tasks.notify_subscribers", "succeeded") == 1, timeout=60,
+             message="the first chain to finish, down to its last step")
+    with connection.cursor() as cur:
+        cur.execute("select count(*) from pg_stat_activity where datname = current_database() "
+                    "and pid <> pg_backend_pid()")
+        kept = cur.fetchone()[0]
+    assert kept >= 1, "the worker kept no connection: the row proves nothing"
+
+    private_postgres.stop("fast")  # a clean restart: connections closed by the server
+    private_postgres.start()
+    connection.close()  # this process's connection went with the server too
+
+    second = schedule_batch([f"After {i}" for i in range(3)], timezone.now() - timedelta(seconds=1))
+    services.articles_claim_imported(article_ids=[a.pk for a in second])
+    wait_for(lambda: task_logged(processes, "publisher.tasks.notify_subscribers", "succeeded") == 2, timeout=60,
+             message="the second chain to finish")
+    assert set(Article.objects.values_list("status", flat=True)) == {ArticleStatus.PUBLISHED}
+    assert Article.objects.filter(attempts=1).count() == 6  # no claim was given up and taken again
+    log = processes.log("worker")
+    assert "OperationalError" not in log and "InterfaceError" not in log, log[-3000:]
+    assert task_logged(processes, "publisher.tasks.process_articles", "retry") == 0
+    assert task_logged(processes, "publisher.tasks.process_articles", "succeeded") == 2
+    assert_invariants(processes, mailbox)
 
 
 # --- 16 ------------------------------------------------------------------------------------

@@ -37,13 +37,22 @@ class EventCapture(threading.Thread):
         self.join(10)
 
 
-def test_a_burst_is_visible_in_json_logs_celery_events_and_metrics(processes, article_factory, client, settings):
+def test_task_events_are_off_unless_asked_for():
+    """Each event costs the worker's main process CPU on every task; Flower users opt in."""
+    assert (current_app.conf.worker_send_task_events, current_app.conf.task_send_sent_event) == (False, False)
+
+
+def test_a_burst_is_visible_in_json_logs_celery_events_and_metrics(processes, article_factory, client, settings,
+                                                                   monkeypatch):
     settings.PUBLISHER_METRICS_TOKEN = ""
     settings.PUBLISHER_METRICS_OPEN = True
+    # CELERY_TASK_EVENTS=1 (docs/operations.md, Flower): the worker's environment, and what this
+    # process (the publisher of "publish now") read from it at start-up.
+    monkeypatch.setitem(current_app.conf, "task_send_sent_event", True)
     events = EventCapture()
     events.start()
     assert events.ready.wait(10)
-    processes.worker(LOG_FORMAT="json")
+    processes.worker(LOG_FORMAT="json", CELERY_TASK_EVENTS="1")
     articles = [article_factory(title=f"Burst {i}") for i in range(BURST)]
     result = services.articles_publish_now(article_ids=[a.pk for a in articles], actor=None)
     assert len(result.done) == BURST
