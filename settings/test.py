@@ -34,7 +34,7 @@ def xdist_worker_environment(environ=os.environ, var_dir=TEST_VAR_DIR) -> None:
     elif parts.scheme == "redis+socket" and environ.get("CELERY_BROKER_URL"):
         query = dict(parse_qsl(parts.query))
         query["virtual_host"] = str(_worker_db(int(query.get("virtual_host", 0)), index, url))
-        url = urlunsplit(parts._replace(query=urlencode(query)))
+        url = f"{url.split('?', 1)[0]}?{urlencode(query)}"  # urlunsplit would drop the empty host's //
     elif parts.scheme != "redis+socket":
         raise ImproperlyConfigured(f"pytest -n (xdist) needs a Redis broker, one DB per worker; got {url!r}")
     environ["CELERY_BROKER_URL"] = url
