@@ -2,7 +2,7 @@
 embedded Redis under var/test/, which the test suite starts itself."""
 
 import os
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -16,8 +16,8 @@ def xdist_worker_environment(environ=os.environ, var_dir=TEST_VAR_DIR) -> None:
     (PYTEST_XDIST_WORKER), each starting real worker and beat subprocesses, so each needs a broker
     and files of its own. Worker gw<i> gets:
     - the broker: CELERY_BROKER_URL's Redis DB number minus i (redis://h:6379/15: gw0 15, gw1 14 ...),
-      or, with no CELERY_BROKER_URL, an embedded Redis of its own on var/test/gw<i>/redis.sock;
-      RabbitMQ is refused (the tier runs in one process: a vhost each would have to exist);
+      or, with no CELERY_BROKER_URL, an embedded Redis of its own on var/test/gw<i>/redis.sock,
+      or on RabbitMQ the vhost of amqp_worker_vhost (which must exist);
     - MEDIA_ROOT + /gw<i> (default var/test/gw<i>/media);
     - its test database: pytest-django appends _gw<i> to its name (PostgreSQL and SQLite alike).
     The values are written to the environment once (PUBLISHER_TEST_XDIST_WORKER marks it done), so
@@ -35,11 +35,20 @@ def xdist_worker_environment(environ=os.environ, var_dir=TEST_VAR_DIR) -> None:
         query = dict(parse_qsl(parts.query))
         query["virtual_host"] = str(_worker_db(int(query.get("virtual_host", 0)), index, url))
         url = f"{url.split('?', 1)[0]}?{urlencode(query)}"  # urlunsplit would drop the empty host's //
+    elif parts.scheme in ("amqp", "amqps", "pyamqp"):
+        url = urlunsplit(parts._replace(path="/" + quote(amqp_worker_vhost(url, worker), safe="")))
     elif parts.scheme != "redis+socket":
-        raise ImproperlyConfigured(f"pytest -n (xdist) needs a Redis broker, one DB per worker; got {url!r}")
+        raise ImproperlyConfigured(f"pytest -n (xdist) needs a Redis or RabbitMQ broker; got {url!r}")
     environ["CELERY_BROKER_URL"] = url
     environ["MEDIA_ROOT"] = f"{environ.get('MEDIA_ROOT') or var_dir / 'media'}/{worker}"
     environ["PUBLISHER_TEST_XDIST_WORKER"] = worker
+
+
+def amqp_worker_vhost(url: str, worker: str) -> str:
+    """The RabbitMQ vhost of one xdist worker: the URL's vhost + _gw<i> (`publisher_gw<i>` for
+    the default vhost /). It must exist: ./scripts/test creates it (scripts/rabbitmq_vhosts.py)."""
+    vhost = unquote(urlsplit(url).path[1:])
+    return f"{vhost if vhost not in ('', '/') else 'publisher'}_{worker}"
 
 
 def _worker_db(base: int, index: int, url: str) -> int:

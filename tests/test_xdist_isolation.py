@@ -41,9 +41,20 @@ def test_a_given_redis_socket_url_lowers_its_virtual_host():
     assert environ["CELERY_BROKER_URL"] == "redis+socket:///run/redis.sock?virtual_host=3"
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("amqp://guest:guest@127.0.0.1:5672/ci", "amqp://guest:guest@127.0.0.1:5672/ci_gw1"),
+    ("amqp://guest:guest@127.0.0.1:5672//", "amqp://guest:guest@127.0.0.1:5672/publisher_gw1"),
+    ("amqp://guest:guest@127.0.0.1:5672", "amqp://guest:guest@127.0.0.1:5672/publisher_gw1"),
+])
+def test_on_rabbitmq_each_worker_has_a_vhost_of_its_own(url, expected):
+    environ = {"PYTEST_XDIST_WORKER": "gw1", "CELERY_BROKER_URL": url}
+    xdist_worker_environment(environ, VAR)
+    assert environ["CELERY_BROKER_URL"] == expected
+
+
 @pytest.mark.parametrize("url, error", [
     ("redis://127.0.0.1:6379/1", "would need Redis DB -1"),
-    ("amqp://guest:guest@127.0.0.1:5672//", "needs a Redis broker"),
+    ("memory://", "needs a Redis or RabbitMQ broker"),
 ])
 def test_a_broker_that_cannot_be_split_is_refused(url, error):
     with pytest.raises(ImproperlyConfigured, match=error):
