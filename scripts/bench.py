@@ -314,6 +314,8 @@ def bench_fanout(args, env) -> dict:
     from publisher.services import article_publish_now
 
     count, sample = (2_000, 500) if args.quick else (100_000, 5_000)
+    if args.subscribers:
+        count, sample = args.subscribers, min(sample, args.subscribers)
     reset_database()
     Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
 
@@ -540,6 +542,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3; 1 with --quick)")
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
+    parser.add_argument("--subscribers", type=int, default=None,
+                        help="subscribers in the fanout scenario (default 100,000; 2,000 with --quick)")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -549,6 +553,8 @@ def main() -> int:
     runs = args.runs or (1 if args.quick else 3)
     if runs < 1:
         parser.error("--runs must be at least 1")
+    if args.subscribers is not None and args.subscribers < 1:
+        parser.error("--subscribers must be at least 1")
 
     env = configure(args)
     import django
