@@ -105,7 +105,7 @@ def prepare_article_mail(article: Article, *, test: bool = False) -> "PreparedMa
     html = _fit_html(render_to_string("publisher/email/new_article.html", context), marker)
     if text.count(marker) != 1 or html.count(marker) != 1:
         raise RuntimeError("the e-mail templates must hold the unsubscribe link once in each part")
-    subject = header_text((_TEST_PREFIX if test else "") + title)
+    subject = header_text(f"{_TEST_PREFIX if test else ''}New: {title}")
     return PreparedMail(MailParts(subject, text, html), marker)
 
 

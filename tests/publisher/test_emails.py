@@ -95,7 +95,7 @@ def test_each_of_three_subscribers_gets_their_own_unsubscribe_url_in_the_header_
         assert sorted(message.headers) == sorted([*ARTICLE_MAIL_HEADERS, "Reply-To"])
         assert message.headers["From"] == "The Daily Example <news@example.com>"
         assert message.headers["Reply-To"] == "desk@example.com"
-        assert message.headers["Subject"] == "Cats & <Dogs>"
+        assert message.headers["Subject"] == "New: Cats & <Dogs>"
         assert message.headers["List-Id"] == "The Daily Example <articles.news.example.com>"
         assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert message.transfer_encodings == ["7bit", "7bit"]
@@ -263,7 +263,7 @@ def test_the_smtp_backend_sends_each_message_to_its_own_recipient(smtp_server):
     for subscriber, item in zip(subscribers, accepted):
         assert item.mail_from == "news@example.com"
         message = article_mail(item.message)
-        assert message.subject == "Grüße"
+        assert message.subject == "New: Grüße"
         url = unsubscribe_url(subscriber.pk)
         assert (message.unsubscribe_header, message.text_unsubscribe, message.html_unsubscribe) == (url, url, url)
 
@@ -276,7 +276,7 @@ def test_the_preview_shows_both_parts_of_a_draft(settings):
 
     preview = emails.article_mail_preview(article_id=article.pk)
 
-    assert preview.subject == "Draft"
+    assert preview.subject == "New: Draft"
     assert "Hello\n=====\n\nWorld home (https://news.example.com/)." in preview.text
     assert "<h1>Hello</h1>" in preview.html
     assert "Read the article" not in preview.html  # no public address yet
@@ -290,6 +290,6 @@ def test_the_test_mail_is_the_subscribers_mail_marked_as_a_test(mailoutbox):
 
     message, = mailoutbox
     assert message.to == ["editor@example.com"]
-    assert message.subject == "[Test] Cats & <Dogs>"
+    assert message.subject == "[Test] New: Cats & <Dogs>"
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe_url(0)}>"
     assert "Short." in message.body
