@@ -21,7 +21,7 @@ from ..schedule_rules import publish_passed_note
 from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
-from . import actions
+from . import actions, mail
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -279,6 +279,7 @@ class ArticleAdmin(admin.ModelAdmin):
         extra_context = dict(extra_context or {})
         if article is not None:
             extra_context["object_actions"] = actions.buttons(self, request, article)
+            extra_context.update(mail.links(self, request, article))
             extra_context.update({f"can_{name}": actions.applies(self, request, name, article)
                                   for name in actions.BUTTONS})
         return super().change_view(request, object_id, form_url, extra_context)
@@ -356,7 +357,7 @@ class ArticleAdmin(admin.ModelAdmin):
         return [
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + super().get_urls()
+        ] + actions.urls(self) + mail.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
