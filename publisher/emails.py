@@ -47,6 +47,9 @@ URL_ROOM = 500  # the longest unsubscribe URL (HTML-escaped) a message takes; ro
 _SOFT_LIMIT = 800  # where a long HTML line is broken (an entity or attribute name may run past it)
 _URL = re.compile(r"[!#-;=?-~]{1,%d}" % URL_ROOM)  # printable ASCII, no space, quote or angle bracket
 _ADDRESS = re.compile(rb"[ -~]+")
+# An address sanitize_address would return unchanged (dot-atoms, lowercase ASCII domain): the
+# common case skips its parser, which costs more than the rest of a message.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[a-z0-9-]+(?:\.[a-z0-9-]+)+")
 _TEST_PREFIX = "[Test] "
 
 
@@ -201,7 +204,8 @@ class _Addressed(EmailMultiAlternatives):
 
     def message(self):
         try:
-            address = sanitize_address(self.to[0], self.encoding).encode("ascii")
+            address = (self.to[0] if _PLAIN_ADDRESS.fullmatch(self.to[0]) else
+                       sanitize_address(self.to[0], self.encoding)).encode("ascii")
         except (UnicodeEncodeError, ValueError):
             address = b""
         if not _ADDRESS.fullmatch(address):

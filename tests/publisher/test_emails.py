@@ -293,3 +293,16 @@ def test_the_test_mail_is_the_subscribers_mail_marked_as_a_test(mailoutbox):
     assert message.subject == "[Test] New: Cats & <Dogs>"
     assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe_url(0)}>"
     assert "Short." in message.body
+
+
+@pytest.mark.parametrize("address", ["a@example.com", "A.b+c@ex-ample.co.uk", "a_b%c@x.io", "first.last@sub.example.org"])
+def test_the_plain_address_shortcut_writes_what_django_would(address):
+    from django.core.mail.message import sanitize_address
+
+    assert emails._PLAIN_ADDRESS.fullmatch(address)
+    assert sanitize_address(address, "utf-8") == address
+
+
+@pytest.mark.parametrize("address", ["a..b@x.com", "a@Example.com", "a@x", '"a"@x.com', "a@exämple.com", ".a@x.com"])
+def test_other_addresses_go_through_djangos_sanitizer(address):
+    assert not emails._PLAIN_ADDRESS.fullmatch(address)
