@@ -66,12 +66,23 @@ def test_tls_and_ssl_together_fail_at_start_with_the_choice():
     assert "EMAIL_USE_TLS and EMAIL_USE_SSL are both on: choose one" in result.stderr
 
 
-@pytest.mark.parametrize("backend", ["filebased", "console", "locmem", "dummy"])
-def test_check_deploy_refuses_a_mail_backend_that_never_sends_unless_allowed(backend):
-    path = f"django.core.mail.backends.{backend}.EmailBackend"
+def test_check_deploy_refuses_a_mail_backend_that_never_sends_unless_allowed():
+    path = "django.core.mail.backends.filebased.EmailBackend"
     result = run_prod(["manage.py", "check", "--deploy"], EMAIL_BACKEND=path)
     assert result.returncode != 0
-    assert f"publisher.E011) EMAIL_BACKEND is {path}" in result.stderr
+    assert f"publisher.E011) EMAIL_BACKEND is {path}, which writes mail to files" in result.stderr
     result = run_prod(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], EMAIL_BACKEND=path,
                       PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND="1")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("backend, refused", [("filebased", True), ("console", True), ("locmem", True), ("dummy", True),
+                                              ("smtp", False)])
+def test_the_mail_check_knows_every_backend_that_never_delivers(settings, backend, refused):
+    from publisher.checks import email_settings
+
+    settings.EMAIL_BACKEND = f"django.core.mail.backends.{backend}.EmailBackend"
+    settings.PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND = False
+    assert [error.id for error in email_settings(None)] == (["publisher.E011"] if refused else [])
+    settings.PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND = True
+    assert email_settings(None) == []
