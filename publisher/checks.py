@@ -63,3 +63,23 @@ def site_settings(app_configs, **kwargs):
         "e-mails would be built from whatever Host header a request carried.",
         hint="Set PUBLISHER_SITE_URL to the site's public address, e.g. https://news.example.com.",
         id="publisher.E010")]
+
+
+LOCAL_EMAIL_BACKENDS = {
+    "django.core.mail.backends.filebased.EmailBackend": "writes mail to files",
+    "django.core.mail.backends.console.EmailBackend": "prints mail to the console",
+    "django.core.mail.backends.locmem.EmailBackend": "keeps mail in memory",
+    "django.core.mail.backends.dummy.EmailBackend": "drops mail",
+}
+
+
+@register(deploy=True)
+def email_settings(app_configs, **kwargs):
+    what = LOCAL_EMAIL_BACKENDS.get(settings.EMAIL_BACKEND)
+    if what is None or settings.PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND:
+        return []
+    return [Error(
+        f"EMAIL_BACKEND is {settings.EMAIL_BACKEND}, which {what}: no subscriber would get any mail.",
+        hint="Leave EMAIL_BACKEND unset (the SMTP backend) and set EMAIL_HOST and friends, or set "
+             "PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND=1 where mail is not meant to leave (a staging copy).",
+        id="publisher.E011")]

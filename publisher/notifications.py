@@ -10,30 +10,24 @@ a dropped or refused connection, a full disk) puts the rows back for a retry wit
 they expire. Never late: a row past `expires_at` becomes `expired` and is never claimed.
 """
 
-import copy
 import logging
 import smtplib
 import socket
 import ssl
 import time
-import unicodedata
 from dataclasses import dataclass, field
-from email.utils import make_msgid
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.core.mail.message import sanitize_address
-from django.core.mail.utils import DNS_NAME
+from django.core.mail import get_connection
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
-from django.template.loader import render_to_string
 from django.utils import timezone
 
-from . import dispatch, faults
+from . import dispatch, emails, faults
 from .models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 
 logger = logging.getLogger(__name__)
@@ -262,81 +256,6 @@ def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *
     return _Claimer(article_id, last_subscriber_id, limit=limit)(first_subscriber_id)
 
 
-def _header_text(text: str) -> str:
-    """`text` on one line: every control character and Unicode line or paragraph separator
-    becomes a space. The schedule rules refuse such titles where they enter; this keeps a row
-    written some other way from folding a header (the email package splits on more characters
-    than CR and LF, and Django refuses only those two)."""
-    return "".join(" " if unicodedata.category(char) in ("Cc", "Zl", "Zp") else char for char in text)
-
-
-def _article_email(article: Article) -> EmailMultiAlternatives:
-    context = {"article": article}
-    message = EmailMultiAlternatives(
-        subject=_header_text(f"New: {article.title}"),
-        body=render_to_string("publisher/email/new_article.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-    )
-    message.attach_alternative(render_to_string("publisher/email/new_article.html", context), "text/html")
-    return message
-
-
-class _Readdressed(EmailMultiAlternatives):
-    """One rendered message sent to many. The MIME tree is built and flattened once per batch;
-    each recipient gets those bytes with their own To and Message-ID (several times faster
-    than building and flattening a multipart message per recipient). Backends that read the
-    message object (locmem, console) still see ordinary subject, body and alternatives."""
-
-    PLACEHOLDER_ID = "<readdressed-id@invalid>"
-
-    def __init__(self, template: EmailMultiAlternatives, to: str, *, connection):
-        super().__init__(subject=template.subject, body=template.body, from_email=template.from_email, to=[to],
-                         alternatives=template.alternatives, connection=connection)
-        self._template = template
-
-    def message(self):
-        try:
-            address = sanitize_address(self.to[0], self.encoding or settings.DEFAULT_CHARSET).encode("ascii")
-        except (UnicodeEncodeError, ValueError):
-            return super().message()  # an address that needs encoding: build it the ordinary way
-        return _FlatMessage(self._template, address, make_msgid(domain=DNS_NAME).encode("ascii"))
-
-
-class _FlatMessage:
-    """Quacks like the email.message.Message the file and SMTP backends flatten.
-
-    The template is flattened without a To header and with a placeholder Message-ID; each copy
-    replaces that one header line, found as a whole line of the header block, with its own To
-    and Message-ID. Nothing else is searched or replaced: whatever the subject or body contain
-    (the placeholder itself included), they cannot move an address or add a header."""
-
-    def __init__(self, template: EmailMultiAlternatives, to: bytes, message_id: bytes):
-        self.template, self.to, self.message_id = template, to, message_id
-
-    def _parts(self, linesep: str) -> tuple[bytes, bytes]:
-        """The flattened template's bytes before and after its Message-ID line."""
-        cache = self.template.__dict__.setdefault("_flat", {})
-        if linesep not in cache:
-            template = copy.copy(self.template)
-            template.to = []
-            template.extra_headers = {"Message-ID": _Readdressed.PLACEHOLDER_ID}
-            flat = template.message().as_bytes(linesep=linesep)
-            sep = linesep.encode()
-            head, blank, body = flat.partition(sep + sep)
-            lines = head.split(sep)
-            index = lines.index(b"Message-ID: " + _Readdressed.PLACEHOLDER_ID.encode())
-            cache[linesep] = (b"".join(line + sep for line in lines[:index]),
-                              b"".join(sep + line for line in lines[index + 1:]) + blank + body)
-        return cache[linesep]
-
-    def as_bytes(self, unixfrom=False, linesep="\n"):
-        before, after = self._parts(linesep)
-        return before + b"To: " + self.to + linesep.encode() + b"Message-ID: " + self.message_id + after
-
-    def __getitem__(self, name):
-        return {"to": self.to.decode(), "message-id": self.message_id.decode()}.get(name.lower())
-
-
 @dataclass
 class _Outcome:
     """What became of one claim's rows."""
@@ -363,7 +282,7 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
             status=NotificationStatus.EXPIRED, last_error="The article is no longer published.", updated_at=Now())
         return 0, 0
     _retire(article_id, first_subscriber_id, last_subscriber_id)
-    template = _article_email(article)
+    prepared = emails.prepare_article_mail(article)
     mail = None
     sent = failed = deferred = 0
     reason, stopped = "", False
@@ -382,7 +301,7 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
                 if mail is None:
                     outcome = _Outcome(untried=[pk for pk, _, _ in claimed], stop=reason)
             if mail is not None:
-                outcome = _send_claimed(mail, template, claimed)
+                outcome = _send_claimed(mail, prepared, claimed)
             _record(outcome)
             sent, failed = sent + len(outcome.sent), failed + len(outcome.failed)
             deferred += len(outcome.deferred) + len(outcome.untried)
@@ -412,12 +331,12 @@ def _open_connection():
     return mail, ""
 
 
-def _send_claimed(mail, template, claimed: list[tuple[int, int, str]]) -> _Outcome:
+def _send_claimed(mail, prepared: emails.PreparedMail, claimed: list[tuple[int, int, str]]) -> _Outcome:
     outcome = _Outcome()
-    for index, (pk, _, address) in enumerate(claimed):
+    for index, (pk, subscriber_id, address) in enumerate(claimed):
         _pace()
         try:
-            accepted = _Readdressed(template, address, connection=mail).send()
+            accepted = prepared.message_for(subscriber_id, address, connection=mail).send()
         except IN_DOUBT_ERRORS as exc:
             outcome.failed[pk] = f"In doubt, not retried (the connection broke while it was sent): {_describe(exc)}"
             outcome.untried = [row[0] for row in claimed[index + 1:]]

@@ -6,7 +6,9 @@ from .env import (
     BASE_DIR,
     VAR_DIR,
     caches_from_env,
+    env_address,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
@@ -84,12 +86,29 @@ MEDIA_ROOT = env_str("MEDIA_ROOT", str(VAR_DIR / "media"))
 
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
-# The SMTP backend's server (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+# The SMTP server, used when EMAIL_BACKEND is the SMTP backend (production's default).
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # implicit TLS, usually port 465
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both on: choose one (STARTTLS, usually on "
+                               "port 587, is EMAIL_USE_TLS=1; implicit TLS, usually on port 465, is EMAIL_USE_SSL=1).")
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
-DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "publisher@localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 465 if EMAIL_USE_SSL else 587 if EMAIL_USE_TLS else 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+# Seconds a connect or a command may block (Django's default: forever, holding a worker).
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
+DEFAULT_FROM_EMAIL = env_address("DEFAULT_FROM_EMAIL", "publisher@localhost")
+SERVER_EMAIL = env_address("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Where subscribers' replies go (Reply-To); unset: to DEFAULT_FROM_EMAIL.
+PUBLISHER_EMAIL_REPLY_TO = env_address("PUBLISHER_EMAIL_REPLY_TO", "")
+# What a subscriber's mail holds: the article's excerpt or its whole body.
+PUBLISHER_EMAIL_CONTENT = env_choice("PUBLISHER_EMAIL_CONTENT", "excerpt", ("excerpt", "full"))
+# `check --deploy` refuses a file, console, locmem or dummy backend (mail that never leaves) unless
+# this is on.
+PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND = env_bool("PUBLISHER_EMAIL_ALLOW_LOCAL_BACKEND", False)
 
 # LOG_FORMAT=json: one JSON object per line (for log shippers). Either way, lines logged while a
 # pipeline task runs carry its task id, claim token and article ids (publisher/log.py).

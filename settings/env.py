@@ -5,6 +5,7 @@ Kept free of Django and application imports so every settings module can use it.
 
 import math
 import os
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -74,6 +75,25 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None or raw == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env_str(name, default)
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
+    return value
+
+
+def env_address(name: str, default: str) -> str:
+    """An e-mail address, optionally with a name ("News <news@example.com>"), on one line."""
+    raw = env_str(name, default)
+    if not raw:
+        return raw
+    _, address = parseaddr(raw)
+    if any(char in raw for char in "\r\n") or address.count("@") != 1 or not all(address.split("@")):
+        raise ImproperlyConfigured(f"{name} must be an e-mail address such as news@example.com or "
+                                   f"\"News <news@example.com>\", got {raw!r}.")
+    return raw
 
 
 def database_from_env(default_url: str, *, required: bool = False) -> dict:

@@ -40,6 +40,9 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 SILENCED_SYSTEM_CHECKS = [check for check, ours_off in (("security.W008", not SECURE_SSL_REDIRECT),
                                                         ("security.W004", not SECURE_HSTS_SECONDS)) if ours_off]
 
+# Mail leaves through the SMTP server given by EMAIL_HOST and friends (settings/base.py).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+
 # /metrics/ needs PUBLISHER_METRICS_TOKEN in production unless opened on purpose.
 PUBLISHER_METRICS_OPEN = env_bool("PUBLISHER_METRICS_OPEN", False)
 

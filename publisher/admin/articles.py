@@ -23,7 +23,7 @@ from ..schedule_rules import publish_passed_note
 from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
-from . import actions, delivery, preview
+from . import actions, delivery, mail, preview
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -364,6 +364,7 @@ class ArticleAdmin(admin.ModelAdmin):
             extra_context["preview_url"] = reverse(f"{self.admin_site.name}:publisher_article_preview",
                                                    args=[article.pk])
             extra_context["object_actions"] = actions.buttons(self, request, article)
+            extra_context.update(mail.links(self, request, article))
             extra_context.update({f"can_{name}": actions.applies(self, request, name, article)
                                   for name in actions.BUTTONS})
         return super().change_view(request, object_id, form_url, extra_context)
@@ -450,7 +451,7 @@ class ArticleAdmin(admin.ModelAdmin):
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + mail.urls(self) + super().get_urls()
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):

@@ -687,3 +687,36 @@ def test_article_buttons_need_the_csrf_token(client, publisher_user, article_fac
     assert strict.post(reverse("admin:publisher_article_retry", args=[article.pk])).status_code == 403
     article.refresh_from_db()
     assert article.status == ArticleStatus.FAILED
+
+
+# --- the subscribers' mail: preview and test mail ------------------------------------------------------
+
+def test_an_editor_previews_the_mail_but_cannot_send_a_test(editor_client, article_factory, mailoutbox):
+    article = article_factory(title="Mail me", body="# Hi\n\nThere.")
+    page = editor_client.get(reverse("admin:publisher_article_change", args=[article.pk])).content.decode()
+    preview_url = reverse("admin:publisher_article_mail_preview", args=[article.pk])
+    test_url = reverse("admin:publisher_article_mail_test", args=[article.pk])
+    assert preview_url in page and test_url not in page
+
+    preview = editor_client.get(preview_url)
+    assert preview.status_code == 200
+    assert preview.context["preview"].subject == "New: Mail me"
+    assert "Mail me\n=======\n\nHi There.\n" in preview.content.decode()  # the excerpt (the default)
+    assert editor_client.post(test_url).status_code == 403
+    assert mailoutbox == []
+
+
+def test_a_publisher_sends_a_test_mail_to_their_own_address(publisher_client, publisher_user, article_factory,
+                                                             mailoutbox):
+    publisher_user.email = "paul@example.com"
+    publisher_user.save()
+    article = article_factory(title="Mail me")
+    page = publisher_client.get(reverse("admin:publisher_article_change", args=[article.pk])).content.decode()
+    test_url = reverse("admin:publisher_article_mail_test", args=[article.pk])
+    assert test_url in page
+
+    response = publisher_client.post(test_url, follow=True)
+
+    assert [m.message for m in response.context["messages"]] == ["Sent a test e-mail of “Mail me” to paul@example.com."]
+    message, = mailoutbox
+    assert (message.to, message.subject) == (["paul@example.com"], "[Test] New: Mail me")

@@ -12,6 +12,7 @@ from django.utils import timezone
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.notifications import notifications_expire, notifications_fan_out, notifications_send
 from tests.factories import make_article, make_subscriber
+from tests.support.mail import ARTICLE_MAIL_HEADERS
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("notification_settings")]
 
@@ -214,8 +215,8 @@ def test_send_mails_one_message_per_pending_row_with_text_and_html(mailoutbox):
         assert "Cats & <Dogs>" in message.body and "All about pets." in message.body
         (html, mimetype), = message.alternatives
         assert mimetype == "text/html"
-        assert "<h1>Cats &amp; &lt;Dogs&gt;</h1>" in html  # escaped in HTML
-        assert "<p>All about pets.</p>" in html
+        assert ">Cats &amp; &lt;Dogs&gt;</h1>" in html  # escaped in HTML (the rest: tests/publisher/test_emails.py)
+        assert "<p>\nAll about pets.\n</p>" in html
     rows = Notification.objects.filter(article=article)
     assert set(rows.values_list("status", flat=True)) == {NotificationStatus.SENT}
     assert all(row.sent_at is not None for row in rows)
@@ -446,7 +447,7 @@ def test_a_hostile_title_can_neither_readdress_a_mail_nor_add_a_header(settings,
     assert len(mails) == 2
     assert sorted(mail["To"] for mail in mails) == ["a@example.com", "b@example.com"]
     for mail in mails:
-        assert sorted(mail.keys()) == ["Content-Type", "Date", "From", "MIME-Version", "Message-ID", "Subject", "To"]
+        assert sorted(mail.keys()) == ARTICLE_MAIL_HEADERS
         assert mail["Message-ID"] != "<readdressed-id@invalid>"
         assert mail["Subject"] == subject
     assert mails[0]["Message-ID"] != mails[1]["Message-ID"]

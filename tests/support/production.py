@@ -21,7 +21,7 @@ PROD_ENV = {
 def run_prod(argv: list[str], **overrides) -> subprocess.CompletedProcess:
     """`python <argv>` with the production settings and PROD_ENV (`None` unsets a variable)."""
     environment = {k: v for k, v in os.environ.items()
-                   if k not in PROD_ENV and not k.startswith(("CELERY_", "DJANGO_", "PUBLISHER_"))}
+                   if k not in PROD_ENV and not k.startswith(("CELERY_", "DJANGO_", "PUBLISHER_", "EMAIL_"))}
     environment.update({k: v for k, v in {**PROD_ENV, **overrides}.items() if v is not None})
     return subprocess.run([sys.executable, *argv], cwd=ROOT, env=environment, capture_output=True, text=True,
                           timeout=120)
