@@ -60,8 +60,7 @@ def test_a_reader_subscribes_confirms_gets_one_article_and_leaves(browser, live_
     article_mail = mail_to(mailbox, reader)[1]
     assert subject(article_mail) == "New: Harbour bridge reopens"
 
-    # The article mail carries its unsubscribe link once publisher/emails.py (another change)
-    # is merged; until then the link it will carry.
+    # The reader leaves by the link in the article's own mail (List-Unsubscribe), nothing else.
     leave = unsubscribe_link(article_mail)
     assert leave == unsubscribe_url(Subscriber.objects.get(email=reader).pk)
     page.goto(leave)
