@@ -4,6 +4,8 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+    safe_at_scale = ("AddField note: Django adds the column with DEFAULT '' and drops the default after (PostgreSQL "
+                     "11+: catalog changes, no table rewrite); AlterField only changes action's choices (no SQL)")
 
     dependencies = [
         ('publisher', '0007_subscriber_confirmation'),

@@ -99,7 +99,7 @@ def test_run_serves_admin_publishes_and_stops_everything_on_ctrl_c(tmp_path):
             "publish_at_0": publish_at.strftime("%Y-%m-%d"), "publish_at_1": publish_at.strftime("%H:%M:%S"),
             "unpublish_at_0": "", "unpublish_at_1": "",
         })
-        assert "was added successfully" in page, page[:3000]
+        assert "“Hello from the admin” is scheduled for" in page, page[:3000]
 
         def status():
             with sqlite3.connect(var / "db.sqlite3", timeout=10) as db:
