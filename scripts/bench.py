@@ -39,6 +39,10 @@ def configure(args) -> dict:
     env["PUBLISHER_VAR_DIR"] = str(var)
     env["EMAIL_BACKEND"] = "django.core.mail.backends.filebased.EmailBackend"
     env["EMAIL_FILE_PATH"] = str(var / "mail")
+    if args.smtp:  # a real SMTP server instead of the file backend (workers and the naive loop)
+        host, _, port = args.smtp.rpartition(":")
+        env.update(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_HOST=host or "127.0.0.1",
+                   EMAIL_PORT=port, EMAIL_USE_TLS="0", EMAIL_USE_SSL="0")
     env["MEDIA_ROOT"] = str(var / "media")
     if args.embedded:
         env["DATABASE_URL"] = f"sqlite:///{var / 'bench.sqlite3'}"
@@ -669,6 +673,8 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated: {', '.join(SCENARIOS)}")
     parser.add_argument("--subscribers", type=int, default=None,
                         help="subscribers in the fanout scenario (default 100,000; 2,000 with --quick)")
+    parser.add_argument("--smtp", metavar="HOST:PORT", default=None,
+                        help="send the fanout's mail to this SMTP server (no TLS, no login) instead of files")
     parser.add_argument("--burst", type=int, default=None, help="articles in the chunked burst (default 10,000)")
     parser.add_argument("--naive", type=int, default=None, help="articles in the naive burst (default 1,000)")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
