@@ -1,8 +1,11 @@
 """Building and sending the Celery canvas. Signatures are made by task name, so services can
 enqueue without importing the tasks that call them (no import circle).
 
-One chain carries a whole chunk of articles, so a burst of N due articles costs
+One chain prepares a whole chunk of articles, so a burst of N due articles costs
 N / PUBLISHER_CHUNK_SIZE chains instead of N: the per-article chain is the throughput ceiling.
+A chunk is up to PUBLISHER_CHUNK_SIZE claimed articles, earliest first, whatever their publish
+times; only the make-live flip is grouped by due time (PUBLISHER_CHUNK_WINDOW), one cheap
+`make_live -> notify` chain per group, each waiting in the broker until its time.
 
 Every signature says `ignore_result`: nothing reads these results, and a process that has not
 imported the tasks (web, a management command) otherwise subscribes to each task's result on
@@ -25,6 +28,7 @@ logger = logging.getLogger(__name__)
 PROCESS = "publisher.tasks.process_articles"
 THUMBNAILS = "publisher.tasks.generate_thumbnails"
 MAKE_LIVE = "publisher.tasks.make_live"
+SCHEDULE_FLIPS = "publisher.tasks.schedule_flips"
 NOTIFY = "publisher.tasks.notify_subscribers"
 FAIL = "publisher.tasks.record_chunk_failure"
 FAN_OUT = "publisher.tasks.fan_out_notifications"
@@ -47,31 +51,65 @@ def chunks(due: list[tuple[int, datetime]], *, size: int, window: float) -> list
     return out
 
 
-def publishing_chain(*, token: str, article_ids: list[int], go_live_at: datetime | None = None):
-    """process -> thumbnails -> make live -> notify, for one chunk under one claim. Each step
-    passes the ids still in flight to the next; a step whose retries are spent records the
-    failure on the chunk's remaining articles through the errback. Processing runs at once;
-    the make-live step waits in the broker until `go_live_at` (look-ahead dispatch)."""
-    make_live = signature(MAKE_LIVE, kwargs={"token": token})
+def plan(due: list[tuple[int, datetime]], *, size: int, window: float) -> list[list[list[tuple[int, datetime]]]]:
+    """Split (id, publish_at) pairs, earliest first, into preparation chunks of at most `size`
+    articles whatever their publish times, each split into its flip groups (`chunks`: articles
+    due within `window` seconds of the group's first)."""
+    return [chunks(due[start:start + size], size=size, window=window) for start in range(0, len(due), size)]
+
+
+def _flip(*, token: str, go_live_at: datetime | None, args: tuple = ()) -> list:
+    """make live -> notify. The make-live step waits in the broker until `go_live_at`
+    (look-ahead dispatch); delivered early anyway, it waits again (never early)."""
+    make_live = signature(MAKE_LIVE, kwargs={"token": token}, args=args)
     if go_live_at is not None and go_live_at > timezone.now():
         make_live = make_live.set(eta=go_live_at)
+    return [make_live, signature(NOTIFY, kwargs={"token": token})]
+
+
+def publishing_chain(*, token: str, article_ids: list[int], go_live_at: datetime | None = None,
+                     flips: list[tuple[list[int], datetime]] | None = None):
+    """process -> thumbnails -> make live -> notify, for one chunk under one claim. Each step
+    passes the ids still in flight to the next; a step whose retries are spent records the
+    failure on the chunk's remaining articles through the errback. Processing runs at once.
+    With one flip (or none given) the make-live step waits in the broker until `go_live_at`;
+    with several `flips` (ids, due time), the last step sends one flip chain per group instead."""
+    if flips is not None and len(flips) > 1:
+        tail = [signature(SCHEDULE_FLIPS, kwargs={
+            "token": token, "flips": [[ids, when.isoformat()] for ids, when in flips]})]
+    else:
+        tail = _flip(token=token, go_live_at=flips[0][1] if flips else go_live_at)
     canvas = chain(
         signature(PROCESS, kwargs={"token": token}, args=(article_ids,)),
         signature(THUMBNAILS, kwargs={"token": token}),
-        make_live,
-        signature(NOTIFY, kwargs={"token": token}),
+        *tail,
     )
     canvas.link_error(signature(FAIL, kwargs={"article_ids": article_ids, "token": token}))
     return canvas
+
+
+def flip_chain(*, token: str, article_ids: list[int], go_live_at: datetime):
+    """make live -> notify for one group of prepared articles due together, with its own
+    errback (a flip whose retries are spent fails that group, not the chunk)."""
+    canvas = chain(*_flip(token=token, go_live_at=go_live_at, args=(article_ids,)))
+    canvas.link_error(signature(FAIL, kwargs={"article_ids": article_ids, "token": token}))
+    return canvas
+
+
+def send_flips(*, token: str, flips: list[tuple[list[int], datetime]]) -> None:
+    """Send one flip chain per group. Raises the broker's error: the sending step retries (a
+    group sent twice flips nothing twice: make-live is a compare-and-set on the claim)."""
+    group(flip_chain(token=token, article_ids=ids, go_live_at=when) for ids, when in flips).apply_async()
 
 
 def publish_claimed(*, token: str, due: list[tuple[int, datetime]], chunk_size: int | None = None) -> None:
     """Send one group of chunked chains. Called after the claim committed. If the broker is
     unreachable the claim stays in the database and the sweeper re-dispatches it when its
     lease expires: nothing is lost, only delayed."""
-    parts = chunks(due, size=chunk_size or settings.PUBLISHER_CHUNK_SIZE, window=settings.PUBLISHER_CHUNK_WINDOW)
+    parts = plan(due, size=chunk_size or settings.PUBLISHER_CHUNK_SIZE, window=settings.PUBLISHER_CHUNK_WINDOW)
     try:
-        group(publishing_chain(token=token, article_ids=[pk for pk, _ in part], go_live_at=part[-1][1])
+        group(publishing_chain(token=token, article_ids=[pk for flip in part for pk, _ in flip],
+                               flips=[([pk for pk, _ in flip], flip[-1][1]) for flip in part])
               for part in parts).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker; the lease covers all
         logger.exception("dispatch of %d claimed articles (claim %s) failed; the sweeper will retry after the lease",

@@ -7,6 +7,7 @@ fails that article alone; a transient fault (database, broker) propagates so the
 """
 
 import logging
+from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -210,3 +211,14 @@ def step_notify(*, article_ids: list[int], token: str) -> int:
     for article_id in article_ids:
         dispatch.fan_out(article_id=article_id)
     return len(article_ids)
+
+
+def step_schedule_flips(*, article_ids: list[int], token: str, flips: list[tuple[list[int], str]]) -> int:
+    """The chunk is prepared: send one make-live flip per due-time group (ids, ISO due time) of
+    the articles still in flight (`article_ids`, from the step before), each waiting in the
+    broker until its time. Returns how many flips were sent."""
+    still = set(article_ids)
+    groups = [(kept, datetime.fromisoformat(when)) for ids, when in flips if (kept := [pk for pk in ids if pk in still])]
+    if groups:
+        dispatch.send_flips(token=token, flips=groups)
+    return len(groups)

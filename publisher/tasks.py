@@ -51,6 +51,12 @@ def make_live(self, article_ids: list[int], token: str) -> list[int]:
     return published
 
 
+@shared_task(name="publisher.tasks.schedule_flips", **RETRY_POLICY)
+def schedule_flips(self, article_ids: list[int], token: str, flips: list[list]) -> int:
+    with log_context(claim_token=token, article_ids=article_ids):
+        return pipeline.step_schedule_flips(article_ids=article_ids, token=token, flips=flips)
+
+
 @shared_task(name="publisher.tasks.notify_subscribers", **RETRY_POLICY)
 def notify_subscribers(self, article_ids: list[int], token: str) -> int:
     with log_context(claim_token=token, article_ids=article_ids):

@@ -7,6 +7,7 @@ figure is the median of --runs runs, with min and max. Figures only: nothing her
   ./scripts/bench                 # every scenario, full size
   ./scripts/bench --quick         # small sizes, under a minute (CI smoke test)
   ./scripts/bench --only lateness
+  ./scripts/bench --only wave     # short notice: 1,000 due one every 50 ms, claimed 5 s ahead
   ./scripts/bench --only site     # public pages under 50 clients (gunicorn), visibility precision
 
 Beside the wall-clock rates, CPU per unit (scripts/bench_cpu.py): ms of CPU per article (burst)
@@ -238,14 +239,8 @@ def flush_broker() -> None:
 
 def bench_lateness(args, env) -> dict:
     """N articles spread over a window, shipped scan interval: lateness of each going live."""
-    from datetime import timedelta
-
     from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
-
-    from publisher.models import Article, ArticleStatus
-    from scheduling.selectors import percentile  # nearest rank, as the daily report's
 
     count, window = (30, 3) if args.quick else (1000, 120)
     reset_database()
@@ -259,29 +254,79 @@ def bench_lateness(args, env) -> dict:
         # Bulk-created rows (an import) are first seen by a scan: start one interval + startup ahead
         # (--quick, a smoke test of correctness: 2 s; an article a scan sees late is counted late).
         lead = 2 if args.quick else settings.PUBLISHER_SCAN_INTERVAL + 5
-        start = timezone.now() + timedelta(seconds=lead)
-        Article.objects.bulk_create([
-            Article(title=f"Lateness {i}", body="Body.", status=ArticleStatus.SCHEDULED,
-                    publish_at=start + timedelta(seconds=window * i / count))
-            for i in range(count)
-        ])
-        deadline = time.monotonic() + window + settings.PUBLISHER_SCAN_INTERVAL + 120
-        while Article.objects.filter(status=ArticleStatus.PUBLISHED).count() < count:
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        _schedule_and_wait("Lateness", count, lead=lead, spacing=window / count,
+                           timeout=window + settings.PUBLISHER_SCAN_INTERVAL + 120)
     finally:
         cluster.stop()
+    return {**_lateness(count), "_label": f"{count:,} articles over {window} s, scan every {_scan_interval()} s"}
+
+
+def _schedule_and_wait(title: str, count: int, *, lead: float, spacing: float, timeout: float,
+                       then=lambda: None) -> None:
+    """Bulk-create `count` scheduled articles due one every `spacing` s from `lead` s from now,
+    call `then()`, and wait (at most `timeout` s) until all are published."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from publisher.models import Article, ArticleStatus
+
+    start = timezone.now() + timedelta(seconds=lead)
+    Article.objects.bulk_create([
+        Article(title=f"{title} {i}", body="Body.", status=ArticleStatus.SCHEDULED,
+                publish_at=start + timedelta(seconds=spacing * i))
+        for i in range(count)
+    ])
+    then()
+    deadline = time.monotonic() + timeout
+    while Article.objects.filter(status=ArticleStatus.PUBLISHED).count() < count:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
+
+def _lateness(count: int) -> dict:
+    """Lateness of the published articles (published_at - publish_at, nearest rank)."""
+    from publisher.models import Article, ArticleStatus
+    from scheduling.selectors import percentile  # nearest rank, as the daily report's
+
     rows = list(Article.objects.filter(status=ArticleStatus.PUBLISHED).values_list("publish_at", "published_at"))
     late = sorted((published - due).total_seconds() for due, published in rows)
     return {
-        "lateness p50 (ms)": 1000 * percentile(late, 50),
-        "lateness p99 (ms)": 1000 * percentile(late, 99),
-        "lateness max (ms)": 1000 * max(late),
+        "lateness p50 (ms)": 1000 * percentile(late, 50) if late else float("nan"),
+        "lateness p99 (ms)": 1000 * percentile(late, 99) if late else float("nan"),
+        "lateness max (ms)": 1000 * max(late) if late else float("nan"),
         "published early": float(sum(1 for x in late if x < 0)),
         "not published": float(count - len(late)),
-        "_label": f"{count:,} articles over {window} s, scan every {_scan_interval()} s",
     }
+
+
+def bench_wave(args, env) -> dict:
+    """A short-notice wave: N articles due one every 50 ms, inserted 5 s before the first, all
+    claimed by one scan (called here as the scan would, with a look-ahead that sees them all):
+    lateness of each going live."""
+    from publisher import services
+
+    count = args.wave or (40 if args.quick else 1000)
+    spacing, lead = 0.05, 5.0
+    reset_database()
+    cluster = Cluster(env, args.embedded, args.concurrency)
+    try:
+        cluster.start_broker()
+        flush_broker()
+        cluster.start_worker()
+
+        def claim_all() -> None:
+            claim = services.articles_claim_due(limit=count, lookahead=lead + spacing * count + 5)
+            if claim is None or len(claim.due) != count:
+                raise SystemExit(f"bench: the scan claimed {0 if claim is None else len(claim.due)} of {count}")
+
+        _schedule_and_wait("Wave", count, lead=lead, spacing=spacing, timeout=lead + spacing * count + 120,
+                           then=claim_all)
+    finally:
+        cluster.stop()
+    return {**_lateness(count), "_label": f"{count:,} articles due every {spacing * 1000:g} ms, "
+                                          f"claimed {lead:g} s ahead by one scan"}
 
 
 def _wait_until(predicate, *, timeout: float, cluster: Cluster | None = None, every: float = 0.2) -> tuple[float, float]:
@@ -629,6 +674,7 @@ SCENARIOS = {
     "burst": bench_burst,
     "fanout": bench_fanout,
     "lateness": bench_lateness,
+    "wave": bench_wave,
     "beat": bench_beat,
     "site": bench_site,
 }
@@ -677,6 +723,8 @@ def main() -> int:
                         help="send the fanout's mail to this SMTP server (no TLS, no login) instead of files")
     parser.add_argument("--burst", type=int, default=None, help="articles in the chunked burst (default 10,000)")
     parser.add_argument("--naive", type=int, default=None, help="articles in the naive burst (default 1,000)")
+    parser.add_argument("--wave", type=int, default=None,
+                        help="articles in the short-notice wave, due one every 50 ms (default 1,000; 40 with --quick)")
     parser.add_argument("--explain", action="store_true", help="print the claim's query plans (scenario claim)")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]

@@ -11,6 +11,7 @@ from publisher import services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
 from tests.factories import make_subscriber
 from tests.support.mail import read_mailbox
+from tests.support.invariants import task_logged, task_succeeded
 from tests.support.waiting import wait_for
 from tests.support.processes import SCAN_INTERVAL
 
@@ -54,3 +55,28 @@ def test_scheduled_articles_go_live_once_on_time_with_one_email_each(processes, 
     assert set(counts.values()) == {1}, "someone got the same article twice"
     assert {to for to, _ in mail} == {s.email for s in subscribers}
     assert {subject for _, subject in mail} == {f"New: Story {i}" for i in range(6)}
+
+
+def test_a_claim_spanning_several_due_times_is_prepared_once_and_flipped_at_each(processes, article_factory, mailbox):
+    """Short notice: one claim holds articles due at three times. They are prepared in one chunk
+    at once, and each due time gets its own flip, none early."""
+    subscriber = make_subscriber("reader@example.com")
+    processes.worker()
+    now = timezone.now()
+    articles = [article_factory(title=f"Wave {i}", status=ArticleStatus.SCHEDULED,
+                                publish_at=now + timedelta(seconds=2 + 0.5 * (i // 2))) for i in range(6)]
+    claim = services.articles_claim_due(lookahead=30)
+    assert sorted(pk for pk, _ in claim.due) == sorted(a.pk for a in articles)
+
+    wait_for(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHED).count() == len(articles),
+             timeout=60, message="all articles published")
+    wait_for(lambda: Notification.objects.filter(status=NotificationStatus.SENT).count() == len(articles),
+             timeout=30, message="one notification per article")
+    for article in Article.objects.all():
+        assert article.published_at >= article.publish_at, "published early"
+        assert article.body_html.startswith("<p>")
+    assert task_succeeded(processes, "publisher.tasks.process_articles") == 1
+    assert task_succeeded(processes, "publisher.tasks.schedule_flips") == 1
+    assert task_succeeded(processes, "publisher.tasks.make_live") == 3
+    assert task_logged(processes, "publisher.tasks.make_live", "retry") == 0
+    assert sorted(read_mailbox(mailbox)) == sorted((subscriber.email, f"New: Wave {i}") for i in range(6))

@@ -14,9 +14,9 @@ from django.utils import timezone
 from PIL import Image
 
 from publisher import dispatch, services
-from publisher.dispatch import chunks
+from publisher.dispatch import chunks, plan
 from publisher.models import Article, ArticleStatus
-from publisher.pipeline import step_make_live, step_process, step_thumbnails
+from publisher.pipeline import step_make_live, step_process, step_schedule_flips, step_thumbnails
 from tests.factories import make_article
 
 pytestmark = pytest.mark.django_db
@@ -477,6 +477,38 @@ def test_chunks_keep_every_item_in_order_and_pairs_intact():
 
 def test_chunks_of_nothing():
     assert chunks([], size=50, window=0.02) == []
+
+
+def test_a_short_notice_wave_is_prepared_in_full_chunks_and_flipped_per_due_time():
+    # One every 50 ms: each due time its own flip, the chunks full whatever the times.
+    due = [(i, at(50 * i)) for i in range(7)]
+    assert [ids(part) for part in plan(due, size=3, window=0.02)] == [
+        [[0], [1], [2]], [[3], [4], [5]], [[6]]]
+
+
+def test_a_plan_groups_flips_within_the_window_inside_each_chunk():
+    due = [(1, at(0)), (2, at(10)), (3, at(20)), (4, at(25)), (5, at(40)), (6, at(1000)), (7, at(1000))]
+    assert [ids(part) for part in plan(due, size=4, window=0.02)] == [[[1, 2, 3], [4]], [[5], [6, 7]]]
+    # A flip group never spans two chunks: 3 and 4 share a due time but not a chunk.
+    same = [(1, at(0)), (2, at(0)), (3, at(0)), (4, at(0)), (5, at(5))]
+    assert [ids(part) for part in plan(same, size=3, window=0.02)] == [[[1, 2, 3]], [[4, 5]]]
+
+
+def test_a_plan_of_one_article_chunks_and_of_nothing():
+    due = [(1, at(0)), (2, at(0)), (3, at(100))]
+    assert [ids(part) for part in plan(due, size=1, window=0.02)] == [[[1]], [[2]], [[3]]]
+    assert plan([], size=50, window=0.02) == []
+
+
+def test_scheduling_the_flips_sends_one_per_group_of_the_articles_still_in_flight(monkeypatch):
+    sent = []
+    monkeypatch.setattr(dispatch, "send_flips", lambda **kwargs: sent.append(kwargs))
+    flips = [[[1, 2], at(0).isoformat()], [[3], at(50).isoformat()], [[4], at(100).isoformat()]]
+    # 2 and 3 failed or were taken back by the step before: 3's group is not sent at all.
+    assert step_schedule_flips(article_ids=[1, 4], token="t", flips=flips) == 2
+    assert sent == [{"token": "t", "flips": [([1], at(0)), ([4], at(100))]}]
+    assert step_schedule_flips(article_ids=[], token="t", flips=flips) == 0
+    assert len(sent) == 1
 
 
 def test_the_reused_markdown_converter_carries_nothing_from_one_article_to_the_next():
