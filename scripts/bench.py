@@ -45,6 +45,8 @@ def configure(args) -> dict:
         env.update(EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend", EMAIL_HOST=host or "127.0.0.1",
                    EMAIL_PORT=port, EMAIL_USE_TLS="0", EMAIL_USE_SSL="0")
     env["MEDIA_ROOT"] = str(var / "media")
+    # Absolute links in the mail, as in production (the unsubscribe URL is part of every message).
+    env["PUBLISHER_SITE_URL"] = os.environ.get("PUBLISHER_SITE_URL") or "https://news.example.com"
     if args.embedded:
         env["DATABASE_URL"] = f"sqlite:///{var / 'bench.sqlite3'}"
     else:
