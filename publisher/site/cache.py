@@ -57,13 +57,16 @@ def schedule_cached(freshness):
             key = _key(request)
             entry = default_cache.get(key)
             if entry is None:
+                # Before the view reads anything: a page rendered just before a go-live must not
+                # be cached until the change after it (freshness read after the go-live would be).
+                scheduled = freshness()
                 # The site's own zone, whoever asks: a signed-in editor's zone (the admin's
                 # middleware) must not end up in a page cached for every reader.
                 with timezone.override(None):
                     response = view(request, *args, **kwargs)
                     if hasattr(response, "render"):
                         response.render()
-                max_age, last_modified = getattr(response, "freshness", None) or freshness()
+                max_age, last_modified = getattr(response, "freshness", None) or scheduled
                 if response.status_code == 200 and max_age > 0 and not response.streaming:
                     entry = {"content": response.content, "content_type": response["Content-Type"],
                              "last_modified": last_modified, "expires": time.time() + max_age}

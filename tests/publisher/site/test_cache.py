@@ -91,3 +91,27 @@ def test_error_pages_and_redirects_are_not_kept_in_the_server_cache(client, live
     assert client.get("/articles/soon/").status_code == 404
     live_article("Soon")
     assert client.get("/articles/soon/").status_code == 200
+
+
+def test_a_page_rendered_before_a_go_live_is_not_cached_past_it(rf, live_article):
+    """The go-live lands while the index renders (after the view read the articles, before the
+    response is stored): the freshness must be the one the view's data had, not the later one,
+    or the page without the new article would be cached until the next change after it."""
+    from publisher.site.cache import schedule_cached
+    from publisher.site.selectors import site_freshness
+    from publisher.site.views import index
+
+    due = live_article("Due now", status=ArticleStatus.PUBLISHING, published_at=None, claim_token="1" * 32,
+                       publish_at=database_now() - timedelta(milliseconds=1), unpublish_at=None)
+
+    def index_then_go_live(request):
+        response = index(request)
+        response.render()  # the articles were read: "Due now" is not among them
+        Article.objects.filter(pk=due.pk).update(status=ArticleStatus.PUBLISHED, published_at=database_now())
+        return response
+
+    first = schedule_cached(site_freshness)(index_then_go_live)(rf.get("/?race"))
+    assert b"Due now" not in first.content
+    assert max_age(first) == 0
+    again = schedule_cached(site_freshness)(index)(rf.get("/?race"))
+    assert b"Due now" in again.content
