@@ -37,9 +37,12 @@ def test_redis_killed_and_restarted_empty_while_work_is_queued(processes, mailbo
     schedule_batch([f"Now {i}" for i in range(3)], now - timedelta(seconds=1))
     schedule_batch([f"Soon {i}" for i in range(3)], now + timedelta(seconds=3))  # same claim, second chunk
     call_command("sync_schedules")
-    env = {**private_redis.env(), **short_lease, "PUBLISHER_FAULTS": f"process:hold:{hold}"}
+    # Chunks of 3: the claim is prepared in chunks whatever the due times (dispatch.plan), so
+    # this size is what makes it two chains, the second queued behind the held first.
+    chunks = {"PUBLISHER_CHUNK_SIZE": "3"}
+    env = {**private_redis.env(), **short_lease, **chunks, "PUBLISHER_FAULTS": f"process:hold:{hold}"}
     processes.worker("worker", concurrency=1, **env)
-    processes.beat(**private_redis.env(), **short_lease)
+    processes.beat(**private_redis.env(), **short_lease, **chunks)
 
     client = redis.Redis(port=private_redis.port)
     wait_for(lambda: Article.objects.filter(status=ArticleStatus.PUBLISHING).count() == 6
