@@ -1,17 +1,20 @@
-"""Telling the people who scheduled an article that publishing it failed: one e-mail per
-failed article to the last editor who scheduled, rescheduled, published or retried it (the
-audit trail says who), sent by a worker after the failure committed, never inside a
-transaction. An article nobody scheduled (imported, or its scheduler has no address) is
-logged instead."""
+"""Telling the people who scheduled an article that publishing it failed, or that the pre-flight
+found it at risk: one e-mail per article (per content checked, for at risk) to the last editor
+who scheduled, rescheduled, published or retried it (the audit trail says who), sent by a worker
+after the finding committed, never inside a transaction. An article nobody scheduled (imported,
+or its scheduler has no address) is logged instead."""
 
 import logging
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.urls import reverse
+from django.utils import timezone
 
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
 from .site.links import absolute_url
+from .text import duration_text
+from .zones import local_time_text
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,32 @@ def failure_alerts_send(*, article_ids: list[int]) -> int:
             message=(f"“{article}” could not be published.\n\nReason: {article.last_error}\n\n"
                      f"Open it to fix it, then retry or reschedule it: {link}\n\n"
                      f"— {settings.PUBLISHER_SITE_NAME}"),
+            from_email=None, recipient_list=[to])
+        sent += 1
+    return sent
+
+
+def preflight_alerts_send(*, article_ids: list[int]) -> int:
+    """Mail the scheduler of each of these articles that is still scheduled and still at risk
+    (fixed meanwhile: nothing to say), while there is time to fix it. Sent once per content
+    checked (publisher.preflight dispatches it once); a redelivered task may send one twice."""
+    sent = 0
+    for article in (Article.objects.filter(pk__in=article_ids, status=ArticleStatus.SCHEDULED)
+                    .exclude(at_risk_reason="").order_by("pk")):
+        to = article_scheduler_email(article_id=article.pk)
+        if to is None:
+            logger.warning("article #%s is at risk and nobody who scheduled it has an e-mail address", article.pk)
+            continue
+        link = absolute_url(None, reverse("admin:publisher_article_change", args=[article.pk]))
+        left = article.publish_at - timezone.now()
+        when = local_time_text(article.publish_at, with_seconds=False)
+        send_mail(
+            subject=f"At risk: {article} (due {when})",
+            message=(f"“{article}” is due to go live {when}"
+                     + (f", in {duration_text(left)}" if left.total_seconds() > 0 else "")
+                     + f", and would fail.\n\nWhat the pre-flight check found: {article.at_risk_reason}\n\n"
+                       f"Fix it before then (saving the change checks it again at once), or reschedule it: {link}"
+                       f"\n\n— {settings.PUBLISHER_SITE_NAME}"),
             from_email=None, recipient_list=[to])
         sent += 1
     return sent

@@ -38,6 +38,13 @@ def pipeline_settings(app_configs, **kwargs):
             "its own budget failed it.",
             hint="Keep the per-article budget a small fraction of the soft time limit (10 s of 120 s by default).",
             id="publisher.W003"))
+    preflight = settings.PUBLISHER_PREFLIGHT_MINUTES * 60
+    if 0 < preflight <= settings.PUBLISHER_LOOKAHEAD:
+        problems.append(Warning(
+            f"PUBLISHER_PREFLIGHT_MINUTES ({settings.PUBLISHER_PREFLIGHT_MINUTES:g} min) is not longer than "
+            f"PUBLISHER_LOOKAHEAD ({settings.PUBLISHER_LOOKAHEAD:g} s): the scan claims articles for publishing "
+            "before the pre-flight could check them, so nobody is warned ahead.",
+            hint="Give the pre-flight minutes (30 by default), or set it to 0 to turn it off.", id="publisher.W004"))
     consumer_timeout = settings.PUBLISHER_RABBITMQ_CONSUMER_TIMEOUT
     held = max(settings.PUBLISHER_LOOKAHEAD, settings.PUBLISHER_RETRY_BACKOFF_MAX)
     if urlsplit(settings.CELERY_BROKER_URL or "").scheme in ("amqp", "amqps", "pyamqp") and held >= consumer_timeout:

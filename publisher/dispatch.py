@@ -35,6 +35,8 @@ FAN_OUT = "publisher.tasks.fan_out_notifications"
 SEND = "publisher.tasks.send_notifications"
 ALERT = "publisher.tasks.send_failure_alerts"
 CONFIRM = "publisher.tasks.send_confirmation"
+PREFLIGHT = "publisher.tasks.preflight_articles"
+PREFLIGHT_ALERT = "publisher.tasks.send_preflight_alerts"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -139,3 +141,25 @@ def send_confirmation(*, email: str, site_url: str) -> None:
     """Enqueue one confirmation mail. Raises the broker's error: no row records the request
     (an unknown address has none yet), so nothing would pick it up later; the caller says so."""
     signature(CONFIRM, kwargs={"email": email, "site_url": site_url}).apply_async()
+
+
+def preflight(*, article_ids: list[int]) -> None:
+    """One pre-flight task per chunk of PUBLISHER_CHUNK_SIZE articles (publisher.preflight). With
+    the broker unreachable nothing is lost: the rows' pre-flight lease runs out and the scan
+    hands them out again."""
+    size = settings.PUBLISHER_CHUNK_SIZE
+    try:
+        for start in range(0, len(article_ids), size):
+            signature(PREFLIGHT, kwargs={"article_ids": article_ids[start:start + size]}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the lease covers all
+        logger.exception("pre-flight of articles %s not dispatched: the broker refused it", article_ids)
+
+
+def preflight_alerts(*, article_ids: list[int]) -> None:
+    """E-mail whoever scheduled these articles that the pre-flight found them at risk
+    (publisher.alerts), after that committed. With the broker unreachable the mail is lost
+    (logged): the flag is on the article list, the agenda and the status panel either way."""
+    try:
+        signature(PREFLIGHT_ALERT, kwargs={"article_ids": article_ids}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("at-risk alert for articles %s not sent: the broker refused it", article_ids)

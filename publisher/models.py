@@ -4,6 +4,8 @@ Article.status moves only through the state machine declared in publisher/states
 docs/states.md), by Article.objects.transition (publisher/querysets.py).
 """
 
+import hashlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -18,6 +20,25 @@ from .states import ArticleStatus
 from .zones import available_time_zones
 
 
+
+
+# What the pre-flight checks: a save writing one of these asks for a new check.
+PREFLIGHT_CONTENT_FIELDS = frozenset({"title", "body", "image", "image_alt", "slug"})
+
+
+# Thumbnails the pre-flight made are named so (storage may add a suffix): never the name the
+# pipeline writes, so the two never overwrite or delete each other's file.
+PREFLIGHT_THUMBNAIL = "thumbnails/article-{pk}-preflight.jpg"
+
+
+def is_preflight_thumbnail(name: str) -> bool:
+    return bool(name) and name.startswith("thumbnails/article-") and "-preflight" in name
+
+
+def content_fingerprint(*, title: str, body: str, image: str, image_alt: str, slug: str) -> str:
+    """What a pre-flight result is valid for: a hash of the content that goes live (an article's,
+    or later a scheduled change's or a release member's)."""
+    return hashlib.sha256("\x1f".join((title, body, image, image_alt, slug)).encode()).hexdigest()
 
 
 class Article(models.Model):
@@ -47,6 +68,15 @@ class Article(models.Model):
     excerpt = models.CharField(max_length=300, blank=True, editable=False)
     word_count = models.PositiveIntegerField(default=0, editable=False)
     thumbnail = models.ImageField(upload_to="thumbnails/", blank=True, editable=False)
+
+    # Pre-flight (publisher/preflight.py): the content last checked ahead of the publish time
+    # (its fingerprint), when (None: not checked since the content last changed), and what would
+    # fail; empty when it passed (the fields above then hold its prepared output).
+    preflight_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
+    preflight_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    preflight_queued_until = models.DateTimeField(null=True, blank=True, editable=False)
+    at_risk_reason = models.TextField(blank=True, default="", editable=False,
+                                      help_text="What the pre-flight found would fail when it goes live.")
 
     # The claim: who owns the row while it is `publishing`, and until when.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -78,6 +108,12 @@ class Article(models.Model):
             # The sweeper reads only live articles whose fan-out has not finished.
             models.Index(fields=["published_at"], name="article_fan_out_due_idx",
                          condition=Q(status="published", fanned_out_at__isnull=True)),
+            # The pre-flight scan reads only scheduled rows not checked for their current content.
+            models.Index(fields=["publish_at"], name="article_preflight_due_idx",
+                         condition=Q(status="scheduled", preflight_checked_at__isnull=True)),
+            # The agenda's and the status panel's at-risk list: a handful of rows.
+            models.Index(fields=["publish_at"], name="article_at_risk_idx",
+                         condition=Q(status="scheduled") & ~Q(at_risk_reason="")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -100,6 +136,34 @@ class Article(models.Model):
 
     def __str__(self):
         return self.title or f"Article #{self.pk}"
+
+    def save(self, *args, **kwargs):
+        """A save that writes the content asks for a new pre-flight check (the scan, or the
+        check on save, takes it); a changed content also drops the at-risk flag found for the
+        old one (publisher.preflight compares fingerprints: unchanged content is not re-done)."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or PREFLIGHT_CONTENT_FIELDS & set(update_fields):
+            self.preflight_checked_at = self.preflight_queued_until = None
+            reset = ["preflight_checked_at", "preflight_queued_until"]
+            if self.preflight_fingerprint and self.preflight_fingerprint != self.content_fingerprint():
+                # The result (and the output it prepared) was for other content: forget it.
+                self.at_risk_reason = self.preflight_fingerprint = ""
+                reset += ["at_risk_reason", "preflight_fingerprint"]
+            if update_fields is not None:
+                kwargs["update_fields"] = list(update_fields) + [name for name in reset if name not in update_fields]
+        super().save(*args, **kwargs)
+
+    def content_fingerprint(self) -> str:
+        return content_fingerprint(title=self.title, body=self.body, image=self.image.name or "",
+                                   image_alt=self.image_alt, slug=self.slug or "")
+
+    def prepared_by_preflight(self) -> bool:
+        """The pre-flight passed for exactly this content: body_html, excerpt, word_count and
+        thumbnail hold its output, and going live needs only the flip. Any edit since (even one
+        made while it was being published) changes the fingerprint and the pipeline prepares
+        it again."""
+        return (bool(self.preflight_fingerprint) and not self.at_risk_reason
+                and self.preflight_fingerprint == self.content_fingerprint())
 
     def clean(self):
         errors = schedule_rules.content_errors(title=self.title, body=self.body, scheduling=False)
@@ -291,6 +355,9 @@ class ArticleEventAction(models.TextChoices):
     RECORDED_PUBLISHED = "recorded_published", "Recorded as published (not mailed)"
     # Written by the system (no actor) when the pipeline gives up on an article.
     FAILED = "failed", "Publishing failed"
+    # Written by the system when the pre-flight checked the article's content ahead of its time.
+    AT_RISK = "at_risk", "At risk (pre-flight)"
+    PREFLIGHT_PASSED = "preflight_passed", "Pre-flight passed"
 
 
 class ArticleEvent(models.Model):

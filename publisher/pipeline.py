@@ -12,26 +12,25 @@ from datetime import datetime
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import InterfaceError, OperationalError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from . import dispatch, faults
 from .budgets import time_budget
 from .webhooks import services as webhooks
 from .log import log_context
-from .models import Article, ArticleStatus, Subscriber
+from .models import Article, ArticleStatus, Subscriber, is_preflight_thumbnail
 from .rendering import ContentError, check_image_pixels, make_thumbnail, render_body
 from .services import articles_fail_claimed
 from .site.services import articles_ensure_slugs
+from .transient import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 
-# Errors a retry can fix: the whole task retries. Anything else raised while handling one
-# article is that article's own problem: it fails alone and the chunk goes on.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError, TimeoutError)
+# Errors a retry can fix (publisher.transient): the whole task retries. Anything else raised
+# while handling one article is that article's own problem: it fails alone and the chunk goes on.
 
 
 def _in_flight(article_ids: list[int], token: str):
@@ -97,10 +96,16 @@ def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
         articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
 
 
+# What tells whether the pre-flight's prepared output is for the content going live
+# (Article.prepared_by_preflight).
+PREPARED_FIELDS = ("image_alt", "slug", "preflight_fingerprint", "at_risk_reason")
+
+
 def step_process(*, article_ids: list[int], token: str) -> list[int]:
-    """Render and sanitize the body, fill the derived fields."""
+    """Render and sanitize the body, fill the derived fields (kept as they are for an article
+    the pre-flight prepared with exactly this content)."""
     return _guarded("process", article_ids, token, lambda articles: _process(articles, token),
-                    fields=("title", "body"))
+                    fields=("title", "body", "image", *PREPARED_FIELDS))
 
 
 def _each_alone(step: str, what: str, articles: list[Article], token: str, work, *,
@@ -130,10 +135,12 @@ def _each_alone(step: str, what: str, articles: list[Article], token: str, work,
 
 
 def _process(articles: list[Article], token: str) -> list[int]:
-    ready = []
+    ready, prepared = [], []
     for article in articles:
         if not article.title.strip() or not article.body.strip():
             _fail_one(article, token, "process", ContentError("the article has no title or no body"))
+        elif article.prepared_by_preflight():
+            prepared.append(article)
         else:
             ready.append(article)
 
@@ -142,13 +149,18 @@ def _process(articles: list[Article], token: str) -> list[int]:
 
     rendered = _each_alone("process", "rendering", ready, token, render)
     written = _write(rendered, token, ["body_html", "excerpt", "word_count"])
-    return [a.pk for a in rendered if a.pk in written]
+    if prepared:
+        # Nothing to render: the write still says which are in flight and clears the guard's mark.
+        written |= _write(prepared, token, [])
+        logger.info("process: %d articles prepared by the pre-flight, not rendered again (claim %s)",
+                    len(prepared), token)
+    return sorted(a.pk for a in rendered + prepared if a.pk in written)
 
 
 def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
     """A real thumbnail for each article that has an image; articles without one pass through."""
     return _guarded("thumbnail", article_ids, token, lambda articles: _thumbnails(articles, token),
-                    fields=("title", "image", "thumbnail"))
+                    fields=("title", "image", "thumbnail", "body", *PREPARED_FIELDS))
 
 
 def _thumbnails(articles: list[Article], token: str) -> list[int]:
@@ -160,8 +172,10 @@ def _thumbnails(articles: list[Article], token: str) -> list[int]:
             made[article.pk] = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
 
     done = _each_alone("thumbnail", "making the thumbnail", articles, token, thumbnail,
-                       applies=lambda article: bool(article.image))
+                       applies=lambda article: bool(article.image) and not article.prepared_by_preflight())
     for article in done:
+        if not article.image and is_preflight_thumbnail(article.thumbnail.name):
+            article.thumbnail = ""  # made by a pre-flight for an image removed since
         if article.pk in made:
             name = f"thumbnails/article-{article.pk}.jpg"
             storage = article.thumbnail.storage

@@ -23,7 +23,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 from django.db.models.functions import Greatest, Now
 from django.utils import timezone
 
-from . import dispatch, schedule_rules
+from . import dispatch, preflight, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
 from .rendering import render_body
 from .states import ACTIONS, TRANSITIONS
@@ -110,6 +110,9 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
             # Due before the next scan could see it: claim it now so it still goes out on the second.
             if articles_claim_due(article_ids=[article_id]):
                 article.refresh_from_db()
+        if claim_due:
+            # Scheduled closer than the pre-flight window: checked at once, not at the next scan.
+            transaction.on_commit(lambda: preflight.article_preflight_soon(article_id=article_id))
     return article
 
 
@@ -380,8 +383,11 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
     """The article form's single call after the editor saved new times. Schedules a draft that
     has a publish time, reschedules a scheduled (or in-flight, or failed) article in place, sends
     it back to draft when the publish time was cleared, or changes a live article's take-down
-    time. Returns the audit event, or None when the times did not change anything."""
+    time. Returns the audit event, or None when the times did not change anything. A content
+    edit saved with it is pre-flight checked at once when the article is due within the window."""
     with transaction.atomic():
+        if claim_due:
+            transaction.on_commit(lambda: preflight.article_preflight_soon(article_id=article_id))
         before = Article.objects.select_for_update().filter(pk=article_id).first()
         if before is None:
             raise TransitionError(f"Article #{article_id} no longer exists.")

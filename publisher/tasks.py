@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, services, subscriptions
+from . import alerts, notifications, pipeline, preflight, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -99,6 +99,18 @@ def send_notifications(self, article_id: int, first_subscriber_id: int, last_sub
 def send_failure_alerts(self, article_ids: list[int]) -> int:
     with log_context(article_ids=article_ids):
         return alerts.failure_alerts_send(article_ids=article_ids)
+
+
+@shared_task(name="publisher.tasks.preflight_articles", **RETRY_POLICY)
+def preflight_articles(self, article_ids: list[int]) -> dict:
+    with log_context(article_ids=article_ids):
+        return preflight.articles_preflight(article_ids=article_ids)
+
+
+@shared_task(name="publisher.tasks.send_preflight_alerts", **RETRY_POLICY)
+def send_preflight_alerts(self, article_ids: list[int]) -> int:
+    with log_context(article_ids=article_ids):
+        return alerts.preflight_alerts_send(article_ids=article_ids)
 
 
 def backoff(retries: int) -> float:

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications
+from publisher import notifications, preflight
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -149,6 +149,8 @@ def scan_run() -> dict:
     taken_down = publisher_services.articles_take_down_expired()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
     fan_outs = notifications.notifications_recover_fan_outs()
+    # After the claim: what is due within the look-ahead is published, not checked ahead.
+    preflights = preflight.articles_preflight_dispatch()
     summary = {
         "claimed": len(claim.article_ids) if claim else 0,
         "reclaimed": len(reclaimed.article_ids) if reclaimed else 0,
@@ -157,6 +159,7 @@ def scan_run() -> dict:
         "notifications_resent": resent,
         "notifications_interrupted": interrupted,
         "fan_outs_redispatched": fan_outs,
+        "preflights_dispatched": preflights,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.

@@ -61,7 +61,7 @@ def _worker_db(base: int, index: int, url: str) -> int:
 xdist_worker_environment()
 
 from .base import *  # noqa: E402,F401,F403
-from .env import broker_url_from_env, database_from_env, result_backend_from_env  # noqa: E402
+from .env import broker_url_from_env, database_from_env, env_float, result_backend_from_env  # noqa: E402
 
 DATABASES = {"default": database_from_env(f"sqlite:///{TEST_VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -80,3 +80,6 @@ MEDIA_ROOT = env_str("MEDIA_ROOT", str(TEST_VAR_DIR / "media"))
 
 # Lets the real-process tests inject faults into workers (publisher/faults.py).
 PUBLISHER_FAULTS_ENABLED = True
+# The pre-flight (docs/preflight.md) is off unless a test turns it on (its own tests, through
+# `settings` or the worker's environment): the other tests count each article's events and tasks.
+PUBLISHER_PREFLIGHT_MINUTES = env_float("PUBLISHER_PREFLIGHT_MINUTES", 0.0, minimum=0.0)

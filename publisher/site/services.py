@@ -82,7 +82,8 @@ def article_set_slug(*, article_id: int, slug: str) -> Article:
         ArticleSlugRedirect.objects.filter(old_slug=slug, article_id=article_id).delete()
         if old and article.published_at is not None:
             ArticleSlugRedirect.objects.create(old_slug=old, article_id=article_id)
-        Article.objects.filter(pk=article_id).update(slug=slug)
+        # The slug is part of what the pre-flight checked: ask for a new check.
+        Article.objects.filter(pk=article_id).update(slug=slug, preflight_checked_at=None, preflight_queued_until=None)
         article.slug = slug
         cache.site_changed()
     return article
