@@ -44,4 +44,8 @@ class Migration(migrations.Migration):
             model_name='article',
             index=models.Index(condition=models.Q(('preflight_checked_at__isnull', True), ('status', 'scheduled')), fields=['publish_at'], name='article_preflight_due_idx'),
         ),
+        AddIndexConcurrently(
+            model_name='article',
+            index=models.Index(condition=models.Q(('status', 'scheduled'), models.Q(('at_risk_reason', ''), _negated=True)), fields=['publish_at'], name='article_at_risk_idx'),
+        ),
     ]

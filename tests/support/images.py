@@ -18,3 +18,19 @@ def huge_png(width: int = 12_000, height: int = 12_000) -> bytes:
     parts.append(compressor.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", b"".join(parts)) + _chunk(b"IEND", b"")
+
+
+def png(width: int, height: int) -> bytes:
+    """A small red RGB PNG, made by Pillow."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def broken_png() -> bytes:
+    """A file that says it is a PNG and is not: what a truncated or corrupted upload leaves."""
+    return b"\x89PNG\r\n\x1a\n this is not really a png"
