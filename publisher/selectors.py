@@ -79,7 +79,7 @@ def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
     today = timezone.localtime(now, zone).date()
     start, _ = local_day_bounds(day=today, zone=zone)
     _, end = local_day_bounds(day=today + timedelta(days=days - 1), zone=zone)
-    fields = ("id", "title", "status", "publish_at", "unpublish_at", "published_at", "last_error")
+    fields = ("id", "title", "status", "publish_at", "unpublish_at", "published_at", "last_error", "at_risk_reason")
     rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
                 .only(*fields).order_by("publish_at", "id"))
     overdue = list(Article.objects.filter(status=ArticleStatus.SCHEDULED, publish_at__lt=start)
@@ -170,6 +170,19 @@ def articles_recent_failures(*, limit: int = 5) -> list[Article]:
     return list(Article.objects.filter(status__in=NEEDS_ATTENTION)
                 .only("id", "title", "status", "publish_at", "last_error", "updated_at")
                 .order_by("-updated_at", "-id")[:limit])
+
+
+def articles_at_risk(*, queryset: QuerySet | None = None) -> QuerySet:
+    """Scheduled articles the pre-flight found would fail (publisher.preflight), soonest first:
+    read through article_at_risk_idx."""
+    queryset = Article.objects.all() if queryset is None else queryset
+    return queryset.filter(status=ArticleStatus.SCHEDULED).exclude(at_risk_reason="").order_by("publish_at", "id")
+
+
+def articles_at_risk_first(*, limit: int = 5) -> tuple[list[Article], int]:
+    """The first `limit` articles at risk with their reasons, and how many there are (two queries)."""
+    rows = articles_at_risk().only("id", "title", "status", "publish_at", "at_risk_reason")
+    return list(rows[:limit]), rows.count()
 
 
 def articles_overdue_count(*, grace: timedelta, now: datetime | None = None) -> int:

@@ -38,6 +38,8 @@ class PipelineStatus:
     stalled: int
     failures: list[Article] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    at_risk: list[Article] = field(default_factory=list)  # the pre-flight's findings, soonest first
+    at_risk_count: int = 0
 
     @property
     def total(self) -> int:
@@ -84,8 +86,13 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
         warnings.append(f"{stalled} article{'s are' if stalled != 1 else ' is'} stuck in publishing (their claim's "
                         "lease ran out: the worker stopped). The scan re-dispatches them; if this stays, start a "
                         "worker.")
+    at_risk, at_risk_count = selectors.articles_at_risk_first(limit=failures)
+    if at_risk_count:
+        warnings.append(f"{at_risk_count} scheduled article{'s are' if at_risk_count != 1 else ' is'} at risk: the "
+                        "pre-flight check found what would fail when it goes live. Fix it before then.")
     return PipelineStatus(counts=selectors.article_status_counts(), scan=scan, overdue=overdue, stalled=stalled,
-                          failures=selectors.articles_recent_failures(limit=failures), warnings=warnings)
+                          failures=selectors.articles_recent_failures(limit=failures), warnings=warnings,
+                          at_risk=at_risk, at_risk_count=at_risk_count)
 
 
 STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED, ArticleStatus.FAILED,

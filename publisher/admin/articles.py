@@ -46,6 +46,7 @@ class ScheduleFilter(admin.SimpleListFilter):
             ("week", "Going out in the next 7 days"),
             ("overdue", "Overdue (should be live)"),
             ("attention", "Failed or missed"),
+            ("at_risk", "At risk (pre-flight)"),
         ]
 
     def queryset(self, request, queryset):
@@ -58,6 +59,8 @@ class ScheduleFilter(admin.SimpleListFilter):
             return selectors.articles_overdue(queryset=queryset)
         if self.value() == "attention":
             return selectors.articles_needing_attention(queryset=queryset)
+        if self.value() == "at_risk":
+            return selectors.articles_at_risk(queryset=queryset)
         return queryset
 
 
@@ -135,6 +138,9 @@ class ArticleAdmin(admin.ModelAdmin):
 
     @admin.display(description="Problem")
     def problem_column(self, obj):
+        if obj.at_risk_reason and obj.status == ArticleStatus.SCHEDULED:
+            return format_html('<span class="at-risk">At risk</span> <span class="problem" title="{}">{}</span>',
+                               obj.at_risk_reason, Truncator(obj.at_risk_reason).chars(90))
         if not obj.last_error:
             return "—"
         return format_html('<span class="problem" title="{}">{}</span>', obj.last_error,
@@ -207,7 +213,11 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj.status == ArticleStatus.SCHEDULED:
             if obj.publish_at <= now:
                 return f"Due since {local_time_text(obj.publish_at)}: it goes out at the next scan."
-            return f"Goes live {local_time_text(obj.publish_at)}, in {duration_text(obj.publish_at - now)}."
+            text = f"Goes live {local_time_text(obj.publish_at)}, in {duration_text(obj.publish_at - now)}."
+            if obj.at_risk_reason:
+                return format_html('{} <span class="at-risk">At risk</span> <span class="problem">{}</span>', text,
+                                   f"The pre-flight check found what would fail: {obj.at_risk_reason}")
+            return text
         if obj.status == ArticleStatus.PUBLISHING:
             return f"Being published now (due {local_time_text(obj.publish_at)})."
         if obj.status == ArticleStatus.PUBLISHED:
@@ -268,8 +278,10 @@ class ArticleAdmin(admin.ModelAdmin):
             elif event.action == ArticleEventAction.UNPUBLISH_CHANGED:
                 detail.append(f"take down {local_time_text(event.unpublish_at)}" if event.unpublish_at
                               else "no take-down time")
-            elif event.action == ArticleEventAction.FAILED:
+            elif event.action in (ArticleEventAction.FAILED, ArticleEventAction.AT_RISK):
                 detail.append(event.note)
+            elif event.action == ArticleEventAction.PREFLIGHT_PASSED:
+                detail.append(f"ready to go live {local_time_text(event.publish_at)}")
             elif event.action in (ArticleEventAction.CREATED, ArticleEventAction.UNPUBLISHED_NOW):
                 pass
             else:

@@ -27,5 +27,7 @@ def pipeline_status_panel(context):
         "changelist": changelist,
         "failures": [(article, reverse("admin:publisher_article_change", args=[article.pk]))
                      for article in status.failures],
+        "at_risk": [(article, reverse("admin:publisher_article_change", args=[article.pk]))
+                    for article in status.at_risk],
         "can_retry": request.user.has_perm("publisher.publish_article"),
     }
