@@ -25,6 +25,7 @@ from django.core.files.base import ContentFile
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from . import dispatch, schedule_rules
 from .budgets import time_budget
@@ -179,6 +180,12 @@ def articles_preflight_dispatch(*, limit: int | None = None) -> int:
     return len(_queue(_unchecked(window), limit=limit or settings.PUBLISHER_SCAN_BATCH))
 
 
+def within_window(publish_at) -> bool:
+    """Whether an article due at `publish_at` is already inside the pre-flight window (off: never)."""
+    window = _window()
+    return window is not None and publish_at <= timezone.now() + window
+
+
 def article_preflight_soon(*, article_id: int) -> bool:
     """Scheduled (or edited) closer to its time than the window: check it now rather than at the
     next scan. Call after the change committed. Returns whether a check was dispatched."""
@@ -209,6 +216,12 @@ def articles_preflight(*, article_ids: list[int]) -> dict[str, int]:
             logger.warning("pre-flight: soft time limit reached; %d articles left to the next scan",
                            len(ordered) - index)
             break
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:  # a bug, not the content (that is a finding): the others go on
+            logger.exception("pre-flight of article #%s failed; the scan hands it out again after its lease",
+                             article_id)
+            counts[SKIPPED] += 1
     if counts[AT_RISK] or counts[PASSED]:
         logger.info("pre-flight: %s", counts)
     return counts

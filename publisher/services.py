@@ -110,7 +110,7 @@ def article_schedule(*, article_id: int, publish_at: datetime, unpublish_at: dat
             # Due before the next scan could see it: claim it now so it still goes out on the second.
             if articles_claim_due(article_ids=[article_id]):
                 article.refresh_from_db()
-        if claim_due:
+        if claim_due and article.status == ArticleStatus.SCHEDULED and preflight.within_window(publish_at):
             # Scheduled closer than the pre-flight window: checked at once, not at the next scan.
             transaction.on_commit(lambda: preflight.article_preflight_soon(article_id=article_id))
     return article
@@ -386,7 +386,7 @@ def article_update_schedule(*, article_id: int, publish_at: datetime | None, unp
     time. Returns the audit event, or None when the times did not change anything. A content
     edit saved with it is pre-flight checked at once when the article is due within the window."""
     with transaction.atomic():
-        if claim_due:
+        if claim_due and publish_at is not None and preflight.within_window(publish_at):
             transaction.on_commit(lambda: preflight.article_preflight_soon(article_id=article_id))
         before = Article.objects.select_for_update().filter(pk=article_id).first()
         if before is None:
