@@ -146,9 +146,11 @@ def _process(articles: list[Article], token: str) -> list[int]:
 
     def render(article: Article) -> None:
         article.body_html, article.excerpt, article.word_count = render_body(article.body)
+        # This output is not the pre-flight's: no fingerprint may vouch for it any more.
+        article.preflight_fingerprint = ""
 
     rendered = _each_alone("process", "rendering", ready, token, render)
-    written = _write(rendered, token, ["body_html", "excerpt", "word_count"])
+    written = _write(rendered, token, ["body_html", "excerpt", "word_count", "preflight_fingerprint"])
     if prepared:
         # Nothing to render: the write still says which are in flight and clears the guard's mark.
         written |= _write(prepared, token, [])

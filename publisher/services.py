@@ -153,7 +153,8 @@ def article_record_published(*, article_id: int, published_at: datetime, unpubli
     with transaction.atomic():
         article = _transition(article_id, "record_published", action="record as published", actor=actor,
                               publish_at=published_at, published_at=published_at, unpublish_at=unpublish_at,
-                              body_html=body_html, excerpt=excerpt, word_count=word_count, attempts=0,
+                              body_html=body_html, excerpt=excerpt, word_count=word_count, preflight_fingerprint="",
+                              attempts=0,
                               last_error="", **_released_claim())
         if article_ensure_slug(article_id=article_id) != article.slug:
             article.refresh_from_db(fields=["slug"])

@@ -372,3 +372,19 @@ def test_an_article_at_risk_is_prepared_by_the_pipeline_as_before(sent):
     row = Article.objects.get(pk=article.pk)
     assert row.status == ArticleStatus.FAILED
     assert row.last_error.startswith("thumbnail: image could not be read")
+
+
+def test_output_the_pipeline_rendered_is_never_taken_for_the_pre_flights(sent):
+    article = scheduled()
+    preflight.article_preflight(article_id=article.pk)
+    original = Article.objects.get(pk=article.pk).body
+    Article.objects.filter(pk=article.pk).update(body="Changed after the check.")
+    token = claim(article)
+    step_process(article_ids=[article.pk], token=token)
+    assert Article.objects.get(pk=article.pk).preflight_fingerprint == ""
+    # Taken back and changed back to the content that passed: the body_html on the row is the
+    # pipeline's (of the other content), so it is rendered again.
+    Article.objects.filter(pk=article.pk).update(status=ArticleStatus.SCHEDULED, body=original)
+    token = claim(article)
+    step_process(article_ids=[article.pk], token=token)
+    assert Article.objects.get(pk=article.pk).body_html == "<p>Some <em>body</em> text.</p>"
