@@ -9,6 +9,7 @@ figure is the median of --runs runs, with min and max. Figures only: nothing her
   ./scripts/bench --only lateness
   ./scripts/bench --only wave     # short notice: 1,000 due one every 50 ms, claimed 5 s ahead
   ./scripts/bench --only site     # public pages under 50 clients (gunicorn), visibility precision
+  ./scripts/bench --only fanout --subscribers 1000000 --runs 1   # a million (about 10 min, ~2 GB of mail files, removed)
 
 Beside the wall-clock rates, CPU per unit (scripts/bench_cpu.py): ms of CPU per article (burst)
 and µs per notification (fan-out), split into the worker tree, the PostgreSQL backends and
@@ -557,32 +558,89 @@ def _print_rows(label: str, rows: dict[str, tuple[int, int]]) -> None:
 class FanOutPoller:
     """Whether an article's fan-out is over (fanned_out_at stamped, no row pending or sending),
     asked on a connection of its own, whose PostgreSQL backend the CPU meter leaves out: the
-    bench's polling is not the product's work (a count() of a million rows every 0.5 s was)."""
+    bench's polling is not the product's work (a count() of a million rows every 0.5 s was).
 
-    SQL = ("select exists(select 1 from publisher_article where id = %s and fanned_out_at is not null) "
-           "and not exists(select 1 from publisher_notification where article_id = %s "
-           "and status in ('pending', 'sending'))")
+    Runs no beat, so no sweeper: when rows stay pending or sending with no progress for
+    STALL_SECONDS after the fan-out finished, it says so (which rows) and runs the sweeper's
+    re-dispatch (notifications_recover_stale) as the scan would, with older_than=STALL_SECONDS
+    instead of PUBLISHER_LEASE_SECONDS."""
 
-    def __init__(self):
+    STALL_SECONDS = 30
+    DONE = ("select exists(select 1 from publisher_article where id = %s and fanned_out_at is not null) "
+            "and not exists(select 1 from publisher_notification where article_id = %s "
+            "and status in ('pending', 'sending'))")
+    LEFT = ("select status, count(*), min(subscriber_id), max(subscriber_id) from publisher_notification "
+            "where article_id = %s and status in ('pending', 'sending') group by status order by status")
+
+    def __init__(self, mail_dir: Path | None = None):
         from django.db import connection
 
+        self.mail_dir = mail_dir
         self.conn = None
+        self.backend_pids: tuple[int, ...] = ()
         if connection.vendor == "postgresql":
             import psycopg
 
             self.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
-            self.backend_pids: tuple[int, ...] = (self.conn.execute("select pg_backend_pid()").fetchone()[0],)
-        else:
-            self.backend_pids = ()
+            self.backend_pids = (self.conn.execute("select pg_backend_pid()").fetchone()[0],)
+        self.redispatched = self.interrupted = 0
+        self._left, self._since, self._next_check = None, time.monotonic(), 0.0
+        self.started = self._since
 
-    def done(self, article_id: int) -> bool:
+    def _rows(self, sql: str, params: list) -> list[tuple]:
         if self.conn is not None:
-            return bool(self.conn.execute(self.SQL, (article_id, article_id)).fetchone()[0])
+            return self.conn.execute(sql, params).fetchall()
         from django.db import connection
 
         with connection.cursor() as cur:
-            cur.execute(self.SQL, [article_id, article_id])
-            return bool(cur.fetchone()[0])
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def done(self, article_id: int) -> bool:
+        if self._rows(self.DONE, [article_id, article_id])[0][0]:
+            return True
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 5
+            left = self._rows(self.LEFT, [article_id])
+            if left != self._left:
+                self._left, self._since = left, now
+            elif now - self._since >= self.STALL_SECONDS and self._fanned_out(article_id):
+                self._recover(article_id, left)
+                self._since = now
+        return False
+
+    def _fanned_out(self, article_id: int) -> bool:
+        return bool(self._rows("select fanned_out_at is not null from publisher_article where id = %s", [article_id])[0][0])
+
+    def _recover(self, article_id: int, left: list[tuple]) -> None:
+        from publisher.notifications import notifications_recover_stale
+
+        stuck = "; ".join(f"{count:,} {status} (subscribers {low:,}–{high:,})" for status, count, low, high in left)
+        if not self.redispatched:  # the first time only: it reads every mail file
+            stuck += self._in_mail(article_id)
+        redispatched, interrupted = notifications_recover_stale(older_than=self.STALL_SECONDS)
+        self.redispatched += redispatched
+        self.interrupted += interrupted
+        print(f"# fan-out: STALLED, no progress for {self.STALL_SECONDS} s (the last change "
+              f"{self._since - self.started:.0f} s after the start): "
+              f"{stuck}; the sweeper re-dispatched "
+              f"{redispatched:,} and marked {interrupted:,} interrupted (the wall time includes the wait)", flush=True)
+
+    def _in_mail(self, article_id: int) -> str:
+        """How many of the stuck pending rows' addresses the file backend wrote anyway (sent
+        but not recorded, or never sent)."""
+        if self.mail_dir is None or not self.mail_dir.exists():
+            return ""
+        addresses = {f"To: {email}" for (email,) in self._rows(
+            "select s.email from publisher_notification n join publisher_subscriber s on s.id = n.subscriber_id "
+            "where n.article_id = %s and n.status = 'pending' limit 10000", [article_id])}
+        found = set()
+        for path in self.mail_dir.iterdir():
+            with path.open(errors="replace") as lines:
+                found.update(line.rstrip("\n") for line in lines if line.startswith("To: ")
+                             and line.rstrip("\n") in addresses)
+        return f"; of {len(addresses):,} pending, {len(found):,} are in the mail files already"
 
     def close(self) -> None:
         if self.conn is not None:
@@ -659,7 +717,7 @@ def bench_fanout(args, env) -> dict:
     sizes_before = table_sizes()
 
     cluster = Cluster(env, args.embedded, args.concurrency)
-    poller = FanOutPoller()
+    poller = FanOutPoller(_mail_dir(env))
     try:
         cluster.start_broker()
         flush_broker()
