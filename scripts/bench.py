@@ -1043,7 +1043,7 @@ def main() -> int:
             print(f"{name:<12} {'(skipped)':<40} {'':>12} {'':>12} {'':>12}  {label}")
         for metric in results[0]:
             values = [r[metric] for r in results]
-            digits = 2 if "CPU" in metric else 1
+            digits = 2 if "CPU" in metric or "(MB)" in metric else 1
             print(f"{name:<12} {metric:<40} {statistics.median(values):>12.{digits}f} {min(values):>12.{digits}f} "
                   f"{max(values):>12.{digits}f}  {label}", flush=True)
         print(f"# {name}: {took:.0f} s; load average now {os.getloadavg()[0]:.2f}", flush=True)
