@@ -27,7 +27,9 @@ def bench_env(tmp_path: Path) -> tuple[list[str], dict, str | None]:
     db = settings.DATABASES["default"]
     if db["ENGINE"].endswith("sqlite3"):
         return ["--embedded"], env, None
-    name = f"{db['TEST'].get('NAME') or 'test_' + db['NAME']}_bench"
+    # One per xdist process: the tests here run side by side, and each empties and drops its own.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    name = f"{db['TEST'].get('NAME') or 'test_' + db['NAME']}_bench{'_' + worker if worker else ''}"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     env["BENCH_DATABASE_URL"] = f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{name}"
     env["BENCH_BROKER_URL"] = settings.CELERY_BROKER_URL
