@@ -9,6 +9,7 @@ figure is the median of --runs runs, with min and max. Figures only: nothing her
   ./scripts/bench --only lateness
   ./scripts/bench --only wave     # short notice: 1,000 due one every 50 ms, claimed 5 s ahead
   ./scripts/bench --only site     # public pages under 50 clients (gunicorn), visibility precision
+  ./scripts/bench --only fanout --subscribers 1000000 --runs 1   # a million (about 10 min, ~2 GB of mail files, removed)
 
 Beside the wall-clock rates, CPU per unit (scripts/bench_cpu.py): ms of CPU per article (burst)
 and µs per notification (fan-out), split into the worker tree, the PostgreSQL backends and
@@ -72,9 +73,10 @@ def _create_postgres_database(url: str) -> None:
             conn.execute(f'create database "{name}"')
 
 
-def cpu_meter(root_pid: int, *, broker_url: str | None = None, embedded_redis_pid: int | None = None):
+def cpu_meter(root_pid: int, *, broker_url: str | None = None, embedded_redis_pid: int | None = None,
+              exclude_backends: tuple[int, ...] = ()):
     """A CpuMeter (scripts/bench_cpu.py) on the process tree at `root_pid`, the PostgreSQL
-    backends of the bench database and (given one) the broker's redis-server."""
+    backends of the bench database (but `exclude_backends`) and (given one) the broker's redis-server."""
     from bench_cpu import CpuMeter
     from django.db import connection
 
@@ -84,7 +86,7 @@ def cpu_meter(root_pid: int, *, broker_url: str | None = None, embedded_redis_pi
             cur.execute("select current_database(), pg_backend_pid()")
             database, database_pid = cur.fetchone()
     return CpuMeter(worker_pid=root_pid, database=database, database_pid=database_pid, broker_url=broker_url,
-                    embedded_redis_pid=embedded_redis_pid)
+                    embedded_redis_pid=embedded_redis_pid, exclude_backends=exclude_backends)
 
 
 class Cluster:
@@ -116,12 +118,12 @@ class Cluster:
         embedded_redis_start(embedded_redis_socket(Path(self.env["PUBLISHER_VAR_DIR"])),
                              spawn=lambda argv: self._spawn("redis", argv))
 
-    def cpu_meter(self):
+    def cpu_meter(self, exclude_backends: tuple[int, ...] = ()):
         """A CpuMeter on this cluster's worker, the PostgreSQL backends of the bench database
-        and the broker's redis-server."""
+        (but `exclude_backends`) and the broker's redis-server."""
         redis = self._by_name.get("redis")
         return cpu_meter(self._by_name["worker"].pid, broker_url=None if self.embedded else self.env.get("CELERY_BROKER_URL"),
-                         embedded_redis_pid=redis.pid if redis else None)
+                         embedded_redis_pid=redis.pid if redis else None, exclude_backends=exclude_backends)
 
     def start_worker(self, **env) -> None:
         if env:
@@ -464,9 +466,234 @@ def _notification_row_writes() -> int | None:
         return cursor.fetchone()[0]
 
 
+SUBSCRIBERS_SQL = {
+    # One statement whatever the count (a million ORM objects would take minutes and gigabytes).
+    "postgresql": """
+        insert into publisher_subscriber (email, is_active, confirmed_at, unsubscribed_at, source, created_at,
+            confirmation_sent_at)
+        select 'reader' || g || '@example.com', true, %s, null, %s, %s, null from generate_series(0, %s - 1) g""",
+    "sqlite": """
+        with recursive g(n) as (select 0 union all select n + 1 from g where n < %s - 1)
+        insert into publisher_subscriber (email, is_active, confirmed_at, unsubscribed_at, source, created_at,
+            confirmation_sent_at)
+        select 'reader' || n || '@example.com', 1, %s, null, %s, %s, null from g""",
+}
+
+
+def create_subscribers(count: int) -> None:
+    """`count` confirmed, active subscribers reader0@example.com … in one INSERT … SELECT
+    (generate_series on PostgreSQL, a recursive CTE on SQLite), then ANALYZE (autovacuum, which
+    would do it in production, may be off here)."""
+    from django.db import connection
+    from django.utils import timezone
+
+    from publisher.models import SubscriberSource
+
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    params = [now, SubscriberSource.IMPORT, now]
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute(SUBSCRIBERS_SQL["postgresql"], [*params, count])
+            cur.execute("analyze publisher_subscriber")
+        else:
+            cur.execute(SUBSCRIBERS_SQL["sqlite"], [count, *params])
+
+
+FANOUT_TABLES = ("publisher_notification", "publisher_subscriber")
+
+
+def table_sizes() -> dict[str, tuple[int, int, int]]:
+    """Bytes of each fan-out table (PostgreSQL): (pg_total_relation_size, pg_relation_size (the
+    heap's main fork), pg_indexes_size); {} elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cur:
+        cur.execute("select relname, pg_total_relation_size(oid), pg_relation_size(oid), pg_indexes_size(oid) "
+                    "from pg_class where relname = any(%s) and relkind = 'r'", [list(FANOUT_TABLES)])
+        return {name: (total, heap, indexes) for name, total, heap, indexes in cur.fetchall()}
+
+
+def wal_lsn() -> str | None:
+    """pg_current_wal_lsn() (PostgreSQL; the whole cluster's WAL, every database's); None elsewhere."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cur:
+        cur.execute("select pg_current_wal_lsn()::text")
+        return cur.fetchone()[0]
+
+
+def wal_bytes(since: str | None) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", [since])
+        return float(cur.fetchone()[0])
+
+
+def dead_rows(tables=FANOUT_TABLES) -> dict[str, tuple[int, int]]:
+    """(live, dead) row versions of `tables` as PostgreSQL reports them after ANALYZE
+    (pg_stat_user_tables.n_live_tup, n_dead_tup; nothing vacuums here: autovacuum may be off)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return {}
+    with connection.cursor() as cur:
+        cur.execute(f"analyze {', '.join(tables)}")
+        cur.execute("select pg_stat_clear_snapshot()")
+        cur.execute("select relname, n_live_tup, n_dead_tup from pg_stat_user_tables where relname = any(%s)",
+                    [list(tables)])
+        return {name: (live, dead) for name, live, dead in cur.fetchall()}
+
+
+def _print_rows(label: str, rows: dict[str, tuple[int, int]]) -> None:
+    if rows:
+        print(f"# {label}: dead rows (n_dead_tup after ANALYZE, nothing vacuumed) "
+              + ", ".join(f"{name} {dead:,} (live {live:,})" for name, (live, dead) in sorted(rows.items())), flush=True)
+
+
+class FanOutPoller:
+    """Whether an article's fan-out is over (fanned_out_at stamped, no row pending or sending),
+    asked on a connection of its own, whose PostgreSQL backend the CPU meter leaves out: the
+    bench's polling is not the product's work (a count() of a million rows every 0.5 s was).
+
+    Runs no beat, so no sweeper: when rows stay pending or sending with no progress for
+    STALL_SECONDS after the fan-out finished, it says so (which rows) and runs the sweeper's
+    re-dispatch (notifications_recover_stale) as the scan would, with older_than=STALL_SECONDS
+    instead of PUBLISHER_LEASE_SECONDS."""
+
+    STALL_SECONDS = 30
+    DONE = ("select exists(select 1 from publisher_article where id = %s and fanned_out_at is not null) "
+            "and not exists(select 1 from publisher_notification where article_id = %s "
+            "and status in ('pending', 'sending'))")
+    LEFT = ("select status, count(*), min(subscriber_id), max(subscriber_id) from publisher_notification "
+            "where article_id = %s and status in ('pending', 'sending') group by status order by status")
+
+    def __init__(self, mail_dir: Path | None = None):
+        from django.db import connection
+
+        self.mail_dir = mail_dir
+        self.conn = None
+        self.backend_pids: tuple[int, ...] = ()
+        if connection.vendor == "postgresql":
+            import psycopg
+
+            self.conn = psycopg.connect(os.environ["DATABASE_URL"], autocommit=True)
+            self.backend_pids = (self.conn.execute("select pg_backend_pid()").fetchone()[0],)
+        self.redispatched = self.interrupted = 0
+        self._left, self._since, self._next_check = None, time.monotonic(), 0.0
+        self.started = self._since
+
+    def _rows(self, sql: str, params: list) -> list[tuple]:
+        if self.conn is not None:
+            return self.conn.execute(sql, params).fetchall()
+        from django.db import connection
+
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall()
+
+    def done(self, article_id: int) -> bool:
+        if self._rows(self.DONE, [article_id, article_id])[0][0]:
+            return True
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + 5
+            left = self._rows(self.LEFT, [article_id])
+            if left != self._left:
+                self._left, self._since = left, now
+            elif now - self._since >= self.STALL_SECONDS and self._fanned_out(article_id):
+                self._recover(article_id, left)
+                self._since = now
+        return False
+
+    def _fanned_out(self, article_id: int) -> bool:
+        return bool(self._rows("select fanned_out_at is not null from publisher_article where id = %s", [article_id])[0][0])
+
+    def _recover(self, article_id: int, left: list[tuple]) -> None:
+        from publisher.notifications import notifications_recover_stale
+
+        stuck = "; ".join(f"{count:,} {status} (subscribers {low:,}–{high:,})" for status, count, low, high in left)
+        if not self.redispatched:  # the first time only: it reads every mail file
+            stuck += self._in_mail(article_id)
+        redispatched, interrupted = notifications_recover_stale(older_than=self.STALL_SECONDS)
+        self.redispatched += redispatched
+        self.interrupted += interrupted
+        print(f"# fan-out: STALLED, no progress for {self.STALL_SECONDS} s (the last change "
+              f"{self._since - self.started:.0f} s after the start): "
+              f"{stuck}; the sweeper re-dispatched "
+              f"{redispatched:,} and marked {interrupted:,} interrupted (the wall time includes the wait)", flush=True)
+
+    def _in_mail(self, article_id: int) -> str:
+        """How many of the stuck pending rows' addresses the file backend wrote anyway (sent
+        but not recorded, or never sent)."""
+        if self.mail_dir is None or not self.mail_dir.exists():
+            return ""
+        addresses = {f"To: {email}" for (email,) in self._rows(
+            "select s.email from publisher_notification n join publisher_subscriber s on s.id = n.subscriber_id "
+            "where n.article_id = %s and n.status = 'pending' limit 10000", [article_id])}
+        found = set()
+        for path in self.mail_dir.iterdir():
+            with path.open(errors="replace") as lines:
+                found.update(line.rstrip("\n") for line in lines if line.startswith("To: ")
+                             and line.rstrip("\n") in addresses)
+        return f"; of {len(addresses):,} pending, {len(found):,} are in the mail files already"
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _mail_dir(env) -> Path:
+    return Path(env["EMAIL_FILE_PATH"])
+
+
+def _mail_bytes_and_clear(env) -> int:
+    """Bytes the file backend wrote under EMAIL_FILE_PATH; the files are removed (a million
+    messages are gigabytes)."""
+    import shutil
+
+    path = _mail_dir(env)
+    if not path.exists():
+        return 0
+    written = sum(entry.stat().st_size for entry in path.iterdir() if entry.is_file())
+    shutil.rmtree(path)
+    return written
+
+
+def cleanup_notifications() -> tuple[int, float]:
+    """The product's cleanup (scheduling.services.cleanup_run, looped as `manage.py cleanup`
+    does), with its clock moved past PUBLISHER_NOTIFICATION_RETENTION_DAYS so the run's sent
+    notifications are old enough to go. Returns (notifications deleted, seconds)."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from scheduling.services import cleanup_run
+
+    now = timezone.now() + timedelta(days=settings.PUBLISHER_NOTIFICATION_RETENTION_DAYS, hours=1)
+    deleted, started = 0, time.monotonic()
+    while True:
+        result = cleanup_run(now=now)
+        deleted += result.notifications
+        if not result.more:
+            return deleted, time.monotonic() - started
+
+
+MB = 2**20
+RAW_INSERT_MAX = 100_000  # the raw insert's rate is steady long before that
+
+
 def bench_fanout(args, env) -> dict:
     """One article, N active subscribers: until every notification is recorded and handed to the
-    e-mail backend (the file backend), beside the naive loop and the raw bulk-insert rate."""
+    e-mail backend (the file backend), beside the naive loop and the raw bulk-insert rate. On
+    PostgreSQL also what the run leaves behind: the growth of the notification table and its
+    indexes, the WAL written (the cluster's: other databases' writes meanwhile count too), dead
+    row versions after the run and after the product's cleanup has deleted the sent rows."""
     from datetime import timedelta
 
     from django.core import mail
@@ -483,33 +710,87 @@ def bench_fanout(args, env) -> dict:
     if args.subscribers:
         count, sample = args.subscribers, min(sample, args.subscribers)
     reset_database()
-    Subscriber.objects.bulk_create([Subscriber(email=f"reader{i}@example.com") for i in range(count)], batch_size=5000)
+    _mail_bytes_and_clear(env)
+    started = time.monotonic()
+    create_subscribers(count)
+    subscribers_seconds = time.monotonic() - started
+    sizes_before = table_sizes()
 
     cluster = Cluster(env, args.embedded, args.concurrency)
+    poller = FanOutPoller(_mail_dir(env))
     try:
         cluster.start_broker()
         flush_broker()
         cluster.start_worker()
         article = Article.objects.create(title="Fan-out", body="Body.")
         versions_before = _notification_row_writes()
-        meter = cluster.cpu_meter().start()
+        wal_before = wal_lsn()
+        if wal_before:  # what the rest of the cluster writes meanwhile (the WAL figures include it)
+            time.sleep(2)
+            print(f"# fan-out: the cluster's WAL before the run, idle here: {wal_bytes(wal_before) / MB / 2:.2f} MB/s",
+                  flush=True)
+            wal_before = wal_lsn()
+        meter = cluster.cpu_meter(exclude_backends=poller.backend_pids).start()
         started = time.monotonic()
         article_publish_now(article_id=article.pk)
-        sent = NotificationStatus.SENT
-        rss = _wait_until(lambda: Notification.objects.filter(article=article, status=sent).count() >= count,
-                          timeout=1800, cluster=cluster, every=0.5)
-        fanned = count / (time.monotonic() - started)
+        rss = _wait_until(lambda: poller.done(article.pk), timeout=max(1800, count / 200), cluster=cluster,
+                          every=0.5 if count <= 100_000 else 1)
+        seconds = time.monotonic() - started
         cpu = meter.stop()
+        wal_run = wal_bytes(wal_before) if wal_before else None
     finally:
+        poller.close()
         cluster.stop()
+    sent = Notification.objects.filter(article=article, status=NotificationStatus.SENT).count()
+    if sent != count:
+        raise SystemExit(f"bench: {sent:,} of {count:,} notifications sent (see the logs under $PUBLISHER_VAR_DIR/bench)")
+    mail_bytes = _mail_bytes_and_clear(env)
     versions = _notification_row_writes()
-    print_dead_rows(f"fan-out, {count:,} subscribers")
+    sizes_after = table_sizes()
+    after_run = dead_rows()
+    _print_rows(f"fan-out, {count:,} subscribers, after the run", after_run)
+    wal_before = wal_lsn()
+    deleted, cleanup_seconds = cleanup_notifications()
+    wal_cleanup = wal_bytes(wal_before) if wal_before else None
+    if deleted != count:
+        raise SystemExit(f"bench: the cleanup deleted {deleted:,} notifications, not {count:,}")
+    after_cleanup = dead_rows()
+    _print_rows(f"fan-out, {count:,} subscribers, after the cleanup deleted {deleted:,}", after_cleanup)
+    sizes_cleaned = table_sizes()
+    out = {
+        "pipeline (notifications/s)": count / seconds,
+        "wall time (s)": seconds,
+        **per_unit(cpu, count, scale=1e6, unit="µs/notification"),
+        **({"row versions per notification": (versions - versions_before) / count} if versions is not None else {}),
+        "subscribers created (/s)": count / subscribers_seconds,
+        "mail files written (MB)": mail_bytes / MB,
+    }
+    if sizes_after:
+        grown = [after - before for after, before in zip(sizes_after["publisher_notification"],
+                                                         sizes_before["publisher_notification"])]
+        subscribers = sizes_after["publisher_subscriber"]
+        out.update({
+            "notification heap grew (MB)": grown[1] / MB,
+            "notification indexes grew (MB)": grown[2] / MB,
+            "notification total grew (MB)": grown[0] / MB,
+            "bytes per notification, heap": grown[1] / count,
+            "bytes per notification, indexes": grown[2] / count,
+            "subscriber heap (MB)": subscribers[1] / MB,
+            "subscriber indexes (MB)": subscribers[2] / MB,
+            "WAL written, fan-out (MB)": wal_run / MB,
+            "WAL per notification (bytes)": wal_run / count,
+            "dead rows after the run, notification": float(after_run["publisher_notification"][1]),
+            "cleanup (notifications deleted/s)": deleted / cleanup_seconds,
+            "WAL written, cleanup (MB)": wal_cleanup / MB,
+            "dead rows after cleanup, notification": float(after_cleanup["publisher_notification"][1]),
+            "notification total after cleanup (MB)": sizes_cleaned["publisher_notification"][0] / MB,
+        })
 
-    # The raw write ceiling: the same rows, inserted the way the fan-out does (bulk_create,
-    # 1,000 a statement, a transaction per 5,000), nothing else.
+    # The raw write ceiling: the same rows, inserted the way the fan-out used to (bulk_create,
+    # 1,000 a statement, a transaction per 5,000), nothing else; at most RAW_INSERT_MAX rows.
     raw_article = Article.objects.create(title="Raw", body="Body.", status=ArticleStatus.PUBLISHED)
     expires = timezone.now() + timedelta(days=1)
-    ids = list(Subscriber.objects.order_by("pk").values_list("pk", flat=True))
+    ids = list(Subscriber.objects.order_by("pk").values_list("pk", flat=True)[:RAW_INSERT_MAX])
     started = time.monotonic()
     for start in range(0, len(ids), 5000):
         with transaction.atomic():
@@ -527,18 +808,17 @@ def bench_fanout(args, env) -> dict:
     for pk, address in subscribers:
         row = Notification.objects.create(article=naive_article, subscriber_id=pk, expires_at=expires)
         emails.prepare_article_mail(naive_article).message_for(pk, address).send()
-        Notification.objects.filter(pk=row.pk).update(status=sent, sent_at=timezone.now())
+        Notification.objects.filter(pk=row.pk).update(status=NotificationStatus.SENT, sent_at=timezone.now())
     naive = sample / (time.monotonic() - started)
     started = time.monotonic()
     for _, address in subscribers:
         mail.send_mail("New: Naive", "Body.", None, [address], html_message="<p>Body.</p>")
     send_only = sample / (time.monotonic() - started)
+    _mail_bytes_and_clear(env)
     return {
-        "pipeline (notifications/s)": fanned,
-        **per_unit(cpu, count, scale=1e6, unit="µs/notification"),
-        **({"row versions per notification": (versions - versions_before) / count} if versions is not None else {}),
+        **out,
         "naive loop (/s)": naive,
-        "speed-up (x)": fanned / naive,
+        "speed-up (x)": (count / seconds) / naive,
         "send_mail alone (/s)": send_only,
         "raw bulk insert (rows/s)": insert_rate,
         "peak RSS, one worker proc (MB)": rss[0],
@@ -763,7 +1043,7 @@ def main() -> int:
             print(f"{name:<12} {'(skipped)':<40} {'':>12} {'':>12} {'':>12}  {label}")
         for metric in results[0]:
             values = [r[metric] for r in results]
-            digits = 2 if "CPU" in metric else 1
+            digits = 2 if "CPU" in metric or "(MB)" in metric else 1
             print(f"{name:<12} {metric:<40} {statistics.median(values):>12.{digits}f} {min(values):>12.{digits}f} "
                   f"{max(values):>12.{digits}f}  {label}", flush=True)
         print(f"# {name}: {took:.0f} s; load average now {os.getloadavg()[0]:.2f}", flush=True)

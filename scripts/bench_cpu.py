@@ -66,13 +66,16 @@ def _redis_server(broker_url: str | None, embedded_pid: int | None) -> psutil.Pr
 
 class CpuMeter:
     def __init__(self, *, worker_pid: int, database: str | None = None, database_pid: int | None = None,
-                 broker_url: str | None = None, embedded_redis_pid: int | None = None):
+                 broker_url: str | None = None, embedded_redis_pid: int | None = None,
+                 exclude_backends: tuple[int, ...] = ()):
         """`database` and `database_pid` (pg_backend_pid() of any connection to it): the
-        PostgreSQL database whose backends count; None on SQLite (its work is in the worker's)."""
+        PostgreSQL database whose backends count; None on SQLite (its work is in the worker's).
+        `exclude_backends`: backend pids left out (the bench's own polling connection)."""
         self.worker = psutil.Process(worker_pid)
         self.database = database
         self.postmaster = _postmaster(database_pid)
         self.redis = _redis_server(broker_url, embedded_redis_pid)
+        self.exclude_backends = set(exclude_backends)
         self._backends: dict[int, list[float]] = {}  # pid -> [at start (or 0 if new), last seen]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_backends, daemon=True)
@@ -81,6 +84,8 @@ class CpuMeter:
         found = {}
         marker = f" {self.database} "
         for child in self.postmaster.children():
+            if child.pid in self.exclude_backends:
+                continue
             try:
                 if marker in " ".join(child.cmdline()) + " ":
                     found[child.pid] = _cpu(child)
