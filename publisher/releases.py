@@ -438,10 +438,11 @@ def release_flip(*, release_id: int, token: str) -> Flip:
                                                              status=ReleaseStatus.PREPARING).first()
         if release is None:
             return Flip([])
-        if not Release.objects.filter(pk=release_id, publish_at__lte=Now()).exists():
-            from django.utils import timezone
-            return Flip([], wait=min(max((release.publish_at - timezone.now()).total_seconds(), 0.05), 5.0),
-                        outcome="waiting")
+        # The database's clock, read once: the due check and every member's published_at.
+        now = Release.objects.filter(pk=release_id).annotate(db_now=Now()).values_list("db_now", flat=True).get()
+        now = Release._meta.get_field("published_at").to_python(now)
+        if release.publish_at > now:
+            return Flip([], wait=min(max((release.publish_at - now).total_seconds(), 0.05), 5.0), outcome="waiting")
         if _failed_member(release_id) is not None:
             _block_failed(release_id, token)
             return Flip([], outcome="blocked")
@@ -450,8 +451,8 @@ def release_flip(*, release_id: int, token: str) -> Flip:
                            release_prepared_at__isnull=False).exists():
             return Flip([], outcome="not_ready")
         ids = list(members.values_list("id", flat=True))
-        went_live = members.transition("make_live", token=token, published_at=Now(), lease_expires_at=None)
-        Release.objects.filter(pk=release_id).transition("publish", token=token, actor=None, published_at=Now(),
+        went_live = members.transition("make_live", token=token, published_at=now, lease_expires_at=None)
+        Release.objects.filter(pk=release_id).transition("publish", token=token, actor=None, published_at=now,
                                                          lease_expires_at=None)
         ReleaseEvent.objects.create(release_id=release_id, action="published", previous_status=ReleaseStatus.PREPARING,
                                     publish_at=release.publish_at, unpublish_at=release.unpublish_at,

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber
+from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Release, Subscriber
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
@@ -88,6 +88,17 @@ def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
     for article in rows:
         grouped.setdefault(timezone.localtime(article.publish_at, zone).date(), []).append(article)
     return Agenda(zone=zone, overdue=overdue, days=[AgendaDay(day, items) for day, items in grouped.items()])
+
+
+def releases_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None) -> list[Release]:
+    """Releases going live (or live, blocked, being prepared) over the next `days` calendar days
+    in `zone`, today first, each with its number of articles (one query)."""
+    now = now or timezone.now()
+    today = timezone.localtime(now, zone).date()
+    start, _ = local_day_bounds(day=today, zone=zone)
+    _, end = local_day_bounds(day=today + timedelta(days=days - 1), zone=zone)
+    return list(Release.objects.exclude(status="draft").filter(publish_at__gte=start, publish_at__lt=end)
+                .annotate(member_count=Count("members")).order_by("publish_at", "id"))
 
 
 @dataclass(frozen=True)
