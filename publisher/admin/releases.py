@@ -64,6 +64,7 @@ class ReleaseAdmin(admin.ModelAdmin):
     readonly_fields = ("status_display", "publish_at_display", "unpublish_at_display", "scheduled_by",
                        "blocked_display", "members_display", "history_display")
     change_form_template = "publisher/admin/release_change_form.html"
+    view_on_site = False  # a release has no public page; its articles do
 
     # Who may: the article permissions (a release is a way of scheduling articles).
     def has_module_permission(self, request):

@@ -106,6 +106,34 @@ def test_a_release_of_20_goes_live_in_one_transaction_and_no_reader_sees_part_of
     assert task_succeeded(release_processes, "publisher.tasks.make_live") == 0
 
 
+def test_a_release_of_100_flips_in_one_transaction(release_processes, mailbox, capsys):
+    """The figure docs/releases.md reports: 100 members, the time between the first and the last
+    becoming visible (0: one commit, one published_at) and the flip transaction's duration."""
+    factories.newsroom_groups()
+    editor = make_user("edith", "Editors", email="edith@example.com")
+    release, _ = scheduled_release(editor, 100, seconds=LOOKAHEAD + 6)
+    reader = Reader(release.pk)
+    reader.start()
+    try:
+        wait_for(lambda: Release.objects.get(pk=release.pk).status == ReleaseStatus.PUBLISHED, timeout=90,
+                 message="the release of 100 to go live")
+        time.sleep(0.3)
+    finally:
+        reader.stopped.set()
+        reader.join(10)
+    assert set(reader.seen) == {0, 100}, reader.seen
+    release.refresh_from_db()
+    published = set(Article.objects.filter(release=release).values_list("published_at", flat=True))
+    assert published == {release.published_at}
+    flips = [m for name in release_processes.procs if name.startswith("worker")
+             for m in FLIP_LOG.findall(release_processes.log(name))]
+    assert [(int(rid), int(n)) for rid, n, _ in flips] == [(release.pk, 100)]
+    with capsys.disabled():
+        print(f"\nrelease of 100: first-to-last visible 0 s (one published_at), flip transaction {flips[0][2]} ms, "
+              f"late by {(release.published_at - release.publish_at).total_seconds() * 1000:.0f} ms, "
+              f"reader saw {dict(reader.seen)}")
+
+
 def test_a_release_with_a_broken_image_is_blocked_and_its_scheduler_mailed(release_processes, mailbox):
     factories.newsroom_groups()
     editor = make_user("edith", "Editors", email="edith@example.com")
