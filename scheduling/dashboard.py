@@ -84,9 +84,11 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
         warnings.append(f"{stalled} article{'s are' if stalled != 1 else ' is'} stuck in publishing (their claim's "
                         "lease ran out: the worker stopped). The scan re-dispatches them; if this stays, start a "
                         "worker.")
+    for release in selectors.releases_blocked(limit=failures):
+        warnings.append(f"Release “{release}” is blocked: none of its articles went live. {release.last_error}")
     return PipelineStatus(counts=selectors.article_status_counts(), scan=scan, overdue=overdue, stalled=stalled,
                           failures=selectors.articles_recent_failures(limit=failures), warnings=warnings)
 
 
-STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED, ArticleStatus.FAILED,
+STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.IN_RELEASE, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED, ArticleStatus.FAILED,
                 ArticleStatus.MISSED, ArticleStatus.EXPIRED, ArticleStatus.DRAFT]

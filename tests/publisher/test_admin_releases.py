@@ -112,6 +112,8 @@ def test_the_release_page_says_why_it_is_blocked_and_a_member_can_be_removed(edi
     assert reverse("admin:publisher_article_change", args=[second.pk]) in page
     listing = editor_client.get("/admin/publisher/release/").content.decode()
     assert "could not be prepared" in listing
+    panel = editor_client.get("/admin/").content.decode()  # the status panel warns
+    assert "Release “Package” is blocked: none of its articles went live. “Broken photo”" in panel
 
     remove = reverse("admin:publisher_release_remove", args=[release.pk, second.pk])
     assert "Remove" in editor_client.get(remove).content.decode()
