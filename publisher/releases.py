@@ -447,6 +447,12 @@ def release_flip(*, release_id: int, token: str) -> Flip:
         if _failed_member(release_id) is not None:
             _block_failed(release_id, token)
             return Flip([], outcome="blocked")
+        if release.unpublish_at is not None and release.unpublish_at <= now:
+            # Both times passed while nothing ran: as for an article, it is not put live.
+            _block(release_id, token, article_id=None, reason=(
+                "Not published: its rollback time passed before it could go live (publishing was down). "
+                "Reschedule it to publish it."))
+            return Flip([], outcome="blocked")
         members = Article.objects.filter(release_id=release_id)
         if members.exclude(status=ArticleStatus.PUBLISHING, claim_token=token,
                            release_prepared_at__isnull=False).exists():

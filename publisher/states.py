@@ -84,7 +84,7 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
                "its release was scheduled (or rescheduled): it goes live with the release", event="scheduled",
                event_from={IR: "rescheduled", SC: "rescheduled", PG: "rescheduled", F: "rescheduled",
                            M: "rescheduled"}),
-    Transition("release_unschedule", (IR, PG), D, "editor",
+    Transition("release_unschedule", (IR, PG, F, M), D, "editor",
                "its release was unscheduled, or it left a scheduled release: back to draft", event="unscheduled"),
     Transition("release_claim", (IR,), PG, "scan", "its release is due within the look-ahead: claimed with it"),
     Transition("release_hold", (PG, F), IR, "pipeline",

@@ -124,7 +124,7 @@ def test_scheduling_a_release_schedules_every_member_and_none_can_go_alone(edito
     assert services.articles_claim_due(lookahead=10 * 3600) is None
     bulk = services.articles_publish_now(article_ids=[articles[0].pk], actor=editor)
     assert [s.reason for s in bulk.skipped] == [IN_RELEASE_REASON]
-    with pytest.raises(services.TransitionError, match="it is in_release"):
+    with pytest.raises(services.TransitionError, match="it is in a scheduled release and goes live with it"):
         services.article_schedule(article_id=articles[1].pk, publish_at=when + timedelta(hours=1), actor=editor)
     assert sent == []
 
@@ -337,3 +337,17 @@ def test_the_rollback_takes_members_down_at_its_time(editor, sent):
     assert releases.releases_roll_back_due() == 1
     assert Release.objects.get(pk=release.pk).status == ReleaseStatus.ROLLED_BACK
     assert statuses(release) == [ArticleStatus.EXPIRED] * 3
+
+
+def test_a_release_whose_rollback_passed_before_it_went_live_is_not_put_live(editor, sent):
+    release, articles = claimed(editor, sent)
+    token = str(release.claim_token)
+    prepare(release, token, [a.pk for a in articles])
+    past = timezone.now() - timedelta(seconds=2)
+    Release.objects.filter(pk=release.pk).update(publish_at=past, unpublish_at=past + timedelta(seconds=1))
+    assert releases.release_flip(release_id=release.pk, token=token).outcome == "blocked"
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.BLOCKED and release.last_error.startswith(
+        "Not published: its rollback time passed before it could go live")
+    assert statuses(release) == [ArticleStatus.IN_RELEASE] * 3
+    assert not Article.objects.filter(published_at__isnull=False).exists()
