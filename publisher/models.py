@@ -367,7 +367,8 @@ class Release(models.Model):
         ]
         constraints = [
             models.CheckConstraint(
-                condition=Q(unpublish_at__isnull=True) | Q(publish_at__isnull=True) | Q(unpublish_at__gt=models.F("publish_at")),
+                condition=(Q(unpublish_at__isnull=True) | Q(publish_at__isnull=True)
+                           | Q(unpublish_at__gt=models.F("publish_at"))),
                 name="release_rollback_after_publish",
             ),
             models.CheckConstraint(

@@ -31,12 +31,14 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Greatest, Now
 from django.urls import reverse
+from django.utils import timezone
 
 from . import dispatch, schedule_rules
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Release, ReleaseEvent
 from .site.links import absolute_url
 from .site.services import article_ensure_slug
-from .states import RELEASE_ACTIONS, RELEASE_EDITABLE, RELEASE_TRANSITIONS, ReleaseStatus
+from .services import articles_step_gave_up
+from .states import RELEASE_ACTIONS, RELEASE_EDITABLE, TRANSITIONS, ReleaseStatus
 from .webhooks import services as webhooks
 from .zones import local_time_text
 
@@ -44,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 # Articles that may join a release: not live, not in flight, not in another release.
 JOINABLE = (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.FAILED, ArticleStatus.MISSED)
+# The member statuses a (re)schedule of the release takes along (the article transition's sources).
+MEMBER_SCHEDULABLE = TRANSITIONS["release_schedule"].sources
 
 
 class ReleaseError(Exception):
@@ -105,7 +109,8 @@ def release_add_members(*, release_id: int, article_ids: list[int], actor: Abstr
     with transaction.atomic():
         release = _locked(release_id)
         if release.status not in RELEASE_EDITABLE:
-            raise ReleaseError(f"Articles cannot be added to release “{release}”: it is {release.get_status_display().lower()}.")
+            raise ReleaseError(f"Articles cannot be added to release “{release}”: it is "
+                               f"{release.get_status_display().lower()}.")
         rows = {a.pk: a for a in Article.objects.select_for_update().filter(pk__in=article_ids)}
         for article_id in sorted(set(article_ids)):
             article = rows.get(article_id)
@@ -216,7 +221,7 @@ def release_schedule(*, release_id: int, publish_at: datetime, unpublish_at: dat
             found = schedule_rules.content_errors(title=article.title, body=article.body, scheduling=True)
             if found:
                 problems.append(f"“{article}” (#{article.pk}): {' '.join(e.message for e in found)}")
-            elif article.status not in RELEASE_TRANSITIONS_MEMBER_SOURCES:
+            elif article.status not in MEMBER_SCHEDULABLE:
                 problems.append(f"“{article}” (#{article.pk}) is {article.get_status_display().lower()}")
         if problems:
             raise ValidationError("Some articles of this release cannot be published: " + "; ".join(problems))
@@ -231,14 +236,7 @@ def release_schedule(*, release_id: int, publish_at: datetime, unpublish_at: dat
     return release
 
 
-# The member statuses a (re)schedule takes along: see the article transition release_schedule.
-from .states import TRANSITIONS as _ARTICLE_TRANSITIONS  # noqa: E402
-
-RELEASE_TRANSITIONS_MEMBER_SOURCES = _ARTICLE_TRANSITIONS["release_schedule"].sources
-
-
 def _horizon_now() -> datetime:
-    from django.utils import timezone
     return timezone.now() + timedelta(seconds=settings.PUBLISHER_RELEASE_LOOKAHEAD)
 
 
@@ -409,7 +407,6 @@ def release_chunk_gave_up(*, release_id: int, token: str, article_ids: list[int]
     """A preparation step gave up on a chunk (its retries spent): the chunk's members fail as
     any article's would, and the release is blocked at once (a transient cause is left to the
     release's lease). Returns how many members failed."""
-    from .services import articles_step_gave_up
     failed = articles_step_gave_up(article_ids=article_ids, token=token, reason=reason, transient=transient)
     if failed:
         with transaction.atomic():
@@ -489,7 +486,8 @@ def _block(release_id: int, token: str, *, article_id: int | None, reason: str) 
     live. The scheduler is mailed once this commits."""
     with transaction.atomic():
         blocked = Release.objects.filter(pk=release_id).transition(
-            "block", token=token, actor=None, note=reason[:5000], last_error=reason[:5000], blocked_article_id=article_id,
+            "block", token=token, actor=None, note=reason[:5000], last_error=reason[:5000],
+            blocked_article_id=article_id,
             **_released_claim())
         if not blocked:
             return 0

@@ -103,7 +103,8 @@ def releases_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
 
 def releases_blocked(*, limit: int = 5) -> list[Release]:
     """Blocked releases, the most recently blocked first (the status panel's warnings)."""
-    return list(Release.objects.filter(status="blocked").only("id", "name", "last_error").order_by("-updated_at")[:limit])
+    return list(Release.objects.filter(status="blocked").only("id", "name", "last_error")
+                .order_by("-updated_at")[:limit])
 
 
 @dataclass(frozen=True)

@@ -90,5 +90,6 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
                           failures=selectors.articles_recent_failures(limit=failures), warnings=warnings)
 
 
-STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.IN_RELEASE, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED, ArticleStatus.FAILED,
+STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.IN_RELEASE, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED,
+                ArticleStatus.FAILED,
                 ArticleStatus.MISSED, ArticleStatus.EXPIRED, ArticleStatus.DRAFT]

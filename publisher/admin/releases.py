@@ -82,6 +82,12 @@ class ReleaseAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return _can_edit(request) and (obj is None or obj.status == ReleaseStatus.DRAFT)
 
+    def get_actions(self, request):
+        # Django's bulk delete checks only the model permission: only draft releases are deleted, one by one.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_count=Count("members"))
 
@@ -126,8 +132,10 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Goes live at")
     def publish_at_display(self, obj):
-        return format_html("{} <span class=\"quiet\">({})</span>", zoned_time(obj.publish_at), zone_label(at=obj.publish_at))\
-            if obj.publish_at else "—"
+        if obj.publish_at is None:
+            return "—"
+        return format_html('{} <span class="quiet">({})</span>', zoned_time(obj.publish_at),
+                           zone_label(at=obj.publish_at))
 
     @admin.display(description="Roll back at")
     def unpublish_at_display(self, obj):

@@ -2,7 +2,6 @@
 reader polling from another connection never sees part of a release), and a release with one
 broken member is blocked, nothing of it goes live, and whoever scheduled it is mailed."""
 
-import re
 import threading
 import time
 from collections import Counter
@@ -19,13 +18,12 @@ from publisher.models import Article, ArticleStatus, Release
 from publisher.states import ReleaseStatus
 from tests import factories
 from tests.factories import make_article, make_subscriber, make_user
-from tests.support.invariants import task_succeeded
+from tests.support.invariants import release_flips, task_succeeded
 from tests.support.mail import read_mailbox, read_messages, text_body
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-FLIP_LOG = re.compile(r"release #(\d+) published: (\d+) articles in one transaction \(claim [0-9a-f-]+, flip ([\d.]+) ms\)")
 # Claimed by the scan this far ahead (the test process and the subprocesses agree).
 LOOKAHEAD = 3
 
@@ -95,9 +93,7 @@ def test_a_release_of_20_goes_live_in_one_transaction_and_no_reader_sees_part_of
     assert {published_at for _, published_at, _ in rows} == {release.published_at}
     assert release.published_at >= release.publish_at, "published early"
     assert all(html.startswith("<p>Body of story") for _, _, html in rows)
-    flips = [m for name in release_processes.procs if name.startswith("worker")
-             for m in FLIP_LOG.findall(release_processes.log(name))]
-    assert [(int(rid), int(n)) for rid, n, _ in flips] == [(release.pk, 20)], "one flip, of all 20"
+    assert [(rid, n) for rid, n, _ in release_flips(release_processes)] == [(release.pk, 20)], "one flip, of all 20"
     # Subscribers: one mail per article, once.
     wait_for(lambda: len(read_mailbox(mailbox)) == 20, timeout=30, message="20 notifications")
     time.sleep(1)
@@ -125,9 +121,8 @@ def test_a_release_of_100_flips_in_one_transaction(release_processes, mailbox, c
     release.refresh_from_db()
     published = set(Article.objects.filter(release=release).values_list("published_at", flat=True))
     assert published == {release.published_at}
-    flips = [m for name in release_processes.procs if name.startswith("worker")
-             for m in FLIP_LOG.findall(release_processes.log(name))]
-    assert [(int(rid), int(n)) for rid, n, _ in flips] == [(release.pk, 100)]
+    flips = release_flips(release_processes)
+    assert [(rid, n) for rid, n, _ in flips] == [(release.pk, 100)]
     with capsys.disabled():
         print(f"\nrelease of 100: first-to-last visible 0 s (one published_at), flip transaction {flips[0][2]} ms, "
               f"late by {(release.published_at - release.publish_at).total_seconds() * 1000:.0f} ms, "

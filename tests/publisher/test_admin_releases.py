@@ -82,6 +82,10 @@ def test_an_editor_builds_schedules_and_unschedules_a_release(editor_client, edi
                                   follow=True)
     assert any(IN_RELEASE_REASON in text for text in texts(response)), texts(response)
 
+    # Only a draft release can be deleted, and not in bulk.
+    assert 'value="delete_selected"' not in editor_client.get("/admin/publisher/release/").content.decode()
+    assert editor_client.get(reverse("admin:publisher_release_delete", args=[release.pk])).status_code == 403
+
     agenda = editor_client.get("/admin/publisher/article/upcoming/").content.decode()
     assert "Budget package" in agenda and "(3 articles)" in agenda
 
