@@ -122,14 +122,15 @@ def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     end, _ = local_day_bounds(day=following, zone=zone)
     rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
-                .only("id", "title", "status", "publish_at").order_by("publish_at", "id"))
+                .only("id", "title", "status", "publish_at", "release_id").order_by("publish_at", "id"))
     by_day: dict[date, list[Article]] = {}
     by_minute: dict[datetime, list[Article]] = {}
     by_title: dict[str, list[Article]] = {}
     for article in rows:
         local = timezone.localtime(article.publish_at, zone)
         by_day.setdefault(local.date(), []).append(article)
-        by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
+        if article.release_id is None:  # a release's articles go out together by design
+            by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
         by_title.setdefault(article.title.strip().casefold(), []).append(article)
     conflicts = [f"{len(same)} articles go out at {minute:%H:%M} on {minute:%a} {minute.day} {minute:%b}: "
                  + ", ".join(f"“{a}”" for a in same) for minute, same in by_minute.items() if len(same) > 1]

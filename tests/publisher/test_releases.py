@@ -351,3 +351,17 @@ def test_a_release_whose_rollback_passed_before_it_went_live_is_not_put_live(edi
         "Not published: its rollback time passed before it could go live")
     assert statuses(release) == [ArticleStatus.IN_RELEASE] * 3
     assert not Article.objects.filter(published_at__isnull=False).exists()
+
+
+def test_the_month_calendar_does_not_warn_about_a_release_going_out_together(editor, sent):
+    from zoneinfo import ZoneInfo
+
+    from publisher import selectors
+    when = timezone.now() + timedelta(days=1)
+    release, articles = a_release(editor)
+    releases.release_schedule(release_id=release.pk, publish_at=when, actor=editor)
+    zone = ZoneInfo("UTC")
+    calendar = selectors.articles_month(zone=zone, first=when.date().replace(day=1))
+    assert calendar.conflicts == []
+    days = {day: items for week in calendar.weeks for cell in week if cell for day, items in [cell]}
+    assert {a.pk for a in days[when.date()]} == {a.pk for a in articles}
