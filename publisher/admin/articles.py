@@ -24,7 +24,7 @@ from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions, delivery, mail, preview
-from .releases import add_to_release
+from .releases import add_to_release, release_badge
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -474,7 +474,8 @@ class ArticleAdmin(admin.ModelAdmin):
                         for a in agenda.overdue],
             "zone_label": zone_label(),
             "today": timezone.localtime(timezone.now(), zone).date(),
-            "releases": selectors.releases_agenda(zone=zone, days=7),
+            "releases": [(r, zoned_time(r.publish_at), release_badge(r.status))
+                         for r in selectors.releases_agenda(zone=zone, days=7)],
         }
         return TemplateResponse(request, "publisher/admin/upcoming.html", context)
 
