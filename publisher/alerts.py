@@ -33,7 +33,9 @@ def failure_alerts_send(*, article_ids: list[int]) -> int:
     """Mail the scheduler of each of these articles that is still failed. Returns how many
     e-mails were sent. A redelivered task may send one twice (at least once)."""
     sent = 0
-    for article in Article.objects.filter(pk__in=article_ids, status=ArticleStatus.FAILED).order_by("pk"):
+    # A release's member is reported by its release's own mail (publisher.releases), not here.
+    for article in Article.objects.filter(pk__in=article_ids, status=ArticleStatus.FAILED,
+                                          release__isnull=True).order_by("pk"):
         to = article_scheduler_email(article_id=article.pk)
         if to is None:
             logger.warning("article #%s failed and nobody who scheduled it has an e-mail address", article.pk)

@@ -37,6 +37,10 @@ ALERT = "publisher.tasks.send_failure_alerts"
 CONFIRM = "publisher.tasks.send_confirmation"
 PREFLIGHT = "publisher.tasks.preflight_articles"
 PREFLIGHT_ALERT = "publisher.tasks.send_preflight_alerts"
+RELEASE_PREPARED = "publisher.tasks.release_members_prepared"
+RELEASE_FLIP = "publisher.tasks.release_flip"
+RELEASE_FAIL = "publisher.tasks.record_release_chunk_failure"
+RELEASE_ALERT = "publisher.tasks.send_release_alert"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -163,3 +167,46 @@ def preflight_alerts(*, article_ids: list[int]) -> None:
         signature(PREFLIGHT_ALERT, kwargs={"article_ids": article_ids}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("at-risk alert for articles %s not sent: the broker refused it", article_ids)
+# --- Releases (publisher.releases) ---------------------------------------------------------------
+
+def publish_release(*, release_id: int, token: str, article_ids: list[int], go_live_at: datetime) -> None:
+    """One preparation chain per chunk of the release's members (process -> thumbnails ->
+    mark prepared and send the flip): no chunk flips anything itself. With every member
+    already prepared (a reclaim), just the flip. If the broker is unreachable the release's
+    lease and the sweeper send it again."""
+    size = settings.PUBLISHER_CHUNK_SIZE
+    try:
+        if not article_ids:
+            release_flip(release_id=release_id, token=token, go_live_at=go_live_at)
+            return
+        chains = []
+        for start in range(0, len(article_ids), size):
+            ids = article_ids[start:start + size]
+            canvas = chain(signature(PROCESS, kwargs={"token": token}, args=(ids,)),
+                           signature(THUMBNAILS, kwargs={"token": token}),
+                           signature(RELEASE_PREPARED, kwargs={"token": token, "release_id": release_id}))
+            canvas.link_error(signature(RELEASE_FAIL, kwargs={"release_id": release_id, "article_ids": ids,
+                                                              "token": token}))
+            chains.append(canvas)
+        group(chains).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the lease covers all
+        logger.exception("dispatch of release #%s (claim %s) failed; the sweeper will retry after the lease",
+                         release_id, token)
+
+
+def release_flip(*, release_id: int, token: str, go_live_at: datetime) -> None:
+    """The release's one flip, waiting in the broker until the release time. Raises the
+    broker's error (the sending step retries; a flip sent twice flips once)."""
+    flip = signature(RELEASE_FLIP, kwargs={"release_id": release_id, "token": token})
+    if go_live_at > timezone.now():
+        flip = flip.set(eta=go_live_at)
+    flip.apply_async()
+
+
+def release_alert(*, release_id: int) -> None:
+    """E-mail whoever scheduled this blocked release. Lost (logged) with the broker unreachable:
+    the block and its reason are on the release's page either way."""
+    try:
+        signature(RELEASE_ALERT, kwargs={"release_id": release_id}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("release alert for release #%s not sent: the broker refused it", release_id)

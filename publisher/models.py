@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import schedule_rules
-from .querysets import ArticleQuerySet
-from .states import ArticleStatus
+from .querysets import ArticleQuerySet, ReleaseQuerySet
+from .states import ArticleStatus, ReleaseStatus
 from .zones import available_time_zones
 
 
@@ -90,6 +90,13 @@ class Article(models.Model):
     # when the sweeper last re-dispatched a fan-out that had not finished in time.
     fanned_out_at = models.DateTimeField(null=True, blank=True, editable=False)
     fan_out_retried_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The release it goes live with (publisher.releases), and when its preparation (render,
+    # thumbnail) finished under the release's current claim.
+    # No index of Django's making (CREATE INDEX would block writes while it builds): the partial
+    # article_release_idx below is built concurrently.
+    release = models.ForeignKey("Release", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                                related_name="members", db_index=False)
+    release_prepared_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -114,6 +121,7 @@ class Article(models.Model):
             # The agenda's and the status panel's at-risk list: a handful of rows.
             models.Index(fields=["publish_at"], name="article_at_risk_idx",
                          condition=Q(status="scheduled") & ~Q(at_risk_reason="")),
+            models.Index(fields=["release"], name="article_release_idx", condition=Q(release__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -358,6 +366,8 @@ class ArticleEventAction(models.TextChoices):
     # Written by the system when the pre-flight checked the article's content ahead of its time.
     AT_RISK = "at_risk", "At risk (pre-flight)"
     PREFLIGHT_PASSED = "preflight_passed", "Pre-flight passed"
+    ADDED_TO_RELEASE = "added_to_release", "Added to a release"
+    REMOVED_FROM_RELEASE = "removed_from_release", "Removed from a release"
 
 
 class ArticleEvent(models.Model):
@@ -383,3 +393,84 @@ class ArticleEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_action_display()} #{self.article_id} by {self.actor or 'system'}"
+
+
+class Release(models.Model):
+    """Articles that go live together, in one database transaction, or not at all
+    (publisher.releases). `status` moves only through RELEASE_TRANSITIONS (publisher.states),
+    by Release.objects.transition."""
+
+    name = models.CharField(max_length=200)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    # The scheduled rollback: at this time its members are taken down.
+    unpublish_at = models.DateTimeField(null=True, blank=True, verbose_name="rollback at")
+    notes = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=ReleaseStatus.choices, default=ReleaseStatus.DRAFT,
+                              editable=False)
+    published_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                   editable=False, related_name="releases_created")
+    scheduled_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                     editable=False, related_name="releases_scheduled")
+    # Why it is blocked, and the member that blocked it.
+    last_error = models.TextField(blank=True, editable=False)
+    blocked_article = models.ForeignKey(Article, on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                                        related_name="+")
+    # The claim, as on Article: who owns it while `preparing`, and until when.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ReleaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-publish_at", "-id"]
+        indexes = [
+            models.Index(fields=["publish_at"], name="release_due_idx", condition=Q(status="scheduled")),
+            models.Index(fields=["lease_expires_at"], name="release_lease_idx", condition=Q(status="preparing")),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(unpublish_at__isnull=True) | Q(publish_at__isnull=True)
+                           | Q(unpublish_at__gt=models.F("publish_at"))),
+                name="release_rollback_after_publish",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=["scheduled", "preparing"]) | Q(publish_at__isnull=False),
+                name="release_scheduled_has_publish_at",
+            ),
+            models.CheckConstraint(condition=~Q(status="preparing") | Q(claim_token__isnull=False),
+                                   name="release_preparing_has_claim"),
+        ]
+
+    def __str__(self):
+        return self.name or f"Release #{self.pk}"
+
+    def get_absolute_url(self):
+        return reverse("admin:publisher_release_change", args=[self.pk])
+
+
+class ReleaseEvent(models.Model):
+    """A release's history: who scheduled, rescheduled, unscheduled it, changed its members or
+    its rollback time, and what the pipeline did (blocked, published), written in the same
+    transaction as the change."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="release_events")
+    action = models.CharField(max_length=32)
+    publish_at = models.DateTimeField(null=True, blank=True)
+    unpublish_at = models.DateTimeField(null=True, blank=True)
+    previous_status = models.CharField(max_length=16, choices=ReleaseStatus.choices, blank=True)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["release", "-created_at"], name="release_event_release_idx")]
+
+    def __str__(self):
+        return f"{self.action} release #{self.release_id} by {self.actor or 'system'}"

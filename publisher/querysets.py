@@ -18,7 +18,7 @@ from django.db.models.lookups import Exact
 from django.db.models.functions import Now
 
 from .site import cache as site_cache
-from .states import TRANSITIONS, ArticleStatus
+from .states import RELEASE_TRANSITIONS, TRANSITIONS, ArticleStatus
 
 
 class _NotGiven:
@@ -55,8 +55,9 @@ class ArticleQuerySet(models.QuerySet):
         return self.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon)
 
     def stale_claims(self) -> "ArticleQuerySet":
-        """Claims whose lease ran out by the database clock."""
-        return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
+        """Claims whose lease ran out by the database clock. A release's members are not: their
+        release holds the lease (publisher.releases' sweeper)."""
+        return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now(), release__isnull=True)
 
     def visible(self):
         """What a reader may see, by the database clock at query time: published, and its
@@ -221,6 +222,38 @@ class ArticleQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.execute(statement, (*params[:split], *arrays, *params[split:]))
             return [row[0] for row in cursor.fetchall()]
+
+
+class ReleaseQuerySet(models.QuerySet):
+    def transition(self, name: str, *, token: str | None = None, actor=NOT_GIVEN, note: str = "", **values) -> int:
+        """The one writer of a release's `status`: the rows of this queryset in one of the
+        declared release transition's sources (and under `token`, when given) move to its target,
+        compare-and-set; stamps `updated_at`; with an actor (None: the system) and an event
+        declared, writes one history event per row moved, in the same transaction."""
+        declared = RELEASE_TRANSITIONS[name]
+        if "status" in values:
+            raise TypeError("transition() sets status from the declaration; do not pass it")
+        rows = self.filter(status__in=declared.sources)
+        if token is not None:
+            rows = rows.filter(claim_token=token)
+        if declared.target is not None:
+            values["status"] = declared.target
+        values.setdefault("updated_at", Now())
+        with transaction.atomic(using=self.db):
+            before = dict(rows.select_for_update().values_list("id", "status"))
+            if not before:
+                return 0
+            changed = self.model._base_manager.filter(pk__in=before, status__in=declared.sources).update(**values)
+            if actor is not NOT_GIVEN and declared.event:
+                event_model = self.model._meta.get_field("events").related_model
+                user = actor if actor is not None and actor.is_authenticated else None
+                after = self.model._base_manager.filter(pk__in=before).values_list("id", "publish_at", "unpublish_at")
+                event_model.objects.bulk_create([
+                    event_model(release_id=pk, actor=user, action=declared.event_for(before[pk]),
+                                publish_at=publish_at, unpublish_at=unpublish_at, previous_status=before[pk],
+                                note=note)
+                    for pk, publish_at, unpublish_at in after])
+        return changed
 
 
 def _columns(meta, names: tuple[str, ...]) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Subscriber
+from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Release, Subscriber
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
@@ -90,6 +90,23 @@ def articles_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None)
     return Agenda(zone=zone, overdue=overdue, days=[AgendaDay(day, items) for day, items in grouped.items()])
 
 
+def releases_agenda(*, zone: tzinfo, days: int = 7, now: datetime | None = None) -> list[Release]:
+    """Releases going live (or live, blocked, being prepared) over the next `days` calendar days
+    in `zone`, today first, each with its number of articles (one query)."""
+    now = now or timezone.now()
+    today = timezone.localtime(now, zone).date()
+    start, _ = local_day_bounds(day=today, zone=zone)
+    _, end = local_day_bounds(day=today + timedelta(days=days - 1), zone=zone)
+    return list(Release.objects.exclude(status="draft").filter(publish_at__gte=start, publish_at__lt=end)
+                .annotate(member_count=Count("members")).order_by("publish_at", "id"))
+
+
+def releases_blocked(*, limit: int = 5) -> list[Release]:
+    """Blocked releases, the most recently blocked first (the status panel's warnings)."""
+    return list(Release.objects.filter(status="blocked").only("id", "name", "last_error")
+                .order_by("-updated_at")[:limit])
+
+
 @dataclass(frozen=True)
 class MonthCalendar:
     first: date  # the month's first day
@@ -105,14 +122,15 @@ def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     end, _ = local_day_bounds(day=following, zone=zone)
     rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
-                .only("id", "title", "status", "publish_at").order_by("publish_at", "id"))
+                .only("id", "title", "status", "publish_at", "release_id").order_by("publish_at", "id"))
     by_day: dict[date, list[Article]] = {}
     by_minute: dict[datetime, list[Article]] = {}
     by_title: dict[str, list[Article]] = {}
     for article in rows:
         local = timezone.localtime(article.publish_at, zone)
         by_day.setdefault(local.date(), []).append(article)
-        by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
+        if article.release_id is None:  # a release's articles go out together by design
+            by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
         by_title.setdefault(article.title.strip().casefold(), []).append(article)
     conflicts = [f"{len(same)} articles go out at {minute:%H:%M} on {minute:%a} {minute.day} {minute:%b}: "
                  + ", ".join(f"“{a}”" for a in same) for minute, same in by_minute.items() if len(same) > 1]

@@ -26,7 +26,7 @@ from django.utils import timezone
 from . import dispatch, preflight, schedule_rules
 from .models import Article, ArticleEvent, ArticleStatus
 from .rendering import render_body
-from .states import ACTIONS, TRANSITIONS
+from .states import ACTIONS, IN_RELEASE_REASON, TRANSITIONS
 from .text import error_text
 from .site.services import article_ensure_slug
 from .webhooks import services as webhooks
@@ -79,6 +79,8 @@ def _transition(article_id: int, name: str, *, action: str, actor: AbstractBaseU
         current = Article.objects.filter(pk=article_id).values_list("status", flat=True).first()
         if current is None:
             raise TransitionError(f"Article #{article_id} no longer exists.")
+        if current == ArticleStatus.IN_RELEASE:  # the state machine's words: it goes with its release
+            raise TransitionError(f"Cannot {action} article #{article_id}: {IN_RELEASE_REASON}.")
         raise TransitionError(f"Cannot {action} article #{article_id}: it is {current}.")
     return Article.objects.get(pk=article_id)
 

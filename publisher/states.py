@@ -22,12 +22,15 @@ class ArticleStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"
     # Only with a lateness policy (PUBLISHER_MAX_LATENESS): found too late to be worth publishing.
     MISSED = "missed", "Missed"
+    # A member of a scheduled release (publisher.releases): it goes live with the release, never alone.
+    IN_RELEASE = "in_release", "In a scheduled release"
 
 
 INITIAL = ArticleStatus.DRAFT
 
 D, SC, PG, PD, F, E, M = (ArticleStatus.DRAFT, ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING,
                           ArticleStatus.PUBLISHED, ArticleStatus.FAILED, ArticleStatus.EXPIRED, ArticleStatus.MISSED)
+IR = ArticleStatus.IN_RELEASE
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,17 @@ TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
                event="failed"),
     Transition("reclaim", (PG,), None, "sweeper", "lease expired: claimed again under a new token"),
     Transition("take_down", (PD,), E, "scan", "its unpublish time passed"),
+    # Members of a release (publisher.releases): scheduled, claimed and held with their release;
+    # they go live through `make_live` in the release's one flip.
+    Transition("release_schedule", (D, SC, PG, F, M, IR), IR, "editor",
+               "its release was scheduled (or rescheduled): it goes live with the release", event="scheduled",
+               event_from={IR: "rescheduled", SC: "rescheduled", PG: "rescheduled", F: "rescheduled",
+                           M: "rescheduled"}),
+    Transition("release_unschedule", (IR, PG, F, M), D, "editor",
+               "its release was unscheduled, or it left a scheduled release: back to draft", event="unscheduled"),
+    Transition("release_claim", (IR,), PG, "scan", "its release is due within the look-ahead: claimed with it"),
+    Transition("release_hold", (PG, F), IR, "pipeline",
+               "its release was blocked: not live, waiting with its release (a failed member keeps its reason)"),
 )}
 
 
@@ -97,19 +111,25 @@ class Action:
         return self.not_applicable.get(status)
 
 
+IN_RELEASE_REASON = ("it is in a scheduled release and goes live with it: reschedule or unschedule the release, "
+                     "or remove the article from it first")
+
 ACTIONS: dict[str, Action] = {a.name: a for a in (
     Action("schedule", "Schedule", ("schedule",), {
         PD: "it is already live (change its unpublish time on the article instead)",
+        IR: IN_RELEASE_REASON,
     }),
     Action("unschedule", "Unschedule", ("unschedule",), {
         D: "it is already a draft",
         PD: "it is already live (set an unpublish time to take it down)",
         E: "it has expired, there is nothing to unschedule",
+        IR: IN_RELEASE_REASON,
     }),
     Action("publish_now", "Publish now", ("publish_now",), {
         PD: "it is already live",
         PG: "it is being published right now",
         E: "it has expired (schedule it again to put it back)",
+        IR: IN_RELEASE_REASON,
     }),
     Action("unpublish_now", "Unpublish now", ("unpublish_now",), {
         D: "it is a draft, not live",
@@ -118,6 +138,7 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
         F: "it is not live (publishing failed)",
         E: "it is already down",
         M: "it is not live (it was missed)",
+        IR: "it is not live yet: it goes live with its release",
     }),
     Action("retry", "Retry", ("retry", "retry_now"), {
         status: f"it is {label.lower()}, not failed: only failed or missed articles can be retried"
@@ -127,8 +148,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
 
 # Groups the selectors and screens use, named once.
 NEEDS_ATTENTION = ACTIONS["retry"].applies_to  # the pipeline gave up, or a lateness policy skipped it
-IN_FLIGHT = (SC, PG)  # has a slot still to come
-ON_THE_AGENDA = (SC, PG, PD, F, M)  # has or had a slot, except drafts and what expired
+IN_FLIGHT = (SC, PG, IR)  # has a slot still to come
+ON_THE_AGENDA = (SC, PG, PD, F, M, IR)  # has or had a slot, except drafts and what expired
 
 
 class StateMachineError(Exception):
@@ -136,7 +157,8 @@ class StateMachineError(Exception):
 
 
 def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str, Action] = ACTIONS,
-             statuses: tuple[str, ...] = tuple(ArticleStatus.values), initial: str = INITIAL) -> None:
+             statuses: tuple[str, ...] = tuple(ArticleStatus.values), initial: str = INITIAL,
+             groups: tuple[tuple[str, ...], ...] = (NEEDS_ATTENTION, IN_FLIGHT, ON_THE_AGENDA)) -> None:
     """Every name known, every status reachable from the initial one, every action's reasons
     exactly the statuses its transitions do not leave from."""
     known = set(statuses)
@@ -158,7 +180,7 @@ def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str
         if sources != known - set(a.not_applicable):
             problems.append(f"action {a.name}: reasons must cover exactly the statuses it does not apply to "
                             f"(applies to {sorted(sources)}, reasons for {sorted(a.not_applicable)})")
-    for group in (NEEDS_ATTENTION, IN_FLIGHT, ON_THE_AGENDA):
+    for group in groups:
         if set(group) - known:
             problems.append(f"group {group}: unknown statuses")
     reached, frontier = {initial}, [initial]
@@ -175,6 +197,59 @@ def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str
 
 
 validate()
+
+
+# --- Releases ---------------------------------------------------------------------------------
+# A release (publisher.models.Release) puts its member articles live together, in one database
+# transaction, or none of them. Its members move through the article transitions above
+# (release_schedule, release_claim, make_live, release_hold, release_unschedule).
+
+class ReleaseStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    PREPARING = "preparing", "Preparing"  # claimed within the look-ahead: members rendered, thumbnailed
+    BLOCKED = "blocked", "Blocked"  # a member failed preparation: nothing of it went live
+    PUBLISHED = "published", "Published"
+    ROLLED_BACK = "rolled_back", "Rolled back"  # its rollback time passed: members taken down
+
+
+RELEASE_INITIAL = ReleaseStatus.DRAFT
+RD, RS, RP, RB, RL, RR = (ReleaseStatus.DRAFT, ReleaseStatus.SCHEDULED, ReleaseStatus.PREPARING,
+                          ReleaseStatus.BLOCKED, ReleaseStatus.PUBLISHED, ReleaseStatus.ROLLED_BACK)
+
+RELEASE_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
+    # The editor wins over an in-flight claim, as for articles: the claim's members are held again.
+    Transition("schedule", (RD, RS, RP, RB), RS, "editor", "schedule or reschedule: every member with it",
+               event="scheduled", event_from={RS: "rescheduled", RP: "rescheduled", RB: "rescheduled"}),
+    Transition("unschedule", (RS, RP, RB), RD, "editor", "back to draft, and every member with it",
+               event="unscheduled"),
+    Transition("claim", (RS,), RP, "scan", "due within the look-ahead: claimed, members prepared in chunks"),
+    Transition("reclaim", (RP,), None, "sweeper", "lease expired: claimed again under a new token"),
+    Transition("publish", (RP,), RL, "pipeline",
+               "due by the database clock and every member prepared: all members live in one transaction"),
+    Transition("block", (RP,), RB, "pipeline", "a member failed preparation: none goes live, the scheduler is mailed",
+               event="blocked"),
+    Transition("change_rollback", (RL,), None, "editor", "set or clear the rollback time of a live release",
+               event="rollback_changed"),
+    Transition("roll_back", (RL,), RR, "scan", "its rollback time passed: its members were taken down"),
+)}
+
+RELEASE_ACTIONS: dict[str, Action] = {a.name: a for a in (
+    Action("schedule", "Schedule", ("schedule",), {
+        RL: "it is already live (set a rollback time instead)",
+        RR: "it was rolled back",
+    }),
+    Action("unschedule", "Unschedule", ("unschedule",), {
+        RD: "it is already a draft",
+        RL: "it is already live (set a rollback time to take it down)",
+        RR: "it was rolled back",
+    }),
+)}
+
+RELEASE_EDITABLE = (RD, RS, RB)  # members may be added or removed
+
+
+validate(RELEASE_TRANSITIONS, RELEASE_ACTIONS, tuple(ReleaseStatus.values), RELEASE_INITIAL, groups=())
 
 
 def transitions_into(target: str) -> list[Transition]:
@@ -211,6 +286,29 @@ def render_markdown() -> str:
               f"- Needs attention (retry applies): {', '.join(NEEDS_ATTENTION)}",
               f"- In flight (a slot still to come): {', '.join(IN_FLIGHT)}",
               f"- On the agenda: {', '.join(ON_THE_AGENDA)}", ""]
+    lines += ["# Release states", "",
+              "A release's members go live together in one transaction, or none does (docs/releases.md). Every",
+              "write of a release's `status` is one of these, through `Release.objects.transition(name, ...)`.", "",
+              "```mermaid", "stateDiagram-v2", f"    [*] --> {RELEASE_INITIAL}"]
+    for t in RELEASE_TRANSITIONS.values():
+        for source in t.sources:
+            lines.append(f"    {source} --> {t.target or source}: {t.name}")
+    lines += ["```", "", "## Release statuses", "", "| Status | Label |", "|---|---|"]
+    lines += [f"| `{value}` | {label} |" for value, label in ReleaseStatus.choices]
+    lines += ["", "## Release transitions", "",
+              "| Transition | From | To | By | History event | What |", "|---|---|---|---|---|---|"]
+    for t in RELEASE_TRANSITIONS.values():
+        event = t.event or "—"
+        if t.event_from:
+            event += " (" + ", ".join(f"{e} from {s}" for s, e in t.event_from.items()) + ")"
+        lines.append(f"| `{t.name}` | {', '.join(t.sources)} | {t.target or '(unchanged)'} | {t.by} | {event} "
+                     f"| {t.doc} |")
+    lines += ["", "## Release actions", "", "| Action | Applies to | Does not apply to |", "|---|---|---|"]
+    for a in RELEASE_ACTIONS.values():
+        reasons = "; ".join(f"{s}: {r}" for s, r in a.not_applicable.items())
+        applies = [s for s in ReleaseStatus.values if s not in a.not_applicable]
+        lines.append(f"| `{a.name}` ({a.label}) | {', '.join(applies)} | {reasons} |")
+    lines += ["", f"Members may be added or removed while the release is: {', '.join(RELEASE_EDITABLE)}.", ""]
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, preflight, services, subscriptions
+from . import alerts, notifications, pipeline, preflight, releases, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -123,3 +123,37 @@ def send_confirmation(self, email: str, site_url: str) -> str:
     # A retry must not spend the address's hourly share of confirmation mails again.
     return subscriptions.subscriptions_send_confirmation(email=email, site_url=site_url,
                                                          count=not self.request.retries).value
+
+
+# --- Releases (publisher.releases) ---------------------------------------------------------------
+
+@shared_task(name="publisher.tasks.release_members_prepared", **RETRY_POLICY)
+def release_members_prepared(self, article_ids: list[int], token: str, release_id: int) -> bool:
+    with log_context(claim_token=token, article_ids=article_ids):
+        return releases.release_members_prepared(release_id=release_id, token=token, article_ids=article_ids)
+
+
+@shared_task(name="publisher.tasks.release_flip", **RETRY_POLICY)
+def release_flip(self, release_id: int, token: str) -> list[int]:
+    with log_context(claim_token=token):
+        flip = releases.release_flip(release_id=release_id, token=token)
+    if flip.wait:
+        # Delivered before the database clock reached the release time (clock skew): never early.
+        raise self.retry(countdown=flip.wait, max_retries=EARLY_RETRIES)
+    with log_context(claim_token=token, article_ids=flip.published):
+        pipeline.step_notify(article_ids=flip.published, token=token)
+    return flip.published
+
+
+@shared_task(name="publisher.tasks.record_release_chunk_failure")
+def record_release_chunk_failure(request, exc, traceback, release_id: int, article_ids: list[int], token: str) -> int:
+    task = getattr(request, "task", None) or "a publishing step"
+    with log_context(claim_token=token, article_ids=article_ids):
+        return releases.release_chunk_gave_up(release_id=release_id, article_ids=article_ids, token=token,
+                                              reason=f"{task} failed: {type(exc).__name__}: {exc}",
+                                              transient=isinstance(exc, TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)))
+
+
+@shared_task(name="publisher.tasks.send_release_alert", **RETRY_POLICY)
+def send_release_alert(self, release_id: int) -> int:
+    return releases.release_alert_send(release_id=release_id)

@@ -16,7 +16,7 @@ from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.request import Request
 from django.db import DatabaseError, InterfaceError, close_old_connections
 
-from . import services
+from . import releases, services
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class Consumer(CeleryConsumer):
         try:
             close_old_connections()
             released = services.articles_release_dropped_claims(tokens=tokens)
+            releases.releases_release_dropped_claims(tokens=tokens)
         except (DatabaseError, InterfaceError) as exc:
             logger.warning("worker: could not release %d dropped claims (%s); their leases run out instead",
                            len(tokens), exc)

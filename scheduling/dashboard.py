@@ -90,10 +90,13 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
     if at_risk_count:
         warnings.append(f"{at_risk_count} scheduled article{'s are' if at_risk_count != 1 else ' is'} at risk: the "
                         "pre-flight check found what would fail when it goes live. Fix it before then.")
+    for release in selectors.releases_blocked(limit=failures):
+        warnings.append(f"Release “{release}” is blocked: none of its articles went live. {release.last_error}")
     return PipelineStatus(counts=selectors.article_status_counts(), scan=scan, overdue=overdue, stalled=stalled,
                           failures=selectors.articles_recent_failures(limit=failures), warnings=warnings,
                           at_risk=at_risk, at_risk_count=at_risk_count)
 
 
-STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED, ArticleStatus.FAILED,
+STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.IN_RELEASE, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED,
+                ArticleStatus.FAILED,
                 ArticleStatus.MISSED, ArticleStatus.EXPIRED, ArticleStatus.DRAFT]

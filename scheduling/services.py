@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications, preflight
+from publisher import notifications, preflight, releases
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -145,8 +145,11 @@ def scan_run() -> dict:
     Safe to run concurrently (claims are compare-and-set). Returns what it did, and whether
     it hit the batch cap (the caller then runs it again at once)."""
     claim = publisher_services.articles_claim_due()
+    releases_claimed = releases.releases_claim_due()
     reclaimed, given_up = publisher_services.articles_reclaim_expired_leases()
+    releases_reclaimed, releases_blocked = releases.releases_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
+    releases_rolled_back = releases.releases_roll_back_due()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
     fan_outs = notifications.notifications_recover_fan_outs()
     # After the claim: what is due within the look-ahead is published, not checked ahead.
@@ -160,6 +163,10 @@ def scan_run() -> dict:
         "notifications_interrupted": interrupted,
         "fan_outs_redispatched": fan_outs,
         "preflights_dispatched": preflights,
+        "releases_claimed": len(releases_claimed),
+        "releases_reclaimed": len(releases_reclaimed),
+        "releases_blocked": releases_blocked,
+        "releases_rolled_back": releases_rolled_back,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.

@@ -140,6 +140,9 @@ PUBLISHER_SCAN_INTERVAL = env_float("PUBLISHER_SCAN_INTERVAL", 10.0, minimum=0.1
 # broker with an ETA of their publish time, so they go live on the second rather than up to one
 # scan interval late. Keep it above the scan interval and far below the visibility timeout.
 PUBLISHER_LOOKAHEAD = env_float("PUBLISHER_LOOKAHEAD", max(2 * PUBLISHER_SCAN_INTERVAL, 5.0), minimum=0.0)
+# Releases (docs/releases.md) are claimed this many seconds ahead, so that all their members are
+# prepared (rendered, thumbnailed) before the release time; the flip itself waits for that time.
+PUBLISHER_RELEASE_LOOKAHEAD = env_float("PUBLISHER_RELEASE_LOOKAHEAD", max(PUBLISHER_LOOKAHEAD, 60.0), minimum=0.0)
 # Articles due within this many seconds of each other may share one chain (and one ETA).
 PUBLISHER_CHUNK_WINDOW = env_float("PUBLISHER_CHUNK_WINDOW", 0.02, minimum=0.0)
 # Most articles one scan claims; a scan that hits the cap re-enqueues itself.

@@ -24,6 +24,7 @@ from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions, delivery, mail, preview
+from .releases import add_to_release, release_badge
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -77,7 +78,7 @@ class ArticleAdmin(admin.ModelAdmin):
     ordering = (F("publish_at").desc(nulls_last=True), "-id")
     list_per_page = 50
     actions = ["schedule_selected", "unschedule_selected", "publish_now_selected", "retry_selected",
-               "unpublish_now_selected"]
+               "unpublish_now_selected", add_to_release]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
                        "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
                        "preview_link_display", "delivery_display", "delivery_for_publishers")
@@ -226,6 +227,10 @@ class ArticleAdmin(admin.ModelAdmin):
         if obj.status in (ArticleStatus.FAILED, ArticleStatus.MISSED):
             return render_to_string("publisher/admin/fragments/problem_summary.html",
                                     {"status": obj.status, "last_error": obj.last_error})
+        if obj.status == ArticleStatus.IN_RELEASE:
+            return format_html("Goes live {} with its release <a href=\"{}\">“{}”</a>, together with its other "
+                               "articles. Reschedule or unschedule the release to change that.",
+                               local_time_text(obj.publish_at), obj.release.get_absolute_url(), obj.release)
         if obj.status == ArticleStatus.EXPIRED:
             return "Taken down (or never put live: its unpublish time passed). Set new times to schedule it again."
         return "Draft: set a publish time and save to schedule it."
@@ -481,6 +486,8 @@ class ArticleAdmin(admin.ModelAdmin):
                         for a in agenda.overdue],
             "zone_label": zone_label(),
             "today": timezone.localtime(timezone.now(), zone).date(),
+            "releases": [(r, zoned_time(r.publish_at), release_badge(r.status))
+                         for r in selectors.releases_agenda(zone=zone, days=7)],
         }
         return TemplateResponse(request, "publisher/admin/upcoming.html", context)
 

@@ -21,6 +21,7 @@ STATUS_COLOURS = {
     ArticleStatus.FAILED: "#b91c1c",
     ArticleStatus.EXPIRED: "#4b5563",
     ArticleStatus.MISSED: "#9333ea",
+    ArticleStatus.IN_RELEASE: "#0e7490",
 }
 
 

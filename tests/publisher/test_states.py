@@ -148,3 +148,65 @@ def test_the_claim_stays_one_statement(article_factory, no_dispatch):
     writes = [q["sql"] for q in queries.captured_queries if "UPDATE" in q["sql"]]
     assert len(writes) == 1
     assert writes[0].startswith('WITH "due" AS MATERIALIZED (SELECT') and " RETURNING " in writes[0]
+
+
+def _release_status_writes(path: Path) -> list[int]:
+    """Lines of `path` that set a release's status other than through its transition: a
+    `status=` keyword (or "status" key) in a write or a constructor on `Release`, or an
+    assignment to the `status` of something named for a release."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = ast.unparse(node.func)
+            writes = isinstance(node.func, ast.Attribute) and node.func.attr in (
+                "update", "bulk_update", "update_or_create", "create", "get_or_create", "bulk_create")
+            on_release = func.startswith("Release.") or func == "Release" or "release" in func.split(".")[0].lower()
+            if on_release and (writes or func == "Release"):
+                keys = [kw.arg for kw in node.keywords]
+                keys += [k.value for arg in node.args if isinstance(arg, ast.Dict)
+                         for k in arg.keys if isinstance(k, ast.Constant)]
+                if "status" in keys or "defaults" in keys and "status" in ast.unparse(node):
+                    lines.append(node.lineno)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            lines += [node.lineno for t in targets if isinstance(t, ast.Attribute) and t.attr == "status"
+                      and "release" in ast.unparse(t.value).lower()]
+    return lines
+
+
+def test_only_the_queryset_writes_release_status():
+    allowed = ROOT / "publisher" / "querysets.py"
+    offenders = []
+    for folder in ("publisher", "scheduling", "scripts", "settings"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if path != allowed and "migrations" not in path.parts:
+                offenders += [f"{path.relative_to(ROOT)}:{line}" for line in _release_status_writes(path)]
+    assert offenders == []
+
+
+def test_the_release_status_check_sees_a_write():
+    path = ROOT / "var" / "release_status_write_probe.py"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("Release.objects.filter(pk=1).update(status='published')\n"
+                    "Release.objects.create(name='x', status='published')\n"
+                    "release.status = 'blocked'\n"
+                    "Release(name='x', status='scheduled')\n"
+                    "Release.objects.filter(pk=1).transition('publish')\n"
+                    "Release.objects.create(name='x')\n")
+    try:
+        assert sorted(_release_status_writes(path)) == [1, 2, 3, 4]
+    finally:
+        path.unlink()
+
+
+def test_a_release_member_cannot_take_article_actions(article_factory):
+    """Every editor action names the in-release status among those it does not apply to, with a
+    reason that sends the editor to the release."""
+    for name, action in ACTIONS.items():
+        assert ArticleStatus.IN_RELEASE not in action.applies_to, name
+        assert action.reason(ArticleStatus.IN_RELEASE), name
+    member = article_factory(status=ArticleStatus.IN_RELEASE, publish_at=timezone.now() + timedelta(hours=1))
+    for name in ("schedule", "retry", "publish_now", "unschedule", "unpublish_now", "claim"):
+        assert Article.objects.filter(pk=member.pk).transition(name, **(
+            {"claim_token": "00000000-0000-0000-0000-000000000001"} if name in ("publish_now", "claim") else {})) == 0
+    assert Article.objects.get(pk=member.pk).status == ArticleStatus.IN_RELEASE

@@ -87,3 +87,31 @@ def assert_invariants(processes, mailbox, *, subscribers=(), all_mailed: bool = 
     assert rows_flipped_to_published(processes) == published
     if all_mailed:
         assert len(mail) == published * len(active)
+
+
+RELEASE_FLIP_LOG = re.compile(
+    r"release #(\d+) published: (\d+) articles in one transaction \(claim [0-9a-f-]+, flip ([\d.]+) ms\)")
+
+
+def release_flips(processes) -> list[tuple[int, int, float]]:
+    """(release id, members flipped, flip milliseconds) of every release flip any worker (dead
+    ones included) committed: a release flipped twice would be listed twice."""
+    return [(int(rid), int(n), float(ms)) for name in processes.procs if name.startswith("worker")
+            for rid, n, ms in RELEASE_FLIP_LOG.findall(processes.log(name))]
+
+
+def assert_release_published_once(processes, mailbox, release, *, subscribers) -> None:
+    """Every member live exactly once, together (one flip, one published_at, not before the
+    release time), each active subscriber mailed once per member."""
+    from publisher.models import Release
+    from publisher.states import ReleaseStatus
+
+    release = Release.objects.get(pk=release.pk)
+    assert release.status == ReleaseStatus.PUBLISHED, (release.status, release.last_error)
+    members = list(Article.objects.filter(release=release))
+    assert [(rid, n) for rid, n, _ in release_flips(processes)] == [(release.pk, len(members))], "one flip, of all"
+    assert {(a.status, a.published_at) for a in members} == {(ArticleStatus.PUBLISHED, release.published_at)}
+    assert release.published_at >= release.publish_at, "published early"
+    mail = Counter(read_mailbox(mailbox))
+    expected = {(s.email, f"New: {a.title}") for s in subscribers if s.is_active for a in members}
+    assert set(mail) == expected and set(mail.values()) == {1}, mail
