@@ -336,7 +336,7 @@ def _send_claimed(mail, prepared: emails.PreparedMail, claimed: list[tuple[int, 
     for index, (pk, subscriber_id, address) in enumerate(claimed):
         _pace()
         try:
-            accepted = prepared.message_for(subscriber_id, address, connection=mail).send()
+            accepted = prepared.send_to(subscriber_id, address, connection=mail)
         except IN_DOUBT_ERRORS as exc:
             outcome.failed[pk] = f"In doubt, not retried (the connection broke while it was sent): {_describe(exc)}"
             outcome.untried = [row[0] for row in claimed[index + 1:]]
