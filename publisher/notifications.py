@@ -48,6 +48,7 @@ RECORD_PATIENCE = 60.0
 # The first key of the transaction-scoped advisory lock that makes one article's claims one at a
 # time on PostgreSQL (the second is the article id); SQLite's IMMEDIATE transactions already do.
 CLAIM_LOCK_KEY = 0x4E4F5449
+LOST_CLAIM = "The sender's claim was given up as abandoned (it stalled for longer than the lease)."
 INTERRUPTED_REASON = ("Interrupted while sending (the sending worker stopped): it may or may not have been "
                       "delivered, so it is not retried by itself. A publisher can resend it from the article's page.")
 
@@ -333,10 +334,16 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
                 # Ascending inside the claim: a deferred row waits for the task's retry.
                 batch = [] if outcome.stop else _patiently(lambda: read(cursor, lower - 1))
                 # The last batch's outcome, and the claim moved onto this one (deleted after the last).
-                _record(outcome, claim_id, (batch[0][1], batch[-1][1]) if batch else None)
+                held = _record(outcome, claim_id, (batch[0][1], batch[-1][1]) if batch else None)
                 sent, failed = sent + len(outcome.sent), failed + len(outcome.failed)
                 deferred += len(outcome.deferred) + len(outcome.untried)
                 reason = outcome.stop or next(iter(outcome.deferred.values()), reason)
+                if batch and not held:
+                    # Swept as abandoned (this sender stalled past the lease): its range is no
+                    # longer its own, so this batch waits for the task's retry.
+                    outcome = _Outcome(untried=[pk for pk, _, _ in batch], stop=LOST_CLAIM)
+                    deferred, reason = deferred + len(batch), LOST_CLAIM
+                    break
                 if not batch:
                     break
                 cursor = batch[-1][1] + 1
@@ -434,11 +441,12 @@ def _pace() -> None:
     _pacing["next"] = now + 1 / rate
 
 
-def _record(outcome: _Outcome, claim_id: int, sending: tuple[int, int] | None) -> None:
+def _record(outcome: _Outcome, claim_id: int, sending: tuple[int, int] | None) -> bool:
     """A batch's outcome, and its claim moved onto the next batch (`sending`: its first and last
     subscriber ids) or deleted (None), in one transaction; the usual batch, all sent, is one
     statement on PostgreSQL. Untried rows are left `pending`. Retried while the database is
-    unreachable: a message the server accepted is recorded `sent` once it is back."""
+    unreachable: a message the server accepted is recorded `sent` once it is back. False when
+    the claim to move was gone (the sweeper gave it up): the next batch must not be mailed."""
     def write():
         with transaction.atomic():
             _mark_sent(outcome.sent)
@@ -448,12 +456,12 @@ def _record(outcome: _Outcome, claim_id: int, sending: tuple[int, int] | None) -
                     Notification.objects.filter(pk__in=pks).update(status=status, last_error=error, updated_at=Now())
             claim = NotificationClaim.objects.filter(pk=claim_id)
             if sending:
-                claim.update(sending_first_id=sending[0], sending_last_id=sending[1], claimed_at=Now())
-            else:
-                claim.delete()
+                return bool(claim.update(sending_first_id=sending[0], sending_last_id=sending[1], claimed_at=Now()))
+            claim.delete()
+            return True
 
     one_statement = not (outcome.failed or outcome.deferred) and connection.vendor == "postgresql"
-    _patiently(lambda: _mark_sent(outcome.sent, claim=(claim_id, sending)) if one_statement else write())
+    return _patiently(lambda: _mark_sent(outcome.sent, claim=(claim_id, sending)) if one_statement else write())
 
 
 def _patiently(call):
@@ -472,8 +480,9 @@ def _patiently(call):
             delay = min(delay * 2, 5.0)
 
 
-def _mark_sent(pks: list[int], *, claim: tuple[int, tuple[int, int] | None] | None = None) -> None:
-    """`sent`, one statement; with `claim` (PostgreSQL) the same statement moves or deletes it."""
+def _mark_sent(pks: list[int], *, claim: tuple[int, tuple[int, int] | None] | None = None) -> bool:
+    """`sent`, one statement; with `claim` (PostgreSQL) the same statement moves or deletes it.
+    False when the claim to move was gone."""
     table, claims = Notification._meta.db_table, NotificationClaim._meta.db_table
     now, now_params = _now_sql(Notification)
     sql, params = "", []
@@ -481,18 +490,27 @@ def _mark_sent(pks: list[int], *, claim: tuple[int, tuple[int, int] | None] | No
         claim_id, sending = claim
         if sending:
             sql = (f"UPDATE {claims} SET sending_first_id = %s, sending_last_id = %s, claimed_at = {now} "
-                   f"WHERE id = %s")
+                   f"WHERE id = %s RETURNING 1")
             params = [*sending, *now_params, claim_id]
         else:
-            sql, params = f"DELETE FROM {claims} WHERE id = %s", [claim_id]
+            sql, params = f"DELETE FROM {claims} WHERE id = %s RETURNING 1", [claim_id]
     if pks:
         update = (f"UPDATE {table} SET status = %s, sent_at = {now}, last_error = '', updated_at = {now} "
                   f"WHERE id IN ({', '.join(['%s'] * len(pks))})")
         update_params = [NotificationStatus.SENT, *now_params, *now_params, *pks]
-        sql, params = (f"WITH moved AS ({sql}) {update}", [*params, *update_params]) if sql else (update, update_params)
-    if sql:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        if sql:  # one statement: the claim's change, then the rows' (PostgreSQL runs both whatever is read)
+            sql, params = (f"WITH claim AS ({sql}), sent AS ({update}) SELECT count(*) FROM claim",
+                           [*params, *update_params])
+        else:
+            sql, params = update, update_params
+    if not sql:
+        return True
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.description is None:
+            return True
+        rows = cursor.fetchall()  # the claim's row, or the count of them
+        return bool(rows) and rows[0][0] != 0
 
 
 def _by_error(errors: dict[int, str]) -> dict[str, list[int]]:

@@ -342,6 +342,29 @@ def test_a_killed_senders_batch_becomes_interrupted_and_the_rest_of_its_range_is
                                                                                        "s7@example.com"]
 
 
+def test_a_sender_whose_claim_was_swept_mails_no_further_batch(settings, monkeypatch, mailoutbox):
+    """A sender that stalled past the lease finds its claim gone when it records a batch: the
+    range may be another sender's now, so it mails nothing more and the task retries."""
+    settings.EMAIL_BACKEND = "tests.support.mail_backends.WatchingBackend"
+    settings.PUBLISHER_SEND_CLAIM = 3
+    article = live()
+    queue(article, *[f"s{i}@example.com" for i in range(8)])
+
+    def swept_mid_batch():
+        if len(mailoutbox) == 1:
+            NotificationClaim.objects.all().delete()
+    monkeypatch.setattr(WatchingBackend, "watch", staticmethod(swept_mid_batch))
+    with pytest.raises(DeliveryDeferred) as deferred:
+        send(article)
+
+    assert deferred.value.reason == notifications.LOST_CLAIM
+    assert (deferred.value.sent, deferred.value.deferred) == (3, 3)
+    assert [m.to[0] for m in mailoutbox] == ["s0@example.com", "s1@example.com", "s2@example.com"]
+    assert statuses(article) == {**{f"s{i}@example.com": "sent" for i in range(3)},
+                                 **{f"s{i}@example.com": "pending" for i in range(3, 8)}}
+    assert NotificationClaim.objects.count() == 0
+
+
 def test_each_sent_notification_is_two_row_versions_on_postgresql(settings, enqueued,
                                                                   django_capture_on_commit_callbacks, mailoutbox):
     """Insert (`pending`) and outcome (`sent`): the claim lives in its own table."""
