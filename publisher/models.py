@@ -333,6 +333,26 @@ class Notification(models.Model):
         return f"{self.subscriber} ← {self.article} ({self.status})"
 
 
+class NotificationClaim(models.Model):
+    """A sender's claim on the notifications of one article to the subscribers first..last: no
+    other sender takes a row in that range while it lives. The rows it is mailing now are the
+    pending ones between sending_first and sending_last; the notification rows themselves are
+    written only with their outcome (two row versions per notification: insert, outcome). A
+    claim moves on batch by batch and is deleted with its last outcome; one left behind by a
+    sender that died makes the pending rows of its batch `interrupted` (publisher/notifications.py)."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="notification_claims")
+    first_subscriber_id = models.BigIntegerField()
+    last_subscriber_id = models.BigIntegerField()
+    sending_first_id = models.BigIntegerField(null=True)
+    sending_last_id = models.BigIntegerField(null=True)
+    # Renewed with every batch: a claim this old lost its sender.
+    claimed_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"claim of article {self.article_id}, subscribers {self.first_subscriber_id}-{self.last_subscriber_id}"
+
+
 def validate_time_zone(value: str) -> None:
     """An IANA zone name this machine's tz database knows (blank means the site's zone)."""
     if value and value not in available_time_zones():

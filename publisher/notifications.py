@@ -1,10 +1,14 @@
 """Notifying subscribers: fan-out into Notification rows, then claimed, chunked sending.
 
-Never twice: the database allows one row per (article, subscriber), and a sender claims rows
-(`pending` -> `sending`) by one UPDATE … RETURNING that sends only the rows it changed, so a
-redelivered or duplicated send task finds nothing left to claim. At most once: a row a crash
-left in `sending` is never sent again by itself (the sweeper marks it `interrupted`; a publisher
-may resend it). Never lost: the fan-out's last batch stamps Article.fanned_out_at with its rows,
+Never twice: the database allows one row per (article, subscriber), and a sender claims a
+subscriber range by inserting a NotificationClaim over it (claims of one article are made one
+at a time, under a transaction-scoped lock, and never overlap a live one), so a redelivered or
+duplicated send task finds nothing left to claim. Inside its range the sender mails
+PUBLISHER_SEND_CLAIM rows at a time, and records a batch's outcome in the statement that moves
+its claim onto the next batch: a notification row is written only with its outcome (two row
+versions per notification: insert, outcome). At most once: the pending rows of the batch a
+crash interrupted are never sent again by themselves (the sweeper marks them `interrupted`; a
+publisher may resend them); the untried rest of the range is sent by a later task. Never lost: the fan-out's last batch stamps Article.fanned_out_at with its rows,
 and the sweeper re-dispatches a fan-out that did not finish in time; a temporary failure (4xx,
 a dropped or refused connection, a full disk) puts the rows back for a retry with backoff until
 they expire. Never late: a row past `expires_at` becomes `expired` and is never claimed.
@@ -28,7 +32,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import dispatch, emails, faults
-from .models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from .models import Article, ArticleStatus, Notification, NotificationClaim, NotificationStatus, Subscriber
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +45,10 @@ IN_DOUBT_ERRORS = (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError
 # How long a sender keeps trying to record what the mail server accepted while the database is
 # unreachable (well inside the task's soft time limit).
 RECORD_PATIENCE = 60.0
-# Test-only seam: the claim's row lock. Without it two senders of one range still send each
-# message once (the UPDATE re-checks `pending` on the row it changes); tests turn it off to prove it.
-CLAIM_SKIP_LOCKED = True
+# The first key of the transaction-scoped advisory lock that makes one article's claims one at a
+# time on PostgreSQL (the second is the article id); SQLite's IMMEDIATE transactions already do.
+CLAIM_LOCK_KEY = 0x4E4F5449
+LOST_CLAIM = "The sender's claim was given up as abandoned (it stalled for longer than the lease)."
 INTERRUPTED_REASON = ("Interrupted while sending (the sending worker stopped): it may or may not have been "
                       "delivered, so it is not retried by itself. A publisher can resend it from the article's page.")
 
@@ -163,7 +168,9 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
     mail left is unknown, so they become `interrupted` and are never retried by themselves (a
     publisher may resend them). Returns (re-dispatched, interrupted)."""
     cutoff = ExpressionWrapper(Now() - timedelta(seconds=older_than), output_field=DateTimeField())
-    interrupted = Notification.objects.filter(status=NotificationStatus.SENDING, updated_at__lt=cutoff).update(
+    interrupted = _interrupt_abandoned_claims(cutoff)
+    # Rows a sender of the previous release left `sending` (it marked the claimed rows).
+    interrupted += Notification.objects.filter(status=NotificationStatus.SENDING, updated_at__lt=cutoff).update(
         status=NotificationStatus.INTERRUPTED, last_error=INTERRUPTED_REASON, updated_at=Now())
     stale = list(
         Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__gt=Now(), updated_at__lt=cutoff,
@@ -183,6 +190,25 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
             _dispatch_sends(article_id, subscriber_ids)
     logger.warning("notification sweeper: re-dispatched %d pending, gave up on %d interrupted", len(stale), interrupted)
     return len(stale), interrupted
+
+
+def _interrupt_abandoned_claims(cutoff) -> int:
+    """Claims older than `cutoff`: their sender died (or is far past its lease). The pending rows
+    of the batch it was mailing become `interrupted`; the claim is deleted (the untried rest of
+    its range is pending, free, and re-dispatched like any stale pending row)."""
+    interrupted = 0
+    with transaction.atomic():
+        claims = NotificationClaim.objects.filter(claimed_at__lt=cutoff)
+        if connection.features.has_select_for_update_skip_locked:
+            claims = claims.select_for_update(skip_locked=True)
+        for claim in claims.order_by("pk")[:1000]:
+            if claim.sending_first_id is not None:
+                interrupted += Notification.objects.filter(
+                    article_id=claim.article_id, subscriber_id__gte=claim.sending_first_id,
+                    subscriber_id__lte=claim.sending_last_id, status=NotificationStatus.PENDING,
+                ).update(status=NotificationStatus.INTERRUPTED, last_error=INTERRUPTED_REASON, updated_at=Now())
+            claim.delete()
+    return interrupted
 
 
 def notifications_resend_interrupted(*, article_id: int) -> int:
@@ -212,48 +238,57 @@ def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) 
         updated_at=Now())
 
 
-# Where the claim's lower bound goes in its compiled parameters (no subscriber id is negative).
-_FROM = -2_000_000_007
+# Where a batch's bounds go in the read's compiled parameters (no subscriber id is negative).
+_FROM, _TO = -2_000_000_007, -2_000_000_011
 
 
-class _Claimer:
-    """The claim of one range, compiled once per send task (each claim then costs one statement):
-    up to `limit` pending rows, lowest subscriber first from a moving lower bound, claimed and read
-    in one UPDATE … RETURNING: (notification id, subscriber id, address) of the rows this
-    statement changed, and only those. The candidates' row lock (PostgreSQL) only spares
-    concurrent senders each other's rows: without it a second sender's UPDATE waits for the
-    first, re-checks `pending` on the changed row, and returns nothing for it."""
+def _claim_range(article_id: int, lower: int, upper: int) -> tuple[int, int, int] | None:
+    """Claim the first range of subscribers in lower..upper that no live claim covers, up to
+    the next live claim: (claim id, first, last), or None when every subscriber of lower..upper
+    is covered. Claims of one article are made one at a time (PostgreSQL: a transaction-scoped
+    advisory lock taken first; SQLite: its IMMEDIATE transactions), so this read sees every
+    claim committed before it and two live claims never overlap."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLAIM_LOCK_KEY, article_id % 2_147_483_647])
+        live = NotificationClaim.objects.filter(article_id=article_id, last_subscriber_id__gte=lower,
+                                                first_subscriber_id__lte=upper)
+        for first, last in live.order_by("first_subscriber_id").values_list("first_subscriber_id",
+                                                                           "last_subscriber_id"):
+            if first <= lower:
+                lower = max(lower, last + 1)
+            else:
+                upper = min(upper, first - 1)
+                break
+        if lower > upper:
+            return None
+        claim = NotificationClaim.objects.create(article_id=article_id, first_subscriber_id=lower,
+                                                 last_subscriber_id=upper, claimed_at=Now())
+    return claim.pk, lower, upper
 
-    def __init__(self, article_id: int, last_subscriber_id: int, *, limit: int):
-        candidates = Notification.objects.filter(
-            article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=last_subscriber_id,
+
+class _Reader:
+    """The next batch of a claimed range, compiled once per send task (each read then costs one
+    statement): up to `limit` pending, unexpired rows of receiving subscribers in first..last,
+    lowest subscriber first, with their addresses. Reads only: the claim keeps other senders out."""
+
+    def __init__(self, article_id: int, *, limit: int):
+        rows = Notification.objects.filter(
+            article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=_TO,
             status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__in=_receiving(),
-        ).order_by("subscriber_id").values("pk")[:limit]
-        if CLAIM_SKIP_LOCKED and connection.features.has_select_for_update_skip_locked:
-            # Lock the notification rows only: locking the joined subscriber rows too would make
-            # concurrent senders of other articles (same subscribers) skip each other's rows.
-            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        table, subscribers = Notification._meta.db_table, Subscriber._meta.db_table
-        with transaction.atomic():  # Django compiles FOR UPDATE only inside a transaction
-            select, params = candidates.query.sql_with_params()
-        now, now_params = _now_sql(Notification)
-        self.sql = (f"UPDATE {table} SET status = %s, updated_at = {now} WHERE id IN ({select}) AND status = %s "
-                    f"RETURNING id, subscriber_id, (SELECT email FROM {subscribers} WHERE id = {table}.subscriber_id)")
-        self.params = [NotificationStatus.SENDING, *now_params, *params, NotificationStatus.PENDING]
-        self.lower = [index for index, param in enumerate(self.params) if param == _FROM]
+        ).order_by("subscriber_id").values_list("pk", "subscriber_id", "subscriber__email")[:limit]
+        self.sql, params = rows.query.sql_with_params()
+        self.params = list(params)
+        self.bounds = {index: param for index, param in enumerate(self.params) if param in (_FROM, _TO)}
 
-    def __call__(self, first_subscriber_id: int) -> list[tuple[int, int, str]]:
+    def __call__(self, first: int, last: int) -> list[tuple[int, int, str]]:
         params = list(self.params)
-        for index in self.lower:
-            params[index] = first_subscriber_id
-        with connection.cursor() as cursor:  # one statement: its own transaction, its own row locks
+        for index, which in self.bounds.items():
+            params[index] = first if which == _FROM else last
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
-            return sorted(cursor.fetchall(), key=lambda row: row[1])
-
-
-def _claim(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
-           limit: int) -> list[tuple[int, int, str]]:
-    return _Claimer(article_id, last_subscriber_id, limit=limit)(first_subscriber_id)
+            return cursor.fetchall()
 
 
 @dataclass
@@ -286,29 +321,41 @@ def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscr
     mail = None
     sent = failed = deferred = 0
     reason, stopped = "", False
-    next_subscriber_id = first_subscriber_id
-    claim = _Claimer(article_id, last_subscriber_id, limit=settings.PUBLISHER_SEND_CLAIM)
+    read = _Reader(article_id, limit=settings.PUBLISHER_SEND_CLAIM)
+    lower = first_subscriber_id
     try:
-        while next_subscriber_id <= last_subscriber_id:
-            # Ascending, from where the last claim ended: a deferred row waits for the retry.
-            claimed = claim(next_subscriber_id)
-            if not claimed:
-                break
-            next_subscriber_id = claimed[-1][1] + 1
-            faults.checkpoint("send", title=article.title)
-            if mail is None:
-                mail, reason = _open_connection()
+        while not stopped and lower <= last_subscriber_id:
+            claimed = _claim_range(article_id, lower, last_subscriber_id)
+            if claimed is None:
+                break  # the rest of the range is another sender's
+            claim_id, cursor, lower = claimed[0], claimed[1], claimed[2] + 1
+            outcome = _Outcome()
+            while True:
+                # Ascending inside the claim: a deferred row waits for the task's retry.
+                batch = [] if outcome.stop else _patiently(lambda: read(cursor, lower - 1))
+                # The last batch's outcome, and the claim moved onto this one (deleted after the last).
+                held = _record(outcome, claim_id, (batch[0][1], batch[-1][1]) if batch else None)
+                sent, failed = sent + len(outcome.sent), failed + len(outcome.failed)
+                deferred += len(outcome.deferred) + len(outcome.untried)
+                reason = outcome.stop or next(iter(outcome.deferred.values()), reason)
+                if batch and not held:
+                    # Swept as abandoned (this sender stalled past the lease): its range is no
+                    # longer its own, so this batch waits for the task's retry.
+                    outcome = _Outcome(untried=[pk for pk, _, _ in batch], stop=LOST_CLAIM)
+                    deferred, reason = deferred + len(batch), LOST_CLAIM
+                    break
+                if not batch:
+                    break
+                cursor = batch[-1][1] + 1
+                faults.checkpoint("send", title=article.title)
                 if mail is None:
-                    outcome = _Outcome(untried=[pk for pk, _, _ in claimed], stop=reason)
-            if mail is not None:
-                outcome = _send_claimed(mail, prepared, claimed)
-            _record(outcome)
-            sent, failed = sent + len(outcome.sent), failed + len(outcome.failed)
-            deferred += len(outcome.deferred) + len(outcome.untried)
-            reason = outcome.stop or next(iter(outcome.deferred.values()), reason)
-            if outcome.stop:
-                stopped = True  # the connection or the disk: the rest of the range waits too
-                break
+                    mail, reason = _open_connection()
+                    if mail is None:
+                        outcome = _Outcome(untried=[pk for pk, _, _ in batch], stop=reason)
+                if mail is not None:
+                    outcome = _send_claimed(mail, prepared, batch)
+            # The connection or the disk: the rest of the range waits for the task's retry too.
+            stopped = bool(outcome.stop)
     finally:
         if mail is not None:
             try:
@@ -336,7 +383,7 @@ def _send_claimed(mail, prepared: emails.PreparedMail, claimed: list[tuple[int, 
     for index, (pk, subscriber_id, address) in enumerate(claimed):
         _pace()
         try:
-            accepted = prepared.message_for(subscriber_id, address, connection=mail).send()
+            accepted = prepared.send_to(subscriber_id, address, connection=mail)
         except IN_DOUBT_ERRORS as exc:
             outcome.failed[pk] = f"In doubt, not retried (the connection broke while it was sent): {_describe(exc)}"
             outcome.untried = [row[0] for row in claimed[index + 1:]]
@@ -394,27 +441,36 @@ def _pace() -> None:
     _pacing["next"] = now + 1 / rate
 
 
-def _record(outcome: _Outcome) -> None:
-    """One UPDATE per outcome (and per distinct error), in one transaction per claim; the usual
-    claim, all sent, is one statement. Retried while the database is unreachable: a message the
-    server accepted is recorded `sent` once it is back."""
+def _record(outcome: _Outcome, claim_id: int, sending: tuple[int, int] | None) -> bool:
+    """A batch's outcome, and its claim moved onto the next batch (`sending`: its first and last
+    subscriber ids) or deleted (None), in one transaction; the usual batch, all sent, is one
+    statement on PostgreSQL. Untried rows are left `pending`. Retried while the database is
+    unreachable: a message the server accepted is recorded `sent` once it is back. False when
+    the claim to move was gone (the sweeper gave it up): the next batch must not be mailed."""
     def write():
         with transaction.atomic():
-            if outcome.sent:
-                _mark_sent(outcome.sent)
+            _mark_sent(outcome.sent)
             for status, errors in ((NotificationStatus.FAILED, outcome.failed),
                                    (NotificationStatus.PENDING, outcome.deferred)):
                 for error, pks in _by_error(errors).items():
                     Notification.objects.filter(pk__in=pks).update(status=status, last_error=error, updated_at=Now())
-            if outcome.untried:
-                Notification.objects.filter(pk__in=outcome.untried).update(status=NotificationStatus.PENDING,
-                                                                           updated_at=Now())
+            claim = NotificationClaim.objects.filter(pk=claim_id)
+            if sending:
+                return bool(claim.update(sending_first_id=sending[0], sending_last_id=sending[1], claimed_at=Now()))
+            claim.delete()
+            return True
 
-    only_sent = not (outcome.failed or outcome.deferred or outcome.untried)
+    one_statement = not (outcome.failed or outcome.deferred) and connection.vendor == "postgresql"
+    return _patiently(lambda: _mark_sent(outcome.sent, claim=(claim_id, sending)) if one_statement else write())
+
+
+def _patiently(call):
+    """call(), tried again while the database is unreachable (RECORD_PATIENCE): what comes
+    after a batch was mailed (reading the next one, recording it) outlasts a database restart."""
     delay, deadline = 0.5, time.monotonic() + RECORD_PATIENCE
     while True:
         try:
-            return _mark_sent(outcome.sent) if only_sent else write()
+            return call()
         except (OperationalError, InterfaceError):
             if connection.in_atomic_block or time.monotonic() >= deadline:
                 raise
@@ -424,15 +480,37 @@ def _record(outcome: _Outcome) -> None:
             delay = min(delay * 2, 5.0)
 
 
-def _mark_sent(pks: list[int]) -> None:
-    if not pks:
-        return
-    table = Notification._meta.db_table
+def _mark_sent(pks: list[int], *, claim: tuple[int, tuple[int, int] | None] | None = None) -> bool:
+    """`sent`, one statement; with `claim` (PostgreSQL) the same statement moves or deletes it.
+    False when the claim to move was gone."""
+    table, claims = Notification._meta.db_table, NotificationClaim._meta.db_table
     now, now_params = _now_sql(Notification)
-    sql = (f"UPDATE {table} SET status = %s, sent_at = {now}, last_error = '', updated_at = {now} "
-           f"WHERE id IN ({', '.join(['%s'] * len(pks))})")
+    sql, params = "", []
+    if claim is not None:
+        claim_id, sending = claim
+        if sending:
+            sql = (f"UPDATE {claims} SET sending_first_id = %s, sending_last_id = %s, claimed_at = {now} "
+                   f"WHERE id = %s RETURNING 1")
+            params = [*sending, *now_params, claim_id]
+        else:
+            sql, params = f"DELETE FROM {claims} WHERE id = %s RETURNING 1", [claim_id]
+    if pks:
+        update = (f"UPDATE {table} SET status = %s, sent_at = {now}, last_error = '', updated_at = {now} "
+                  f"WHERE id IN ({', '.join(['%s'] * len(pks))})")
+        update_params = [NotificationStatus.SENT, *now_params, *now_params, *pks]
+        if sql:  # one statement: the claim's change, then the rows' (PostgreSQL runs both whatever is read)
+            sql, params = (f"WITH claim AS ({sql}), sent AS ({update}) SELECT count(*) FROM claim",
+                           [*params, *update_params])
+        else:
+            sql, params = update, update_params
+    if not sql:
+        return True
     with connection.cursor() as cursor:
-        cursor.execute(sql, [NotificationStatus.SENT, *now_params, *now_params, *pks])
+        cursor.execute(sql, params)
+        if cursor.description is None:
+            return True
+        rows = cursor.fetchall()  # the claim's row, or the count of them
+        return bool(rows) and rows[0][0] != 0
 
 
 def _by_error(errors: dict[int, str]) -> dict[str, list[int]]:

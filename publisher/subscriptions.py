@@ -29,6 +29,7 @@ from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 
 from publisher import dispatch
 from publisher.models import Subscriber, SubscriberSource, normalize_address
@@ -62,6 +63,32 @@ def unsubscribe_token(subscriber_id: int) -> str:
     return signing.Signer(salt=UNSUBSCRIBE_SALT).sign(str(subscriber_id))
 
 
+def unsubscribe_urls():
+    """`unsubscribe_url` for many subscribers (one article's senders): the URL is reversed once
+    and the signer made once; each call then only signs the id (same URL, several times cheaper)."""
+    signer = signing.Signer(salt=UNSUBSCRIBE_SALT)
+    placeholder = "token0placeholder"
+    before, found, after = unsubscribe_url_for_token(placeholder).partition(placeholder)
+    if not found or placeholder in after:
+        raise RuntimeError("the unsubscribe URL must hold its token once")
+    # The signer's HMAC keyed once and copied per id (its key derivation is most of a signature);
+    # checked against the signer itself, which is used as it is if they ever differ.
+    keyed = salted_hmac(signer.salt + "signer", "", signer.key, algorithm=signer.algorithm)
+
+    def sign(value: str) -> str:
+        mac = keyed.copy()
+        mac.update(value.encode())
+        return f"{value}{signer.sep}{signing.b64_encode(mac.digest()).decode()}"
+
+    if sign("0") != signer.sign("0"):
+        sign = signer.sign
+    return lambda subscriber_id: f"{before}{sign(str(subscriber_id))}{after}"
+
+
+def unsubscribe_url_for_token(token: str) -> str:
+    return absolute_url(None, reverse("site:unsubscribe", args=[token]))
+
+
 def read_unsubscribe_token(token: str) -> int:
     """The subscriber id a token was made for; signing.BadSignature when forged or mangled."""
     value = signing.Signer(salt=UNSUBSCRIBE_SALT).unsign(token)
@@ -73,7 +100,7 @@ def read_unsubscribe_token(token: str) -> int:
 def unsubscribe_url(subscriber_id: int) -> str:
     """Absolute URL of the subscriber's unsubscribe page (PUBLISHER_SITE_URL when set); the same
     URL takes the RFC 8058 one-click POST (List-Unsubscribe)."""
-    return absolute_url(None, reverse("site:unsubscribe", args=[unsubscribe_token(subscriber_id)]))
+    return unsubscribe_url_for_token(unsubscribe_token(subscriber_id))
 
 
 def subscriptions_unsubscribe(*, subscriber_id: int) -> bool:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from PIL import Image
 
 from publisher import services
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus
+from publisher.models import Article, ArticleStatus, Notification, NotificationClaim, NotificationStatus
 from tests.factories import make_subscribers, schedule_batch
 from tests.support.mail import read_mailbox
 from tests.support.waiting import wait_for
@@ -125,8 +125,9 @@ def test_worker_killed_while_make_live_waits_for_its_eta_is_recovered_on_time_no
 
 
 def test_worker_killed_mid_send_never_sends_twice(processes, mailbox, tmp_path, settings):
-    """Notifications claimed (`sending`) by a sender that dies are never sent again: whether the
-    mail left is unknown, so they become `interrupted` (at most once), and nothing is duplicated."""
+    """Notifications a sender that dies was mailing (its claim's batch) are never sent again:
+    whether the mail left is unknown, so they become `interrupted` (at most once), and nothing is
+    duplicated."""
     settings.PUBLISHER_LEASE_SECONDS = LEASE
     subscribers = make_subscribers(3, "send")
     hold = tmp_path / "hold-send"
@@ -136,7 +137,8 @@ def test_worker_killed_mid_send_never_sends_twice(processes, mailbox, tmp_path, 
     processes.worker("worker", PUBLISHER_LEASE_SECONDS=str(LEASE), PUBLISHER_FAULTS=f"send:hold:{hold}")
     processes.beat(PUBLISHER_LEASE_SECONDS=str(LEASE))
 
-    wait_for(lambda: Notification.objects.filter(status=NotificationStatus.SENDING).count() == 3,
+    wait_for(lambda: NotificationClaim.objects.filter(sending_first_id__isnull=False).count() == 1
+             and Notification.objects.filter(status=NotificationStatus.PENDING).count() == 3,
              timeout=60, message="the notifications claimed by a sender (held before sending)")
     processes.stop("worker", signal.SIGKILL)
     hold.unlink()

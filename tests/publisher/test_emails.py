@@ -306,3 +306,105 @@ def test_the_plain_address_shortcut_writes_what_django_would(address):
 @pytest.mark.parametrize("address", ["a..b@x.com", "a@Example.com", "a@x", '"a"@x.com', "a@exämple.com", ".a@x.com"])
 def test_other_addresses_go_through_djangos_sanitizer(address):
     assert not emails._PLAIN_ADDRESS.fullmatch(address)
+
+
+# --- send_to: the senders' path (pre-built bytes on the open connection) ------------------------
+
+def without_message_id(raw: bytes) -> bytes:
+    return b"\n".join(line for line in raw.split(b"\n") if not line.startswith(b"Message-ID: "))
+
+
+@pytest.mark.parametrize("backend", ["django.core.mail.backends.filebased.EmailBackend",
+                                     "django.core.mail.backends.console.EmailBackend"])
+def test_send_to_writes_what_the_ordinary_message_writes(settings, tmp_path, backend):
+    article = published()
+    subscribers = [make_subscriber("a@example.com"), make_subscriber("b@exämple.com")]
+    prepared = emails.prepare_article_mail(article)
+    written = {}
+    for way in ("ordinary", "send_to"):
+        stream = io.StringIO()
+        options = {"file_path": str(tmp_path / way)} if "filebased" in backend else {"stream": stream}
+        connection = get_connection(backend, **options)
+        connection.open()
+        for subscriber in subscribers:
+            if way == "send_to":
+                assert prepared.send_to(subscriber.pk, subscriber.email, connection=connection) is True
+            else:
+                prepared.message_for(subscriber.pk, subscriber.email, connection=connection).send()
+        connection.close()
+        raw = (b"".join(path.read_bytes() for path in (tmp_path / way).glob("*.log")) if "filebased" in backend
+               else stream.getvalue().encode())
+        written[way] = raw
+
+    assert without_message_id(written["send_to"]) == without_message_id(written["ordinary"])
+    messages = split_messages(written["send_to"])
+    assert [article_mail(m).unsubscribe_header for m in messages] == [unsubscribe_url(s.pk) for s in subscribers]
+    assert len({m["Message-ID"] for m in messages}) == 2
+
+
+def test_send_to_keeps_the_real_message_on_the_locmem_backend(mailoutbox):
+    article = published(excerpt="Short.")
+    subscriber = make_subscriber("a@example.com")
+    connection = get_connection()
+
+    assert emails.prepare_article_mail(article).send_to(subscriber.pk, subscriber.email, connection=connection)
+
+    message, = mailoutbox
+    assert message.to == ["a@example.com"]
+    assert message.extra_headers["List-Unsubscribe"] == f"<{unsubscribe_url(subscriber.pk)}>"
+
+
+def test_send_to_sends_the_bytes_on_the_open_smtp_connection(smtp_server):
+    article = published(title="Grüße")
+    subscribers = [make_subscriber("a@example.com"), make_subscriber("b@exämple.com"), make_subscriber("c@example.com")]
+    prepared = emails.prepare_article_mail(article)
+    connection = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1",
+                                port=smtp_server.port, use_tls=False, use_ssl=False, timeout=10)
+    connection.open()
+    smtp = connection.connection
+
+    for subscriber in subscribers:
+        assert prepared.send_to(subscriber.pk, subscriber.email, connection=connection) is True
+    assert connection.connection is smtp  # one connection for all three
+    connection.close()
+
+    accepted = smtp_server.accepted()
+    assert [a.rcpt_tos for a in accepted] == [["a@example.com"], ["b@xn--exmple-cua.com"], ["c@example.com"]]
+    for subscriber, item in zip(subscribers, accepted):
+        assert item.mail_from == "news@example.com"
+        message = article_mail(item.message)
+        assert message.subject == "New: Grüße"
+        url = unsubscribe_url(subscriber.pk)
+        assert (message.unsubscribe_header, message.text_unsubscribe, message.html_unsubscribe) == (url, url, url)
+
+
+def test_send_to_raises_the_servers_refusal_and_the_connection_goes_on(tmp_path):
+    from smtplib import SMTPRecipientsRefused
+
+    from tests.support.smtp_server import SmtpServer
+
+    server = SmtpServer(tmp_path / "smtp", perm_fail=r"^nobody", temp_fail=r"^grey").start()
+    try:
+        article = published()
+        prepared = emails.prepare_article_mail(article)
+        connection = get_connection("django.core.mail.backends.smtp.EmailBackend", host="127.0.0.1",
+                                    port=server.port, use_tls=False, use_ssl=False, timeout=10)
+        connection.open()
+        codes = []
+        for address in ("nobody@example.com", "grey@example.com"):
+            with pytest.raises(SMTPRecipientsRefused) as refused:
+                prepared.send_to(1, address, connection=connection)
+            codes.append(refused.value.recipients[address][0] // 100)
+        assert prepared.send_to(2, "ok@example.com", connection=connection) is True
+        connection.close()
+        assert codes == [5, 4]
+        assert server.recipients() == ["ok@example.com"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("subscriber_id", [0, 1, 7, 123_456_789])
+def test_unsubscribe_urls_are_the_unsubscribe_url(subscriber_id):
+    from publisher.subscriptions import unsubscribe_urls
+
+    assert unsubscribe_urls()(subscriber_id) == unsubscribe_url(subscriber_id)

@@ -11,7 +11,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from publisher import notifications
-from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
+from publisher.models import Article, ArticleStatus, Notification, NotificationClaim, NotificationStatus, Subscriber
 from publisher.notifications import (DeliveryDeferred, notifications_fan_out, notifications_recover_fan_outs,
                                      notifications_recover_stale, notifications_resend_interrupted,
                                      notifications_send)
@@ -188,29 +188,41 @@ def test_a_backend_that_cannot_be_opened_leaves_the_rows_pending(settings, tmp_p
 
 # --- claims ------------------------------------------------------------------------------------------
 
-def test_a_sender_holds_at_most_one_claim_in_sending_over_one_connection(settings, monkeypatch):
+def in_flight() -> list[str]:
+    """The addresses of the pending rows a live claim is mailing now."""
+    rows = []
+    for claim in NotificationClaim.objects.exclude(sending_first_id=None):
+        rows += Notification.objects.filter(
+            article_id=claim.article_id, subscriber_id__gte=claim.sending_first_id,
+            subscriber_id__lte=claim.sending_last_id, status="pending").values_list("subscriber__email", flat=True)
+    return sorted(rows)
+
+
+def test_a_sender_mails_one_batch_of_its_claim_at_a_time_over_one_connection(settings, monkeypatch):
     settings.EMAIL_BACKEND = "tests.support.mail_backends.WatchingBackend"
     settings.PUBLISHER_SEND_CLAIM = 3
     article = live()
     queue(article, *[f"s{i}@example.com" for i in range(8)])
     seen = []
     monkeypatch.setattr(WatchingBackend, "watch", staticmethod(lambda: seen.append(
-        (Notification.objects.filter(status="sending").count(), Notification.objects.filter(status="sent").count()))))
+        (len(in_flight()), Notification.objects.filter(status="sent").count(),
+         Notification.objects.exclude(status__in=["pending", "sent"]).count()))))
     monkeypatch.setattr(WatchingBackend, "opened", 0)
 
     assert send(article) == (8, 0)
-    # Each claim's rows are `sending` while it is mailed and `sent` (one UPDATE) before the next.
-    assert seen == [(3, 0)] * 3 + [(3, 3)] * 3 + [(2, 6)] * 2
+    # Each batch's rows stay `pending` (the claim says they are being mailed) and become `sent`
+    # (one UPDATE, which moves the claim on) before the next batch; nothing else is written.
+    assert seen == [(3, 0, 0)] * 3 + [(3, 3, 0)] * 3 + [(2, 6, 0)] * 2
     assert WatchingBackend.opened == 1
+    assert NotificationClaim.objects.count() == 0
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_senders_of_one_range_claim_each_row_once_without_the_row_lock(monkeypatch):
-    """The claim's UPDATE re-checks `pending` on the row it changes: a second sender's UPDATE
-    that picked the same rows waits for the first, then changes (and returns) none of them."""
+def test_an_articles_claims_are_made_one_at_a_time_and_never_overlap():
+    """A second claim of the range waits for the first one's transaction (the advisory lock),
+    then sees its claim and takes nothing of the range."""
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL (SQLite serializes them)")
-    monkeypatch.setattr(notifications, "CLAIM_SKIP_LOCKED", False)
     article = live()
     subscribers = queue(article, *[f"s{i}@example.com" for i in range(6)])
     lo, hi = subscribers[0].pk, subscribers[-1].pk
@@ -220,7 +232,7 @@ def test_two_senders_of_one_range_claim_each_row_once_without_the_row_lock(monke
     def first_sender():
         try:
             with transaction.atomic():  # its claim is not committed until released
-                first.extend(notifications._claim(article.pk, lo, hi, limit=10))
+                first.append(notifications._claim_range(article.pk, lo, hi))
                 claimed.set()
                 release.wait(20)
         except Exception as exc:  # surfaced below
@@ -230,7 +242,7 @@ def test_two_senders_of_one_range_claim_each_row_once_without_the_row_lock(monke
 
     def second_sender():
         try:
-            second.extend(notifications._claim(article.pk, lo, hi, limit=10))
+            second.append(notifications._claim_range(article.pk, lo, hi + 10))
         except Exception as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -242,35 +254,141 @@ def test_two_senders_of_one_range_claim_each_row_once_without_the_row_lock(monke
     threads[1].start()
     try:
         with connection.cursor() as cursor:
-            def second_waits_for_the_rows():
+            def second_waits_for_the_first():
                 cursor.execute("select count(*) from pg_stat_activity where datname = current_database() "
-                               "and wait_event_type = 'Lock'")
+                               "and wait_event_type = 'Lock' and wait_event = 'advisory'")
                 return cursor.fetchone()[0] == 1
-            wait_for(second_waits_for_the_rows, timeout=20, message="the second claim to wait on the first's rows")
+            wait_for(second_waits_for_the_first, timeout=20, message="the second claim to wait on the first")
     finally:
         release.set()
         for thread in threads:
             thread.join(30)
     assert errors == []
-    assert [row[2] for row in first] == [f"s{i}@example.com" for i in range(6)]
-    assert second == []
-    assert set(statuses(article).values()) == {"sending"}
+    assert [row[1:] for row in first] == [(lo, hi)]
+    assert [row[1:] for row in second] == [(hi + 1, hi + 10)]  # only what the first did not cover
+    assert set(statuses(article).values()) == {"pending"}
+
+
+def test_a_claim_ends_where_the_next_live_claim_begins_and_skips_the_ones_it_starts_in():
+    article = live()
+    NotificationClaim.objects.create(article=article, first_subscriber_id=10, last_subscriber_id=19,
+                                     claimed_at=timezone.now())
+    NotificationClaim.objects.create(article=article, first_subscriber_id=30, last_subscriber_id=39,
+                                     claimed_at=timezone.now())
+    assert notifications._claim_range(article.pk, 1, 100)[1:] == (1, 9)
+    assert notifications._claim_range(article.pk, 12, 100)[1:] == (20, 29)
+    assert notifications._claim_range(article.pk, 15, 35) is None  # all covered now
+    assert notifications._claim_range(article.pk, 35, 100)[1:] == (40, 100)
+    assert notifications._claim_range(live("Other").pk, 1, 100)[1:] == (1, 100)  # per article
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_senders_of_one_range_without_the_row_lock_mail_each_subscriber_once(settings, monkeypatch, mailoutbox):
+@pytest.mark.parametrize("claim", [2, 20])
+def test_two_senders_of_one_range_mail_each_subscriber_once(settings, mailoutbox, claim):
     if connection.vendor != "postgresql":
         pytest.skip("concurrent writers: PostgreSQL (SQLite serializes them)")
     from tests.support.concurrency import run_concurrently
 
-    monkeypatch.setattr(notifications, "CLAIM_SKIP_LOCKED", False)
-    settings.PUBLISHER_SEND_CLAIM = 2
+    settings.PUBLISHER_SEND_CLAIM = claim
     article = live()
     queue(article, *[f"s{i}@example.com" for i in range(40)])
     results = run_concurrently(lambda: send(article), 2)
     assert sum(sent for sent, _ in results) == 40 and sum(failed for _, failed in results) == 0
     assert sorted(m.to[0] for m in mailoutbox) == sorted(f"s{i}@example.com" for i in range(40))
     assert set(statuses(article).values()) == {"sent"}
+    assert NotificationClaim.objects.count() == 0
+
+
+class WorkerKilled(BaseException):
+    """Stands for SIGKILL: nothing in the sender catches it (it is not an Exception)."""
+
+
+def test_a_killed_senders_batch_becomes_interrupted_and_the_rest_of_its_range_is_sent_later(
+        settings, monkeypatch, enqueued, django_capture_on_commit_callbacks, mailoutbox):
+    settings.EMAIL_BACKEND = "tests.support.mail_backends.WatchingBackend"
+    settings.PUBLISHER_SEND_CLAIM = 3
+    article = live()
+    subscribers = queue(article, *[f"s{i}@example.com" for i in range(8)])
+
+    def die_in_the_second_batch():
+        if len(mailoutbox) == 4:
+            raise WorkerKilled
+    monkeypatch.setattr(WatchingBackend, "watch", staticmethod(die_in_the_second_batch))
+    with pytest.raises(WorkerKilled):
+        send(article)
+    assert len(mailoutbox) == 4  # s0-s2, then s3; it died before s4
+    assert in_flight() == ["s3@example.com", "s4@example.com", "s5@example.com"]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_recover_stale(older_than=300) == (0, 0)  # the claim is still young
+
+    Notification.objects.update(updated_at=timezone.now() - timedelta(seconds=301))
+    NotificationClaim.objects.update(claimed_at=timezone.now() - timedelta(seconds=301))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_recover_stale(older_than=300) == (2, 3)
+
+    assert statuses(article) == {
+        **{f"s{i}@example.com": "sent" for i in range(3)},
+        # The batch being mailed: s3 left, s4 and s5 did not, but that is not known. Never resent by itself.
+        **{f"s{i}@example.com": "interrupted" for i in range(3, 6)},
+        **{f"s{i}@example.com": "pending" for i in range(6, 8)}}
+    assert error("s3@example.com") == notifications.INTERRUPTED_REASON
+    assert NotificationClaim.objects.count() == 0
+    # The untried rest of the range goes out again, and only it.
+    assert enqueued == [("send", {"article_id": article.pk, "first_subscriber_id": subscribers[6].pk,
+                                  "last_subscriber_id": subscribers[7].pk})]
+    monkeypatch.setattr(WatchingBackend, "watch", staticmethod(lambda: None))
+    assert send(article) == (2, 0)
+    assert [m.to[0] for m in mailoutbox] == [f"s{i}@example.com" for i in range(4)] + ["s6@example.com",
+                                                                                       "s7@example.com"]
+
+
+def test_a_sender_whose_claim_was_swept_mails_no_further_batch(settings, monkeypatch, mailoutbox):
+    """A sender that stalled past the lease finds its claim gone when it records a batch: the
+    range may be another sender's now, so it mails nothing more and the task retries."""
+    settings.EMAIL_BACKEND = "tests.support.mail_backends.WatchingBackend"
+    settings.PUBLISHER_SEND_CLAIM = 3
+    article = live()
+    queue(article, *[f"s{i}@example.com" for i in range(8)])
+
+    def swept_mid_batch():
+        if len(mailoutbox) == 1:
+            NotificationClaim.objects.all().delete()
+    monkeypatch.setattr(WatchingBackend, "watch", staticmethod(swept_mid_batch))
+    with pytest.raises(DeliveryDeferred) as deferred:
+        send(article)
+
+    assert deferred.value.reason == notifications.LOST_CLAIM
+    assert (deferred.value.sent, deferred.value.deferred) == (3, 3)
+    assert [m.to[0] for m in mailoutbox] == ["s0@example.com", "s1@example.com", "s2@example.com"]
+    assert statuses(article) == {**{f"s{i}@example.com": "sent" for i in range(3)},
+                                 **{f"s{i}@example.com": "pending" for i in range(3, 8)}}
+    assert NotificationClaim.objects.count() == 0
+
+
+def test_each_sent_notification_is_two_row_versions_on_postgresql(settings, enqueued,
+                                                                  django_capture_on_commit_callbacks, mailoutbox):
+    """Insert (`pending`) and outcome (`sent`): the claim lives in its own table."""
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_stat_xact_user_tables: PostgreSQL")
+    settings.PUBLISHER_SEND_CLAIM = 3
+    article = live()
+    for i in range(10):
+        make_subscriber(f"s{i}@example.com")
+
+    def written() -> tuple[int, int]:
+        with connection.cursor() as cursor:  # this test's transaction so far (it holds everything)
+            cursor.execute("select n_tup_ins, n_tup_upd from pg_stat_xact_user_tables "
+                           "where relname = 'publisher_notification'")
+            return cursor.fetchone()
+
+    before = written()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert notifications_fan_out(article_id=article.pk) == 10
+    assert send(article) == (10, 0)
+    after = written()
+    assert (after[0] - before[0], after[1] - before[1]) == (10, 10)
+    assert set(statuses(article).values()) == {"sent"}
+    assert len(mailoutbox) == 10
 
 
 @pytest.mark.django_db(transaction=True)
