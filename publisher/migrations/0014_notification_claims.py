@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('publisher', '0010_subscriber_confirmation_sent_at'),
+        ('publisher', '0013_article_preflight'),
     ]
 
     operations = [
