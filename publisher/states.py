@@ -136,7 +136,8 @@ class StateMachineError(Exception):
 
 
 def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str, Action] = ACTIONS,
-             statuses: tuple[str, ...] = tuple(ArticleStatus.values), initial: str = INITIAL) -> None:
+             statuses: tuple[str, ...] = tuple(ArticleStatus.values), initial: str = INITIAL,
+             groups: tuple[tuple[str, ...], ...] | None = None) -> None:
     """Every name known, every status reachable from the initial one, every action's reasons
     exactly the statuses its transitions do not leave from."""
     known = set(statuses)
@@ -158,7 +159,7 @@ def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str
         if sources != known - set(a.not_applicable):
             problems.append(f"action {a.name}: reasons must cover exactly the statuses it does not apply to "
                             f"(applies to {sorted(sources)}, reasons for {sorted(a.not_applicable)})")
-    for group in (NEEDS_ATTENTION, IN_FLIGHT, ON_THE_AGENDA):
+    for group in (NEEDS_ATTENTION, IN_FLIGHT, ON_THE_AGENDA) if groups is None else groups:
         if set(group) - known:
             problems.append(f"group {group}: unknown statuses")
     reached, frontier = {initial}, [initial]
@@ -175,6 +176,51 @@ def validate(transitions: dict[str, Transition] = TRANSITIONS, actions: dict[str
 
 
 validate()
+
+
+# --- Revisions: a frozen change to a live article ------------------------------------------------
+# A revision holds a snapshot of title, body, image and alt text that replaces the live
+# article's at its publish time (publisher.revisions). It travels through the same claim, lease
+# and pipeline as an article; its last step copies it into the article in one transaction.
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    PUBLISHING = "publishing", "Publishing"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+REVISION_INITIAL = RevisionStatus.DRAFT
+
+RD, RS, RP, RA, RF, RC = (RevisionStatus.DRAFT, RevisionStatus.SCHEDULED, RevisionStatus.PUBLISHING,
+                          RevisionStatus.APPLIED, RevisionStatus.FAILED, RevisionStatus.CANCELLED)
+
+REVISION_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
+    # The editor wins over an in-flight claim here too: the claim's remaining steps do nothing.
+    Transition("schedule", (RD, RS, RP, RF), RS, "editor", "schedule or reschedule the change",
+               event="change_scheduled", event_from={RS: "change_rescheduled", RP: "change_rescheduled",
+                                                     RF: "change_rescheduled"}),
+    Transition("publish_now", (RD, RS, RF), RP, "editor", "claimed now, down the scan's pipeline",
+               event="change_published_now"),
+    Transition("cancel", (RD, RS, RP, RF), RC, "editor", "dropped; an in-flight claim is abandoned",
+               event="change_cancelled"),
+    Transition("claim", (RS,), RP, "scan", "due within the look-ahead: claimed and dispatched"),
+    Transition("reclaim", (RP,), None, "sweeper", "lease expired: claimed again under a new token"),
+    Transition("apply", (RP,), RA, "pipeline", "due by the database clock: copied into the live article",
+               event="change_applied"),
+    Transition("abandon", (RS, RP), RC, "pipeline",
+               "the article is no longer live (the editor took it down): nothing is applied",
+               event="change_abandoned"),
+    Transition("fail", (RP,), RF, "pipeline", "retries spent, or a sweeper gave up after the last attempt",
+               event="change_failed"),
+)}
+
+# A change still to go live (the calendar, the site's next change, the article's page).
+REVISION_PENDING = (RS, RP)
+
+validate(REVISION_TRANSITIONS, {}, tuple(RevisionStatus.values), REVISION_INITIAL, groups=(REVISION_PENDING,))
 
 
 def transitions_into(target: str) -> list[Transition]:
@@ -211,6 +257,25 @@ def render_markdown() -> str:
               f"- Needs attention (retry applies): {', '.join(NEEDS_ATTENTION)}",
               f"- In flight (a slot still to come): {', '.join(IN_FLIGHT)}",
               f"- On the agenda: {', '.join(ON_THE_AGENDA)}", ""]
+    lines += ["# Revision states", "",
+              "A revision is a frozen change to a live article (title, body, image, alt text), applied at",
+              "its publish time through the same claim, lease and pipeline (`publisher/revisions.py`).", "",
+              "```mermaid", "stateDiagram-v2", f"    [*] --> {REVISION_INITIAL}"]
+    for t in REVISION_TRANSITIONS.values():
+        for source in t.sources:
+            lines.append(f"    {source} --> {t.target or source}: {t.name}")
+    lines += ["```", "", "| Status | Label |", "|---|---|"]
+    lines += [f"| `{value}` | {label} |" for value, label in RevisionStatus.choices]
+    lines += ["", "Every write of a revision's `status` is one of these, through",
+              "`ArticleRevision.objects.transition(name, ...)`, the same compare-and-set as an article's.", "",
+              "| Transition | From | To | By | Audit event | What |", "|---|---|---|---|---|---|"]
+    for t in REVISION_TRANSITIONS.values():
+        event = t.event or "—"
+        if t.event_from:
+            event += " (" + ", ".join(f"{e} from {s}" for s, e in t.event_from.items()) + ")"
+        lines.append(f"| `{t.name}` | {', '.join(t.sources)} | {t.target or '(unchanged)'} | {t.by} | {event} "
+                     f"| {t.doc} |")
+    lines += ["", f"- Pending (still to go live): {', '.join(REVISION_PENDING)}", ""]
     return "\n".join(lines)
 
 

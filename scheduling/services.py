@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications
+from publisher import notifications, revisions
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -146,6 +146,9 @@ def scan_run() -> dict:
     it hit the batch cap (the caller then runs it again at once)."""
     claim = publisher_services.articles_claim_due()
     reclaimed, given_up = publisher_services.articles_reclaim_expired_leases()
+    # Changes to live articles: the same claim and sweeper (publisher.revisions).
+    changes = revisions.revisions_claim_due()
+    changes_reclaimed, changes_given_up = revisions.revisions_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
     fan_outs = notifications.notifications_recover_fan_outs()
@@ -157,10 +160,14 @@ def scan_run() -> dict:
         "notifications_resent": resent,
         "notifications_interrupted": interrupted,
         "fan_outs_redispatched": fan_outs,
+        "changes_claimed": len(changes.article_ids) if changes else 0,
+        "changes_reclaimed": len(changes_reclaimed.article_ids) if changes_reclaimed else 0,
+        "changes_given_up": changes_given_up,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.
-    summary["more"] = bool(claim) and claim.examined >= settings.PUBLISHER_SCAN_BATCH
+    summary["more"] = ((bool(claim) and claim.examined >= settings.PUBLISHER_SCAN_BATCH)
+                       or (bool(changes) and changes.examined >= settings.PUBLISHER_SCAN_BATCH))
     heartbeat_record(name="scan", detail=summary)
     if any(value for key, value in summary.items() if key != "more"):
         logger.info("scan: %s", summary)

@@ -9,7 +9,7 @@ from django.db.models import Max
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from publisher.models import Article, ArticleStatus
+from publisher.models import Article, ArticleRevision, ArticleStatus
 
 
 def database_now() -> datetime:
@@ -38,6 +38,8 @@ def site_next_change() -> datetime | None:
         _first(Article.objects.filter(status=ArticleStatus.SCHEDULED), "publish_at"),
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHING), "publish_at"),
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__gt=Now()), "unpublish_at"),
+        # A change to a live article (publisher.revisions) changes its page, the index and the feeds.
+        _first(ArticleRevision.objects.pending(), "publish_at"),
     ]
     times = [t for t in times if t is not None]
     return min(times) if times else None
@@ -67,5 +69,8 @@ def _latest(queryset, field: str) -> datetime | None:
 
 
 def article_freshness(article: Article) -> tuple[int, datetime | None]:
-    """(max-age, Last-Modified) for a visible article's page: until its own unpublish time."""
-    return max_age_until(article.unpublish_at, now=database_now()), article.updated_at
+    """(max-age, Last-Modified) for a visible article's page: until its own unpublish time, or
+    its pending change's time if that comes first."""
+    change = _first(ArticleRevision.objects.filter(article_id=article.pk).pending(), "publish_at")
+    until = min((t for t in (article.unpublish_at, change) if t is not None), default=None)
+    return max_age_until(until, now=database_now()), article.updated_at

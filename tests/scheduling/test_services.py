@@ -180,7 +180,8 @@ def test_scan_returns_what_it_did_and_records_a_heartbeat(dispatched, django_cap
         summary = scan_run()
 
     assert summary == {"claimed": 1, "reclaimed": 1, "given_up": 1, "taken_down": 1, "notifications_resent": 0,
-                       "notifications_interrupted": 0, "fan_outs_redispatched": 0, "more": False}
+                       "notifications_interrupted": 0, "fan_outs_redispatched": 0, "changes_claimed": 0,
+                       "changes_reclaimed": 0, "changes_given_up": 0, "more": False}
     assert Article.objects.get(pk=due.pk).status == ArticleStatus.PUBLISHING
     assert Article.objects.get(pk=stale.pk).attempts == 2
     assert Article.objects.get(pk=spent.pk).status == ArticleStatus.FAILED
@@ -199,7 +200,8 @@ def test_an_idle_scan_still_records_its_heartbeat_and_keeps_one_row(dispatched):
     second = scan_run()
     assert first == second == {"claimed": 0, "reclaimed": 0, "given_up": 0, "taken_down": 0,
                                "notifications_resent": 0, "notifications_interrupted": 0,
-                               "fan_outs_redispatched": 0, "more": False}
+                               "fan_outs_redispatched": 0, "changes_claimed": 0, "changes_reclaimed": 0,
+                               "changes_given_up": 0, "more": False}
     assert Heartbeat.objects.filter(name="scan").count() == 1
     assert Heartbeat.objects.get(name="scan").last_seen_at >= seen
     assert dispatched == []
