@@ -35,6 +35,7 @@ from . import dispatch, faults, pipeline, schedule_rules
 from .models import Article, ArticleRevision, ArticleStatus
 from .services import Claim, TransitionError, _aware, _due_ids
 from .site.links import absolute_url
+from .site.selectors import database_now
 from .states import RevisionStatus
 from .webhooks import services as webhooks
 
@@ -286,14 +287,17 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
     faults.checkpoint("apply_revision")
     applied, abandoned = [], {}
     with transaction.atomic():
+        # One instant of the database clock for the lot: what is due, and the time stamped on
+        # the article, its revision and its webhook.
+        at = database_now()
         mine = ArticleRevision.objects.in_flight_by_id(revision_ids, token)
-        due = list(mine.filter(publish_at__lte=Now()).select_for_update().order_by("pk")
+        due = list(mine.filter(publish_at__lte=at).select_for_update().order_by("pk")
                    .values("id", "article_id", "base_title", "base_body", *APPLIED_FIELDS))
         for row in due:
             content = {name: row[name] for name in APPLIED_FIELDS}
             written = Article.objects.filter(
                 pk=row["article_id"], status=ArticleStatus.PUBLISHED, title=row["base_title"], body=row["base_body"],
-            ).update(**content, revised_at=Now(), updated_at=Now())
+            ).update(**content, revised_at=at, updated_at=at)
             if written:
                 applied.append(row)
             else:
@@ -301,7 +305,7 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
                 abandoned[row["id"]] = NOT_LIVE.format(status or "deleted")
         if applied:
             ArticleRevision.objects.filter(pk__in=[row["id"] for row in applied]).transition(
-                "apply", token=token, actor=None, applied_at=Now(), lease_expires_at=None)
+                "apply", token=token, actor=None, applied_at=at, lease_expires_at=None)
             webhooks.record(event="updated", article_ids=[row["article_id"] for row in applied])
         for revision_id, reason in abandoned.items():
             ArticleRevision.objects.filter(pk=revision_id).transition(

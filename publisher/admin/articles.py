@@ -24,6 +24,7 @@ from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions, delivery, mail, preview
+from . import revisions as changes
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -77,7 +78,7 @@ class ArticleAdmin(admin.ModelAdmin):
                "unpublish_now_selected"]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
                        "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
-                       "preview_link_display", "delivery_display", "delivery_for_publishers")
+                       "preview_link_display", "delivery_display", "delivery_for_publishers", "changes_display")
 
     class Media:
         js = ["publisher/markdown_preview.js"]
@@ -172,7 +173,7 @@ class ArticleAdmin(admin.ModelAdmin):
         outcome = ("published_at_display", "lateness_display", "last_error_display", "attempts", "thumbnail")
         if obj.published_at is not None:
             outcome += ("delivery_for_publishers" if self.has_publish_permission(request) else "delivery_display",)
-        return [
+        fieldsets = [
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
                                          "reschedule; clear the publish time to take the article back to draft."}),
@@ -180,8 +181,16 @@ class ArticleAdmin(admin.ModelAdmin):
             ("Outcome", {"fields": outcome}),
             ("History", {"fields": ("activity",)}),
         ]
+        if obj.status == ArticleStatus.PUBLISHED:
+            # Its content changes are kept apart and go live now or at a time (publisher.revisions).
+            fieldsets.insert(2, changes.fieldset(obj))
+        if obj.published_at is not None:
+            fieldsets.append(("Changes to the live article", {"fields": ("changes_display",)}))
+        return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and obj.status == ArticleStatus.PUBLISHED:
+            kwargs.setdefault("form", changes.live_form(self.form))
         form = super().get_form(request, obj, change, **kwargs)
         form.can_record_published = self.has_publish_permission(request)
         if "body" in form.base_fields:
@@ -250,6 +259,10 @@ class ArticleAdmin(admin.ModelAdmin):
     def delivery_for_publishers(self, obj):
         return delivery.summary(obj, resend_url=delivery.resend_url(self, obj))
 
+    @admin.display(description="Changes")
+    def changes_display(self, obj):
+        return changes.history(self, obj)
+
     @admin.display(description="Activity")
     def activity(self, obj):
         events = selectors.article_events(article_id=obj.pk)
@@ -270,6 +283,10 @@ class ArticleAdmin(admin.ModelAdmin):
                               else "no take-down time")
             elif event.action == ArticleEventAction.FAILED:
                 detail.append(event.note)
+            elif event.action.startswith("change_"):
+                detail.append(event.note)
+                if event.publish_at and event.action != ArticleEventAction.CHANGE_CANCELLED:
+                    detail.append(f"for {local_time_text(event.publish_at)}")
             elif event.action in (ArticleEventAction.CREATED, ArticleEventAction.UNPUBLISHED_NOW):
                 pass
             else:
@@ -293,7 +310,10 @@ class ArticleAdmin(admin.ModelAdmin):
             content = [name for name in ("title", "body", "image", "image_alt") if name in form.changed_data]
             if "slug" in form.changed_data and form.cleaned_data["slug"]:
                 site_services.article_set_slug(article_id=obj.pk, slug=form.cleaned_data["slug"])
-            if content:
+            if content and "change_when" in form.fields:
+                # A live article: the change is kept apart and goes live now or at its time.
+                changes.save_change(request, obj, form)
+            elif content:
                 obj.save(update_fields=content + ["updated_at"])
                 webhooks.record(event="updated", article_ids=[obj.pk])  # only if it is live
             current = Article.objects.filter(pk=obj.pk).values("publish_at", "unpublish_at").first() or {}
@@ -451,7 +471,8 @@ class ArticleAdmin(admin.ModelAdmin):
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + mail.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + mail.urls(self) + changes.urls(self) + (
+            super().get_urls())
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
