@@ -325,3 +325,21 @@ def test_the_site_cache_ends_at_a_pending_change(live, editor, sent):
     assert site_next_change() == revision.publish_at
     max_age, _ = article_freshness(live)
     assert 0 < max_age <= 600
+
+
+def test_the_feed_and_the_sitemap_follow_an_applied_change(live, editor, sent, client, settings):
+    settings.TIME_ZONE = "UTC"
+    long_ago = timezone.now() - timedelta(days=3)
+    Article.objects.filter(pk=live.pk).update(published_at=long_ago, publish_at=long_ago, updated_at=long_ago)
+    revision = _schedule(live, editor, title="Corrected headline")
+    token = _claim_now(revision)
+    _prepare(revision.pk, token)
+    assert f"<lastmod>{long_ago:%Y-%m-%d}</lastmod>" in client.get("/sitemap.xml").content.decode()
+    revisions.step_apply(revision_ids=[revision.pk], token=token)
+    live.refresh_from_db()
+    assert f"<lastmod>{live.revised_at:%Y-%m-%d}</lastmod>" in client.get("/sitemap.xml").content.decode()
+    atom = client.get("/feeds/atom/").content.decode()
+    assert "<title>Corrected headline</title>" in atom
+    assert f"<updated>{live.revised_at.isoformat()}</updated><id>http://testserver/#article-{live.pk}" in atom
+    page = client.get(f"/articles/{live.slug}/").content.decode()
+    assert "Corrected headline" in page and "Updated <time" in page
