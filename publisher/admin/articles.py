@@ -221,7 +221,7 @@ class ArticleAdmin(admin.ModelAdmin):
             return f"Being published now (due {local_time_text(obj.publish_at)})."
         if obj.status == ArticleStatus.PUBLISHED:
             until = f" until {local_time_text(obj.unpublish_at)}" if obj.unpublish_at else ""
-            return f"Live since {local_time_text(obj.published_at)}{until}."
+            return f"Live since {local_time_text(obj.published_at)}{until}." + changes.pending_text(obj)
         if obj.status in (ArticleStatus.FAILED, ArticleStatus.MISSED):
             return render_to_string("publisher/admin/fragments/problem_summary.html",
                                     {"status": obj.status, "last_error": obj.last_error})
@@ -479,13 +479,18 @@ class ArticleAdmin(admin.ModelAdmin):
             raise PermissionDenied
         zone = timezone.get_current_timezone()
         agenda = selectors.articles_agenda(zone=zone, days=7)
+        # Changes to live articles due these days (publisher.revisions), among the articles.
+        pending = changes.calendar_changes(zone=zone, first=agenda.days[0].day, last=agenda.days[-1].day)
         context = {
             **self.admin_site.each_context(request),
             "title": "Upcoming: the next 7 days",
             "opts": self.model._meta,
             "agenda": agenda,
-            "days": [(day.day, [(a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a))
-                                for a in day.articles]) for day in agenda.days],
+            "days": [(day.day, [row for _, row in sorted(
+                [(a.publish_at, (a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a)))
+                 for a in day.articles]
+                + [(when, (item, zoned_time(when), badge, "")) for when, item, badge in pending.get(day.day, [])],
+                key=lambda pair: pair[0])]) for day in agenda.days],
             "overdue": [(a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a))
                         for a in agenda.overdue],
             "zone_label": zone_label(),
@@ -507,13 +512,17 @@ class ArticleAdmin(admin.ModelAdmin):
         except ValueError:
             first = today.replace(day=1)
         calendar = selectors.articles_month(zone=zone, first=first)
+        last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        pending = changes.calendar_changes(zone=zone, first=first, last=last)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Calendar: {first:%B %Y}",
             "opts": self.model._meta,
             "calendar": calendar,
-            "weeks": [[(cell[0], [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status))
-                                  for a in cell[1]]) if cell else None for cell in week]
+            "weeks": [[(cell[0], sorted(
+                [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status)) for a in cell[1]]
+                + [(item, timezone.localtime(when, zone), badge) for when, item, badge in pending.get(cell[0], [])],
+                key=lambda row: row[1])) if cell else None for cell in week]
                       for week in calendar.weeks],
             "previous": (first - timedelta(days=1)).strftime("%Y-%m"),
             "next": (first + timedelta(days=32)).strftime("%Y-%m"),

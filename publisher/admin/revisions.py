@@ -5,6 +5,8 @@ writing the live row; the article page lists its changes with a diff of the text
 change has a page to publish, schedule, cancel or restore it."""
 
 import difflib
+from dataclasses import dataclass
+from datetime import date, datetime
 from functools import partial
 
 from django import forms
@@ -15,9 +17,10 @@ from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from .. import revisions, schedule_rules
+from .. import revisions, schedule_rules, selectors
 from ..forms import ZonedDateTimeField
 from ..models import ArticleRevision
 from ..services import TransitionError
@@ -75,6 +78,14 @@ def fieldset(obj) -> tuple:
                         "change replaces it.")
     return ("Change to the live article", {"fields": ("change_when", "change_publish_at"),
                                            "description": description})
+
+
+def pending_text(obj) -> str:
+    """The sentence a live article's summary adds about its pending change ("" without one)."""
+    pending = ArticleRevision.objects.filter(article_id=obj.pk).pending().first()
+    if pending is None:
+        return ""
+    return f" A change goes live {local_time_text(pending.publish_at)} (change #{pending.pk}, below)."
 
 
 def save_change(request, obj, form) -> bool:
@@ -147,6 +158,31 @@ def history(model_admin, obj) -> str:
     if not rows:
         return "No changes yet. Edit the live article's content to make one."
     return render_to_string("publisher/admin/fragments/revisions.html", {"rows": rows})
+
+
+# --- the agenda and the month calendar ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalendarChange:
+    """A pending change as an agenda or calendar row: links to its article."""
+
+    pk: int  # the article's
+    label: str
+
+    def __str__(self):
+        return self.label
+
+
+def calendar_changes(*, zone, first: date, last: date) -> dict[date, list[tuple[datetime, CalendarChange, str]]]:
+    """Pending changes due on the local days first..last in `zone`, by day: (time, row, badge)."""
+    start, _ = selectors.local_day_bounds(day=first, zone=zone)
+    _, end = selectors.local_day_bounds(day=last, zone=zone)
+    by_day: dict[date, list] = {}
+    for revision in selectors.changes_pending(start=start, end=end):
+        row = CalendarChange(revision.article_id, f"Change #{revision.pk} to “{revision.article}”")
+        by_day.setdefault(timezone.localtime(revision.publish_at, zone).date(), []).append(
+            (revision.publish_at, row, status_badge(revision.status)))
+    return by_day
 
 
 # --- one change's page --------------------------------------------------------------------------

@@ -85,6 +85,7 @@ def test_scheduling_a_change_leaves_the_live_row_alone(editor_client, editor, li
     assert '<span class="diff-del">-Second &lt;b&gt;line&lt;/b&gt;.</span>' in page
     assert '<span class="diff-add">+Second line, fixed.</span>' in page
     assert "A change is already scheduled for" in page
+    assert f"A change goes live {local_time_text(when, zone=PARIS)} (change #{revision.pk}, below)." in page
 
 
 def test_a_change_time_in_the_past_is_refused_where_it_is_entered(editor_client, live):
@@ -150,3 +151,19 @@ def test_the_change_page_cancels_restores_and_schedules(editor_client, live, sen
                                   follow=True)
     assert texts(response)[0].startswith("The change is scheduled for ")
     assert ArticleRevision.objects.get(pk=draft.pk).status == RevisionStatus.SCHEDULED
+
+
+def test_a_pending_change_is_on_the_agenda_and_the_month_calendar(editor_client, editor, live, sent):
+    from publisher import revisions
+
+    when = timezone.now() + timedelta(days=2)
+    revision = revisions.revision_create(article_id=live.pk, title="Live story", body="Later.", image_alt="",
+                                         publish_at=when, actor=editor)
+    label = f"Change #{revision.pk} to “Live story”"
+    agenda = editor_client.get(reverse("admin:publisher_article_upcoming")).content.decode()
+    day = when.astimezone(PARIS).date()
+    assert label in agenda.split(f'id="day-{day:%Y-%m-%d}"')[1].split("agenda-day")[0]
+    calendar = editor_client.get(reverse("admin:publisher_article_calendar") + f"?month={day:%Y-%m}")
+    assert label in calendar.content.decode()
+    assert f'href="{change_url(live)}">{label}</a>' in calendar.content.decode().replace("&ldquo;", "“").replace(
+        "&rdquo;", "”")
