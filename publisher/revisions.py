@@ -27,13 +27,13 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, Value
-from django.db.models.functions import Greatest, Now
+from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils import timezone
 
 from . import dispatch, faults, pipeline, schedule_rules
 from .models import Article, ArticleRevision, ArticleStatus
-from .services import Claim, TransitionError, _aware, _due_ids
+from .services import Claim, TransitionError, _aware, _due_ids, _lease_expiry, _released_claim
 from .site.links import absolute_url
 from .site.selectors import database_now
 from .states import RevisionStatus
@@ -43,15 +43,6 @@ logger = logging.getLogger(__name__)
 
 # What a changed article is said to have become when it is not live any more at the change's time.
 NOT_LIVE = "Not applied: the article was no longer live with the text this change was made from (it was {})."
-
-
-def _lease_expiry(*, from_publish_at: bool = False):
-    start = Greatest(F("publish_at"), Now()) if from_publish_at else Now()
-    return ExpressionWrapper(start + timedelta(seconds=settings.PUBLISHER_LEASE_SECONDS), output_field=DateTimeField())
-
-
-def _released_claim() -> dict:
-    return {"claim_token": None, "claimed_at": None, "lease_expires_at": None, "unfinished_runs": 0}
 
 
 def _transition(revision_id: int, name: str, *, actor, **values) -> ArticleRevision:
@@ -74,6 +65,16 @@ def _live_article(article_id: int) -> Article:
         raise TransitionError(f"Article #{article_id} is {article.status}, not live: edit it directly, a change "
                               "is only scheduled for a live article.")
     return article
+
+
+def _locked(revision_id: int) -> ArticleRevision:
+    """The change and its article, locked in that order everywhere (the article first, as the
+    apply does), or TransitionError if either is gone or the article is not live."""
+    article_id = ArticleRevision.objects.filter(pk=revision_id).values_list("article_id", flat=True).first()
+    if article_id is None:
+        raise TransitionError(f"Change #{revision_id} no longer exists.")
+    _live_article(article_id)
+    return ArticleRevision.objects.select_for_update().get(pk=revision_id)
 
 
 def _replace_pending(article_id: int, *, keep: int | None, actor) -> None:
@@ -132,10 +133,8 @@ def revision_schedule(*, revision_id: int, publish_at: datetime, actor: Abstract
     claim (the editor wins); one due within the look-ahead is claimed at once, so it still goes
     live on its second."""
     with transaction.atomic():
-        revision = ArticleRevision.objects.select_for_update().filter(pk=revision_id).first()
-        if revision is None:
-            raise TransitionError(f"Change #{revision_id} no longer exists.")
-        article = _live_article(revision.article_id)
+        revision = _locked(revision_id)
+        article = Article.objects.get(pk=revision.article_id)
         schedule_rules.raise_errors(schedule_rules.change_time_errors(publish_at=publish_at,
                                                                       unpublish_at=article.unpublish_at))
         _replace_pending(revision.article_id, keep=revision_id, actor=actor)
@@ -150,10 +149,7 @@ def revision_schedule(*, revision_id: int, publish_at: datetime, actor: Abstract
 def revision_publish_now(*, revision_id: int, actor: AbstractBaseUser | None) -> ArticleRevision:
     """Claim a change now and send it down the scan's pipeline: live within seconds."""
     with transaction.atomic():
-        revision = ArticleRevision.objects.select_for_update().filter(pk=revision_id).first()
-        if revision is None:
-            raise TransitionError(f"Change #{revision_id} no longer exists.")
-        _live_article(revision.article_id)
+        revision = _locked(revision_id)
         _replace_pending(revision.article_id, keep=revision_id, actor=actor)
         now = timezone.now()
         token = str(uuid.uuid4())
@@ -291,6 +287,8 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
         # the article, its revision and its webhook.
         at = database_now()
         mine = ArticleRevision.objects.in_flight_by_id(revision_ids, token)
+        # The articles first, then the changes: the order the editor's actions lock them in.
+        list(Article.objects.select_for_update().filter(pk__in=mine.values("article_id")).values_list("pk"))
         due = list(mine.filter(publish_at__lte=at).select_for_update().order_by("pk")
                    .values("id", "article_id", "base_title", "base_body", *APPLIED_FIELDS))
         for row in due:

@@ -57,7 +57,8 @@ def test_a_scheduled_change_goes_live_on_its_second_and_not_before(processes, ar
         if seen[-1][2] == "new":
             break
         time.sleep(0.05)
-    assert seen[-1][2] == "new", "the change never went live"
+    assert seen[-1][2] == "new", ("the change never went live",
+                                  ArticleRevision.objects.values("status", "attempts", "last_error").get(pk=revision.pk))
     assert [version for *_, version in seen[:-1]] == ["old"] * (len(seen) - 1)
     assert len(seen) > 20, "the reader saw the old version while the change waited"
     assert seen[-1][1] >= due, "the new version was shown before its time"

@@ -343,3 +343,19 @@ def test_the_feed_and_the_sitemap_follow_an_applied_change(live, editor, sent, c
     assert f"<updated>{live.revised_at.isoformat()}</updated><id>http://testserver/#article-{live.pk}" in atom
     page = client.get(f"/articles/{live.slug}/").content.decode()
     assert "Corrected headline" in page and "Updated <time" in page
+
+
+def test_a_page_read_before_the_apply_is_never_cached_past_the_change(live, editor, sent):
+    """The race the reader's page had: the row read (old content) just before the change went
+    live, its freshness read just after (no pending change any more) cached the old page for
+    PUBLISHER_PUBLIC_MAX_AGE. The pending change's time is read with the row."""
+    from publisher.site.selectors import article_freshness, with_next_change
+
+    revision = _schedule(live, editor)
+    token = _claim_now(revision)
+    _prepare(revision.pk, token)
+    found = with_next_change(Article.objects.visible().filter(pk=live.pk)).first()
+    revisions.step_apply(revision_ids=[revision.pk], token=token)
+    assert found.title == "Old title"
+    assert article_freshness(found)[0] == 0
+    assert article_freshness(Article.objects.get(pk=live.pk))[0] > 0, "after the apply: cached as usual"
