@@ -41,6 +41,11 @@ RELEASE_PREPARED = "publisher.tasks.release_members_prepared"
 RELEASE_FLIP = "publisher.tasks.release_flip"
 RELEASE_FAIL = "publisher.tasks.record_release_chunk_failure"
 RELEASE_ALERT = "publisher.tasks.send_release_alert"
+REVISION_PROCESS = "publisher.tasks.process_revisions"
+REVISION_THUMBNAILS = "publisher.tasks.generate_revision_thumbnails"
+REVISION_APPLY = "publisher.tasks.apply_revisions"
+REVISION_FAIL = "publisher.tasks.record_revision_chain_failure"
+REVISION_ALERT = "publisher.tasks.send_revision_failure_alerts"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -167,6 +172,8 @@ def preflight_alerts(*, article_ids: list[int]) -> None:
         signature(PREFLIGHT_ALERT, kwargs={"article_ids": article_ids}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("at-risk alert for articles %s not sent: the broker refused it", article_ids)
+
+
 # --- Releases (publisher.releases) ---------------------------------------------------------------
 
 def publish_release(*, release_id: int, token: str, article_ids: list[int], go_live_at: datetime) -> None:
@@ -210,3 +217,39 @@ def release_alert(*, release_id: int) -> None:
         signature(RELEASE_ALERT, kwargs={"release_id": release_id}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("release alert for release #%s not sent: the broker refused it", release_id)
+
+
+# --- Changes to live articles (publisher.revisions) ---------------------------------------------
+
+def revisions_chain(*, token: str, revision_ids: list[int], go_live_at: datetime):
+    """process -> thumbnails -> apply, for changes due together under one claim: prepared at
+    once, the apply waiting in the broker until `go_live_at` (and refusing to run early by the
+    database clock). The errback fails the chunk's remaining changes when a step gives up."""
+    apply = signature(REVISION_APPLY, kwargs={"token": token})
+    if go_live_at > timezone.now():
+        apply = apply.set(eta=go_live_at)
+    canvas = chain(signature(REVISION_PROCESS, kwargs={"token": token}, args=(revision_ids,)),
+                   signature(REVISION_THUMBNAILS, kwargs={"token": token}), apply)
+    canvas.link_error(signature(REVISION_FAIL, kwargs={"revision_ids": revision_ids, "token": token}))
+    return canvas
+
+
+def revisions_claimed(*, token: str, due: list[tuple[int, datetime]], chunk_size: int | None = None) -> None:
+    """Send one chain per group of claimed changes due within PUBLISHER_CHUNK_WINDOW of each
+    other, after the claim committed. An unreachable broker leaves the claim to the sweeper."""
+    parts = chunks(due, size=chunk_size or settings.PUBLISHER_CHUNK_SIZE, window=settings.PUBLISHER_CHUNK_WINDOW)
+    try:
+        group(revisions_chain(token=token, revision_ids=[pk for pk, _ in part], go_live_at=part[-1][1])
+              for part in parts).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the lease covers all
+        logger.exception("dispatch of %d claimed changes (claim %s) failed; the sweeper will retry after the lease",
+                         len(due), token)
+
+
+def revision_failure_alerts(*, revision_ids: list[int]) -> None:
+    """E-mail the authors of these failed changes, after the failure committed (logged if the
+    broker refuses it: the failure is in the article's Activity either way)."""
+    try:
+        signature(REVISION_ALERT, kwargs={"revision_ids": revision_ids}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("failure alert for changes %s not sent: the broker refused it", revision_ids)

@@ -15,8 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from . import schedule_rules
-from .querysets import ArticleQuerySet, ReleaseQuerySet
-from .states import ArticleStatus, ReleaseStatus
+from .querysets import ArticleQuerySet, ReleaseQuerySet, RevisionQuerySet
+from .states import ArticleStatus, ReleaseStatus, RevisionStatus
 from .zones import available_time_zones
 
 
@@ -97,6 +97,8 @@ class Article(models.Model):
     release = models.ForeignKey("Release", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
                                 related_name="members", db_index=False)
     release_prepared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When a change (an ArticleRevision) last went live: the public page says "Updated".
+    revised_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -388,6 +390,14 @@ class ArticleEventAction(models.TextChoices):
     PREFLIGHT_PASSED = "preflight_passed", "Pre-flight passed"
     ADDED_TO_RELEASE = "added_to_release", "Added to a release"
     REMOVED_FROM_RELEASE = "removed_from_release", "Removed from a release"
+    # Changes to a live article (ArticleRevision); the note names the change.
+    CHANGE_SCHEDULED = "change_scheduled", "Change scheduled"
+    CHANGE_RESCHEDULED = "change_rescheduled", "Change rescheduled"
+    CHANGE_PUBLISHED_NOW = "change_published_now", "Change published now"
+    CHANGE_CANCELLED = "change_cancelled", "Change cancelled"
+    CHANGE_APPLIED = "change_applied", "Change went live"
+    CHANGE_ABANDONED = "change_abandoned", "Change not applied (article no longer live)"
+    CHANGE_FAILED = "change_failed", "Change failed"
 
 
 class ArticleEvent(models.Model):
@@ -494,3 +504,71 @@ class ReleaseEvent(models.Model):
 
     def __str__(self):
         return f"{self.action} release #{self.release_id} by {self.actor or 'system'}"
+
+
+class ArticleRevision(models.Model):
+    """A frozen change to a live article: the title, body, image and alt text that replace the
+    live ones at `publish_at`, and who made it. The live article is untouched until then; the
+    revision goes through the same claim, lease and pipeline as an article (publisher.revisions),
+    its prepared output (rendered body, thumbnail) kept here until the apply copies it over.
+    `status` moves only through ArticleRevision.objects.transition (publisher.states)."""
+
+    article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="revisions")
+    title = models.CharField(max_length=300)
+    body = models.TextField()
+    image = models.ImageField(upload_to="revisions/", blank=True)
+    image_alt = models.CharField(max_length=300, blank=True, default="")
+    # The live title and body when the change was made: what its diff compares against.
+    base_title = models.CharField(max_length=300, blank=True, editable=False)
+    base_body = models.TextField(blank=True, editable=False)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                               related_name="article_revisions")
+    publish_at = models.DateTimeField(null=True, blank=True, help_text="When the change goes live.")
+    # Published with "Publish the change now" rather than scheduled for a time.
+    immediate = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT)
+    notify_subscribers = models.BooleanField(default=False)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    # The prepared output, filled by the pipeline's steps and copied into the article at the apply.
+    body_html = models.TextField(blank=True, editable=False)
+    excerpt = models.CharField(max_length=300, blank=True, editable=False)
+    word_count = models.PositiveIntegerField(default=0, editable=False)
+    thumbnail = models.ImageField(upload_to="thumbnails/", blank=True, editable=False)
+
+    # The claim, as on Article.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0, editable=False)
+    unfinished_runs = models.PositiveSmallIntegerField(default=0, editable=False)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RevisionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["publish_at"], name="revision_due_idx", condition=Q(status="scheduled")),
+            models.Index(fields=["lease_expires_at"], name="revision_lease_idx", condition=Q(status="publishing")),
+            models.Index(fields=["article", "-created_at"], name="revision_article_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(status__in=["scheduled", "publishing"]) | Q(publish_at__isnull=False),
+                name="revision_scheduled_has_publish_at",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="publishing") | Q(claim_token__isnull=False),
+                name="revision_publishing_has_claim",
+            ),
+            # One pending change per article: a new one replaces it (publisher.revisions).
+            models.UniqueConstraint(fields=["article"], condition=Q(status__in=["scheduled", "publishing"]),
+                                    name="revision_one_pending_per_article"),
+        ]
+
+    def __str__(self):
+        return f"Change #{self.pk} to {self.title or f'article #{self.article_id}'}"

@@ -7,6 +7,8 @@ fails that article alone; a transient fault (database, broker) propagates so the
 """
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -33,6 +35,34 @@ logger = logging.getLogger(__name__)
 # while handling one article is that article's own problem: it fails alone and the chunk goes on.
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """The rows a claim holds: the model (an article, or a revision of one, whose queryset is a
+    ClaimQuerySet) and how the steps fail one of them (`fail(ids=, token=, reason=)`, recorded
+    with the reason and alerted). The steps' guard, write and isolation work the same on both."""
+
+    model: type
+    fail: Callable[..., int]
+    # The fields read to tell whether the pre-flight already prepared a row (none: never).
+    prepared_fields: tuple[str, ...] = ()
+
+    def in_flight(self, ids: list[int], token: str):
+        return self.model.objects.in_flight_by_id(ids, token)
+
+    def prepared(self, row) -> bool:
+        """The pre-flight prepared this row for exactly its content (publisher.preflight)."""
+        return bool(self.prepared_fields) and row.prepared_by_preflight()
+
+
+# What tells whether the pre-flight's prepared output is for the content going live
+# (Article.prepared_by_preflight); only articles are pre-flighted.
+PREPARED_FIELDS = ("image_alt", "slug", "preflight_fingerprint", "at_risk_reason")
+
+ARTICLES = Claimed(Article, lambda *, ids, token, reason: articles_fail_claimed(article_ids=ids, token=token,
+                                                                                 reason=reason),
+                   prepared_fields=PREPARED_FIELDS)
+
+
 def _in_flight(article_ids: list[int], token: str):
     return Article.objects.in_flight_by_id(article_ids, token)
 
@@ -44,72 +74,68 @@ def _in_flight(article_ids: list[int], token: str):
 POISON_THRESHOLD = 3
 
 
-def _guarded(step: str, article_ids: list[int], token: str, work, *, fields: tuple[str, ...]) -> list[int]:
+def _guarded(step: str, article_ids: list[int], token: str, work, *, fields: tuple[str, ...],
+             rows: Claimed = ARTICLES) -> list[int]:
     """Mark the chunk's rows still in flight as started (unfinished_runs + 1) and read their
     `fields` in the same statement, then `work(articles)`. The step's own write of its results
     clears the mark (`_write`); an exception we see clears it here (retries are not crashes);
     only a process that dies mid-step leaves it."""
-    started = _in_flight(article_ids, token).update_returning(
+    started = rows.in_flight(article_ids, token).update_returning(
         {"unfinished_runs": F("unfinished_runs") + 1}, returning=("id", "unfinished_runs", *fields))
     in_flight = [row[0] for row in started]
     if any(runs > POISON_THRESHOLD for _, runs, *_ in started):
         if len(in_flight) > 1:
             # Hand each article to the sweeper, which re-dispatches it in a chain of its own.
-            _in_flight(in_flight, token).update(lease_expires_at=Now(), unfinished_runs=0)
+            rows.in_flight(in_flight, token).update(lease_expires_at=Now(), unfinished_runs=0)
             logger.error("%s: chunk of %d killed its worker %d times; splitting it (claim %s)",
                          step, len(in_flight), POISON_THRESHOLD, token)
         else:
-            articles_fail_claimed(article_ids=in_flight, token=token, reason=(
+            rows.fail(ids=in_flight, token=token, reason=(
                 f"{step}: this article killed the worker process {POISON_THRESHOLD} times while being processed "
                 "(out of memory, a crash in an image library, or a time limit); it will not be tried again."))
         return []
-    articles = sorted((Article(id=pk, **dict(zip(fields, values))) for pk, _, *values in started),
+    articles = sorted((rows.model(id=pk, **dict(zip(fields, values))) for pk, _, *values in started),
                       key=lambda article: article.pk)
     try:
         return work(articles)
     except BaseException:
-        Article.objects.filter(pk__in=article_ids, claim_token=token).update(unfinished_runs=0)
+        rows.model.objects.filter(pk__in=article_ids, claim_token=token).update(unfinished_runs=0)
         raise
 
 
-def _write(articles: list[Article], token: str, fields: list[str]) -> set[int]:
+def _write(articles: list[Article], token: str, fields: list[str], *, rows: Claimed = ARTICLES) -> set[int]:
     """One UPDATE for the chunk's results, still conditioned on the claim (a row the editor took
     back meanwhile is not written, and the next steps skip it), which also clears the guard's
     started mark. Returns the ids written."""
-    return set(_in_flight([a.pk for a in articles], token).update_each(
+    return set(rows.in_flight([a.pk for a in articles], token).update_each(
         {a.pk: {name: getattr(a, name) for name in fields} for a in articles}, also={"unfinished_runs": 0}))
 
 
-def _release_rest(articles: list[Article], token: str, step: str) -> None:
+def _release_rest(articles: list[Article], token: str, step: str, *, rows: Claimed = ARTICLES) -> None:
     """The task's soft time limit fired mid-chunk: what is done is kept and goes on down the
     chain; the articles not reached yet are handed to the next scan's sweeper (lease expired
     now), which re-dispatches them under a new claim. No article's budget was spent: no one is
     failed for it."""
     ids = [a.pk for a in articles]
-    left = _in_flight(ids, token).update(lease_expires_at=Now())
+    left = rows.in_flight(ids, token).update(lease_expires_at=Now())
     logger.warning("%s: soft time limit reached mid-chunk; %d articles left to the sweeper (claim %s)",
                    step, left, token)
 
 
-def _fail_one(article: Article, token: str, step: str, exc: Exception) -> None:
+def _fail_one(article: Article, token: str, step: str, exc: Exception, *, rows: Claimed = ARTICLES) -> None:
     with log_context(article_id=article.pk):
-        articles_fail_claimed(article_ids=[article.pk], token=token, reason=f"{step}: {exc}")
+        rows.fail(ids=[article.pk], token=token, reason=f"{step}: {exc}")
 
 
-# What tells whether the pre-flight's prepared output is for the content going live
-# (Article.prepared_by_preflight).
-PREPARED_FIELDS = ("image_alt", "slug", "preflight_fingerprint", "at_risk_reason")
-
-
-def step_process(*, article_ids: list[int], token: str) -> list[int]:
+def step_process(*, article_ids: list[int], token: str, rows: Claimed = ARTICLES) -> list[int]:
     """Render and sanitize the body, fill the derived fields (kept as they are for an article
     the pre-flight prepared with exactly this content)."""
-    return _guarded("process", article_ids, token, lambda articles: _process(articles, token),
-                    fields=("title", "body", "image", *PREPARED_FIELDS))
+    return _guarded("process", article_ids, token, lambda articles: _process(articles, token, rows),
+                    fields=("title", "body", "image", *rows.prepared_fields), rows=rows)
 
 
 def _each_alone(step: str, what: str, articles: list[Article], token: str, work, *,
-                applies=lambda article: True) -> list[Article]:
+                applies=lambda article: True, rows: Claimed = ARTICLES) -> list[Article]:
     """Run `work(article)` on each article in turn, under the per-article time budget (only on
     those `applies` to; the others pass through). An article whose work raises fails alone, with
     the step named in its reason, and its chunk mates go on; a transient error propagates (the
@@ -123,23 +149,23 @@ def _each_alone(step: str, what: str, articles: list[Article], token: str, work,
                 with time_budget(settings.PUBLISHER_ARTICLE_TIME_BUDGET, what=what):
                     work(article)
             except SoftTimeLimitExceeded:
-                _release_rest(articles[index:], token, step)
+                _release_rest(articles[index:], token, step, rows=rows)
                 break
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:  # isolation: this article fails, its chunk mates go on
-                _fail_one(article, token, step, exc)
+                _fail_one(article, token, step, exc, rows=rows)
                 continue
         done.append(article)
     return done
 
 
-def _process(articles: list[Article], token: str) -> list[int]:
+def _process(articles: list[Article], token: str, rows: Claimed) -> list[int]:
     ready, prepared = [], []
     for article in articles:
         if not article.title.strip() or not article.body.strip():
-            _fail_one(article, token, "process", ContentError("the article has no title or no body"))
-        elif article.prepared_by_preflight():
+            _fail_one(article, token, "process", ContentError("the article has no title or no body"), rows=rows)
+        elif rows.prepared(article):
             prepared.append(article)
         else:
             ready.append(article)
@@ -149,23 +175,24 @@ def _process(articles: list[Article], token: str) -> list[int]:
         # This output is not the pre-flight's: no fingerprint may vouch for it any more.
         article.preflight_fingerprint = ""
 
-    rendered = _each_alone("process", "rendering", ready, token, render)
-    written = _write(rendered, token, ["body_html", "excerpt", "word_count", "preflight_fingerprint"])
+    rendered = _each_alone("process", "rendering", ready, token, render, rows=rows)
+    derived = ["body_html", "excerpt", "word_count"] + (["preflight_fingerprint"] if rows.prepared_fields else [])
+    written = _write(rendered, token, derived, rows=rows)
     if prepared:
         # Nothing to render: the write still says which are in flight and clears the guard's mark.
-        written |= _write(prepared, token, [])
+        written |= _write(prepared, token, [], rows=rows)
         logger.info("process: %d articles prepared by the pre-flight, not rendered again (claim %s)",
                     len(prepared), token)
     return sorted(a.pk for a in rendered + prepared if a.pk in written)
 
 
-def step_thumbnails(*, article_ids: list[int], token: str) -> list[int]:
+def step_thumbnails(*, article_ids: list[int], token: str, rows: Claimed = ARTICLES) -> list[int]:
     """A real thumbnail for each article that has an image; articles without one pass through."""
-    return _guarded("thumbnail", article_ids, token, lambda articles: _thumbnails(articles, token),
-                    fields=("title", "image", "thumbnail", "body", *PREPARED_FIELDS))
+    return _guarded("thumbnail", article_ids, token, lambda articles: _thumbnails(articles, token, rows),
+                    fields=("title", "image", "thumbnail", "body", *rows.prepared_fields), rows=rows)
 
 
-def _thumbnails(articles: list[Article], token: str) -> list[int]:
+def _thumbnails(articles: list[Article], token: str, rows: Claimed) -> list[int]:
     made: dict[int, bytes] = {}
 
     def thumbnail(article: Article) -> None:
@@ -174,18 +201,18 @@ def _thumbnails(articles: list[Article], token: str) -> list[int]:
             made[article.pk] = make_thumbnail(source, settings.PUBLISHER_THUMBNAIL_SIZE)
 
     done = _each_alone("thumbnail", "making the thumbnail", articles, token, thumbnail,
-                       applies=lambda article: bool(article.image) and not article.prepared_by_preflight())
+                       applies=lambda article: bool(article.image) and not rows.prepared(article), rows=rows)
     for article in done:
         if not article.image and is_preflight_thumbnail(article.thumbnail.name):
             article.thumbnail = ""  # made by a pre-flight for an image removed since
         if article.pk in made:
-            name = f"thumbnails/article-{article.pk}.jpg"
+            name = f"thumbnails/{rows.model._meta.model_name}-{article.pk}.jpg"
             storage = article.thumbnail.storage
             storage.delete(name)  # idempotent re-runs overwrite instead of piling up copies
             article.thumbnail = storage.save(name, ContentFile(made[article.pk]))
     # Articles without an image are written too (their thumbnail as it was): the write is what
     # tells which are still in flight, and clears the guard's mark.
-    written = _write(done, token, ["thumbnail"])
+    written = _write(done, token, ["thumbnail"], rows=rows)
     return [a.pk for a in done if a.pk in written]
 
 

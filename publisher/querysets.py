@@ -1,4 +1,5 @@
-"""`Article.objects`: the one writer of `status`, and the recurring filters.
+"""`Article.objects` and `ArticleRevision.objects`: the one writer of `status`, and the
+recurring filters.
 
 Every status change is `transition(name, ...)` on a declared transition (publisher.states): a
 compare-and-set UPDATE conditioned on the transition's source statuses (and, while publishing,
@@ -18,7 +19,7 @@ from django.db.models.lookups import Exact
 from django.db.models.functions import Now
 
 from .site import cache as site_cache
-from .states import RELEASE_TRANSITIONS, TRANSITIONS, ArticleStatus
+from .states import RELEASE_TRANSITIONS, REVISION_TRANSITIONS, TRANSITIONS, ArticleStatus
 
 
 class _NotGiven:
@@ -30,15 +31,21 @@ class _NotGiven:
 NOT_GIVEN = _NotGiven()
 
 
-class ArticleQuerySet(models.QuerySet):
+class ClaimQuerySet(models.QuerySet):
+    """What a row the pipeline claims (an article, a revision of one) shares: the declared
+    transitions (`transitions`, from publisher.states) as the one writer of its status, the
+    in-flight filters of its claim, and the pipeline's bulk writes."""
+
+    transitions: dict = TRANSITIONS
+
     # --- recurring filters -------------------------------------------------------------------
 
-    def in_flight(self, token: str | None = None) -> "ArticleQuerySet":
+    def in_flight(self, token: str | None = None) -> "ClaimQuerySet":
         """Being published (under `token`, when given)."""
         rows = self.filter(status=ArticleStatus.PUBLISHING)
         return rows if token is None else rows.filter(claim_token=token)
 
-    def in_flight_by_id(self, article_ids: list[int], token: str) -> "ArticleQuerySet":
+    def in_flight_by_id(self, article_ids: list[int], token: str) -> "ClaimQuerySet":
         """The rows among `article_ids` still in flight under `token`, found by primary key. On
         PostgreSQL status is compared under the "C" collation (the same answer for an exact
         match) so the planner cannot take an index on status (article_lease_idx, partial on
@@ -50,26 +57,13 @@ class ArticleQuerySet(models.QuerySet):
             return rows.in_flight(token)
         return rows.filter(Exact(Collate("status", "C"), Value(ArticleStatus.PUBLISHING)))
 
-    def due(self, horizon) -> "ArticleQuerySet":
+    def due(self, horizon) -> "ClaimQuerySet":
         """Scheduled and due by `horizon` (a datetime or a database expression)."""
         return self.filter(status=ArticleStatus.SCHEDULED, publish_at__lte=horizon)
 
-    def stale_claims(self) -> "ArticleQuerySet":
-        """Claims whose lease ran out by the database clock. A release's members are not: their
-        release holds the lease (publisher.releases' sweeper)."""
-        return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now(), release__isnull=True)
-
-    def visible(self):
-        """What a reader may see, by the database clock at query time: published, and its
-        unpublish time empty or still ahead. The one rule every public page, feed and sitemap
-        uses, so an unpublish time hides an article on its second whether or not a scan ran."""
-        return self.filter(Q(unpublish_at__isnull=True) | Q(unpublish_at__gt=Now()), status=ArticleStatus.PUBLISHED)
-
-    def taken_down(self):
-        """Articles that were live and no longer are by their own schedule: `expired` after
-        having gone live, or still `published` with its unpublish time passed (410 Gone)."""
-        return self.filter(Q(status=ArticleStatus.EXPIRED, published_at__isnull=False)
-                           | Q(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()))
+    def stale_claims(self) -> "ClaimQuerySet":
+        """Claims whose lease ran out by the database clock."""
+        return self.filter(status=ArticleStatus.PUBLISHING, lease_expires_at__lte=Now())
 
     # --- the one writer of status --------------------------------------------------------------
 
@@ -78,7 +72,7 @@ class ArticleQuerySet(models.QuerySet):
         (and under `token`, when given) to its target; returns how many moved. Always stamps
         `updated_at`. With an actor (None: the system), writes one audit event per row moved,
         in the same transaction."""
-        declared = TRANSITIONS[name]
+        declared = self.transitions[name]
         if "status" in values:
             raise TypeError("transition() sets status from the declaration; do not pass it")
         rows = self.filter(status__in=declared.sources)
@@ -104,16 +98,8 @@ class ArticleQuerySet(models.QuerySet):
         return changed
 
     def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor, *, note: str = "") -> None:
-        event_model = self.model._meta.get_field("events").related_model
-        user = actor if actor is not None and actor.is_authenticated else None
-        after = self.model._base_manager.filter(pk__in=before).values_list("id", "publish_at", "unpublish_at")
-        event_model.objects.bulk_create([
-            event_model(article_id=pk, actor=user, action=declared.event_for(before[pk][0]),
-                        publish_at=publish_at, unpublish_at=unpublish_at,
-                        previous_status=before[pk][0], previous_publish_at=before[pk][1],
-                        note=note if isinstance(note, str) else "")
-            for pk, publish_at, unpublish_at in after
-        ])
+        """Write the audit events of a transition taken with an actor (the model's own)."""
+        raise NotImplementedError
 
     def claim_first(self, *, limit: int, values: dict, outcomes: list[tuple[str, Q, str]],
                     returning: tuple[str, ...], always: dict | None = None) -> list[tuple]:
@@ -131,9 +117,10 @@ class ArticleQuerySet(models.QuerySet):
         inside a nested loop, and SKIP LOCKED then skips the rows this statement already updated
         and hands out more than `limit`. Django's update() neither returns rows nor takes a WITH,
         so the ORM compiles both parts and they are put together here (PostgreSQL; SQLite 3.35+)."""
-        claim = TRANSITIONS["claim"]
+        transitions = self.transitions
+        claim = transitions["claim"]
         for name, _, _ in outcomes:
-            if TRANSITIONS[name].sources != claim.sources:
+            if transitions[name].sources != claim.sources:
                 raise ValueError(f"{name} does not leave from {claim.sources}")
         meta = self.model._meta
 
@@ -144,7 +131,7 @@ class ArticleQuerySet(models.QuerySet):
 
         update = {column: by_outcome(column, value) for column, value in values.items()}
         update["status"] = by_outcome("status", Value(claim.target),
-                                      lambda name, _: Value(TRANSITIONS[name].target))
+                                      lambda name, _: Value(transitions[name].target))
         update["last_error"] = by_outcome("last_error", Value(""), lambda _, reason: Value(reason))
         # Expired and missed rows are dated now (the dashboard and the report go by it); a claim
         # leaves it alone (stamping every claimed row cost the 1,000-row claim ~6 ms at 1M rows).
@@ -254,6 +241,61 @@ class ReleaseQuerySet(models.QuerySet):
                                 note=note)
                     for pk, publish_at, unpublish_at in after])
         return changed
+
+
+class ArticleQuerySet(ClaimQuerySet):
+    """`Article.objects`: the claim's rows, and what readers may see."""
+
+    def stale_claims(self) -> "ArticleQuerySet":
+        """Claims whose lease ran out by the database clock. A release's members are not: their
+        release holds the lease (publisher.releases' sweeper)."""
+        return super().stale_claims().filter(release__isnull=True)
+
+    def visible(self):
+        """What a reader may see, by the database clock at query time: published, and its
+        unpublish time empty or still ahead. The one rule every public page, feed and sitemap
+        uses, so an unpublish time hides an article on its second whether or not a scan ran."""
+        return self.filter(Q(unpublish_at__isnull=True) | Q(unpublish_at__gt=Now()), status=ArticleStatus.PUBLISHED)
+
+    def taken_down(self):
+        """Articles that were live and no longer are by their own schedule: `expired` after
+        having gone live, or still `published` with its unpublish time passed (410 Gone)."""
+        return self.filter(Q(status=ArticleStatus.EXPIRED, published_at__isnull=False)
+                           | Q(status=ArticleStatus.PUBLISHED, unpublish_at__lte=Now()))
+
+    def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor, *, note: str = "") -> None:
+        event_model = self.model._meta.get_field("events").related_model
+        user = actor if actor is not None and actor.is_authenticated else None
+        after = self.model._base_manager.filter(pk__in=before).values_list("id", "publish_at", "unpublish_at")
+        event_model.objects.bulk_create([
+            event_model(article_id=pk, actor=user, action=declared.event_for(before[pk][0]),
+                        publish_at=publish_at, unpublish_at=unpublish_at,
+                        previous_status=before[pk][0], previous_publish_at=before[pk][1],
+                        note=note if isinstance(note, str) else "")
+            for pk, publish_at, unpublish_at in after
+        ])
+
+
+class RevisionQuerySet(ClaimQuerySet):
+    """`ArticleRevision.objects`: a revision's status moves only through `transition` on the
+    revision transitions (publisher.states); its audit events are the article's."""
+
+    transitions = REVISION_TRANSITIONS
+
+    def pending(self):
+        """Changes still to go live."""
+        return self.filter(status__in=("scheduled", "publishing"))
+
+    def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor, *, note: str = "") -> None:
+        event_model = self.model._meta.get_field("article").related_model._meta.get_field("events").related_model
+        user = actor if actor is not None and actor.is_authenticated else None
+        after = self.model._base_manager.filter(pk__in=before).values_list("id", "article_id", "publish_at")
+        event_model.objects.bulk_create([
+            event_model(article_id=article_id, actor=user, action=declared.event_for(before[pk][0]),
+                        publish_at=publish_at, previous_publish_at=before[pk][1],
+                        note=f"Change #{pk}" + (f": {note}" if isinstance(note, str) and note else ""))
+            for pk, article_id, publish_at in after
+        ])
 
 
 def _columns(meta, names: tuple[str, ...]) -> str:

@@ -207,6 +207,26 @@ def past_publish_errors(*, publish_at: datetime | None, choice: str, can_record:
     return []
 
 
+def change_time_errors(*, publish_at: datetime, unpublish_at: datetime | None,
+                       now: datetime | None = None) -> list[ScheduleError]:
+    """The time a change to a live article (a revision) is scheduled for: an aware time in
+    range, still ahead (for now, "Publish the change now"), and before the article's own
+    take-down time, if it has one (a change after it would never be seen)."""
+    now = now or timezone.now()
+    error = _time_error("change_publish_at", publish_at)
+    if error is not None:
+        return [error]
+    if publish_at <= now:
+        return [ScheduleError("change_time_passed", "change_publish_at",
+                              f"The time {local_time_text(publish_at)} has already passed: a change is scheduled for a "
+                              "time ahead. Choose a later time, or publish the change now.")]
+    if unpublish_at is not None and publish_at >= unpublish_at:
+        return [ScheduleError("change_after_unpublish", "change_publish_at",
+                              f"The article is taken down {local_time_text(unpublish_at)}: a change after that would "
+                              "never be seen. Choose an earlier time.")]
+    return []
+
+
 def bulk_time_errors(*, publish_at: datetime, unpublish_at: datetime | None) -> list[ScheduleError]:
     """The times given to schedule many articles at once (the bulk form and command), checked
     before any article is: the two times together, then as newly entered times. Each article's

@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Release, Subscriber
+from .models import (Article, ArticleEvent, ArticleRevision, ArticleStatus, Notification, NotificationStatus, Release,
+                     Subscriber)
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
 
 
@@ -217,3 +218,11 @@ def articles_stalled_claims_count(*, now: datetime | None = None) -> int:
 def article_events(*, article_id: int, limit: int = 50) -> list[ArticleEvent]:
     """The article's audit trail, newest first, with each actor (one query)."""
     return list(ArticleEvent.objects.filter(article_id=article_id).select_related("actor")[:limit])
+
+
+def changes_pending(*, start: datetime, end: datetime) -> list[ArticleRevision]:
+    """Changes to live articles still to go live (publisher.revisions) due in [start, end),
+    earliest first, with their article (one query)."""
+    return list(ArticleRevision.objects.pending().filter(publish_at__gte=start, publish_at__lt=end)
+                .select_related("article").only("id", "status", "publish_at", "article__id", "article__title")
+                .order_by("publish_at", "id"))

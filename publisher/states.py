@@ -252,32 +252,88 @@ RELEASE_EDITABLE = (RD, RS, RB)  # members may be added or removed
 validate(RELEASE_TRANSITIONS, RELEASE_ACTIONS, tuple(ReleaseStatus.values), RELEASE_INITIAL, groups=())
 
 
+# --- Revisions: a frozen change to a live article ------------------------------------------------
+# A revision holds a snapshot of title, body, image and alt text that replaces the live
+# article's at its publish time (publisher.revisions). It travels through the same claim, lease
+# and pipeline as an article; its last step copies it into the article in one transaction.
+
+class RevisionStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    SCHEDULED = "scheduled", "Scheduled"
+    PUBLISHING = "publishing", "Publishing"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+REVISION_INITIAL = RevisionStatus.DRAFT
+
+VD, VS, VP, VA, VF, VC = (RevisionStatus.DRAFT, RevisionStatus.SCHEDULED, RevisionStatus.PUBLISHING,
+                          RevisionStatus.APPLIED, RevisionStatus.FAILED, RevisionStatus.CANCELLED)
+
+REVISION_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
+    # The editor wins over an in-flight claim here too: the claim's remaining steps do nothing.
+    Transition("schedule", (VD, VS, VP, VF), VS, "editor", "schedule or reschedule the change",
+               event="change_scheduled", event_from={VS: "change_rescheduled", VP: "change_rescheduled",
+                                                     VF: "change_rescheduled"}),
+    Transition("publish_now", (VD, VS, VF), VP, "editor", "claimed now, down the scan's pipeline",
+               event="change_published_now"),
+    Transition("cancel", (VD, VS, VP, VF), VC, "editor", "dropped; an in-flight claim is abandoned",
+               event="change_cancelled"),
+    Transition("claim", (VS,), VP, "scan", "due within the look-ahead: claimed and dispatched"),
+    Transition("reclaim", (VP,), None, "sweeper", "lease expired: claimed again under a new token"),
+    Transition("apply", (VP,), VA, "pipeline", "due by the database clock: copied into the live article",
+               event="change_applied"),
+    Transition("abandon", (VS, VP), VC, "pipeline",
+               "the article is no longer live (the editor took it down): nothing is applied",
+               event="change_abandoned"),
+    Transition("fail", (VP,), VF, "pipeline", "retries spent, or a sweeper gave up after the last attempt",
+               event="change_failed"),
+)}
+
+# A change still to go live (the calendar, the site's next change, the article's page).
+REVISION_PENDING = (VS, VP)
+
+validate(REVISION_TRANSITIONS, {}, tuple(RevisionStatus.values), REVISION_INITIAL, groups=(REVISION_PENDING,))
+
+
 def transitions_into(target: str) -> list[Transition]:
     return [t for t in TRANSITIONS.values() if t.target == target]
+
+
+def _diagram(transitions: dict[str, Transition], initial: str) -> list[str]:
+    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {initial}"]
+    for t in transitions.values():
+        for source in t.sources:
+            lines.append(f"    {source} --> {t.target or source}: {t.name}")
+    return lines + ["```"]
+
+
+def _transition_rows(transitions: dict[str, Transition]) -> list[str]:
+    rows = []
+    for t in transitions.values():
+        event = t.event or "—"
+        if t.event_from:
+            event += " (" + ", ".join(f"{e} from {s}" for s, e in t.event_from.items()) + ")"
+        rows.append(f"| `{t.name}` | {', '.join(t.sources)} | {t.target or '(unchanged)'} | {t.by} | {event} "
+                    f"| {t.doc} |")
+    return rows
 
 
 def render_markdown() -> str:
     """docs/states.md, generated from the declaration."""
     lines = ["# Article states", "",
              "Generated from `publisher/states.py` by `python -m publisher.states --write docs/states.md`;",
-             "a test fails when this file is stale. Edit the declaration, not this page.", "",
-             "```mermaid", "stateDiagram-v2", f"    [*] --> {INITIAL}"]
-    for t in TRANSITIONS.values():
-        for source in t.sources:
-            lines.append(f"    {source} --> {t.target or source}: {t.name}")
-    lines += ["```", "", "## Statuses", "", "| Status | Label |", "|---|---|"]
+             "a test fails when this file is stale. Edit the declaration, not this page.", ""]
+    lines += _diagram(TRANSITIONS, INITIAL)
+    lines += ["", "## Statuses", "", "| Status | Label |", "|---|---|"]
     lines += [f"| `{value}` | {label} |" for value, label in ArticleStatus.choices]
     lines += ["", "## Transitions", "",
               "Every write of `status` is one of these, through `Article.objects.transition(name, ...)`: a",
               "compare-and-set on the source statuses that stamps `updated_at` (the scan's claim is the same",
               "declaration compiled into one statement).", "",
               "| Transition | From | To | By | Audit event | What |", "|---|---|---|---|---|---|"]
-    for t in TRANSITIONS.values():
-        event = t.event or "—"
-        if t.event_from:
-            event += " (" + ", ".join(f"{e} from {s}" for s, e in t.event_from.items()) + ")"
-        lines.append(f"| `{t.name}` | {', '.join(t.sources)} | {t.target or '(unchanged)'} | {t.by} | {event} "
-                     f"| {t.doc} |")
+    lines += _transition_rows(TRANSITIONS)
     lines += ["", "## Editor actions", "", "| Action | Applies to | Does not apply to |", "|---|---|---|"]
     for a in ACTIONS.values():
         reasons = "; ".join(f"{s}: {r}" for s, r in a.not_applicable.items())
@@ -288,27 +344,30 @@ def render_markdown() -> str:
               f"- On the agenda: {', '.join(ON_THE_AGENDA)}", ""]
     lines += ["# Release states", "",
               "A release's members go live together in one transaction, or none does (docs/releases.md). Every",
-              "write of a release's `status` is one of these, through `Release.objects.transition(name, ...)`.", "",
-              "```mermaid", "stateDiagram-v2", f"    [*] --> {RELEASE_INITIAL}"]
-    for t in RELEASE_TRANSITIONS.values():
-        for source in t.sources:
-            lines.append(f"    {source} --> {t.target or source}: {t.name}")
-    lines += ["```", "", "## Release statuses", "", "| Status | Label |", "|---|---|"]
+              "write of a release's `status` is one of these, through `Release.objects.transition(name, ...)`.", ""]
+    lines += _diagram(RELEASE_TRANSITIONS, RELEASE_INITIAL)
+    lines += ["", "## Release statuses", "", "| Status | Label |", "|---|---|"]
     lines += [f"| `{value}` | {label} |" for value, label in ReleaseStatus.choices]
     lines += ["", "## Release transitions", "",
               "| Transition | From | To | By | History event | What |", "|---|---|---|---|---|---|"]
-    for t in RELEASE_TRANSITIONS.values():
-        event = t.event or "—"
-        if t.event_from:
-            event += " (" + ", ".join(f"{e} from {s}" for s, e in t.event_from.items()) + ")"
-        lines.append(f"| `{t.name}` | {', '.join(t.sources)} | {t.target or '(unchanged)'} | {t.by} | {event} "
-                     f"| {t.doc} |")
+    lines += _transition_rows(RELEASE_TRANSITIONS)
     lines += ["", "## Release actions", "", "| Action | Applies to | Does not apply to |", "|---|---|---|"]
     for a in RELEASE_ACTIONS.values():
         reasons = "; ".join(f"{s}: {r}" for s, r in a.not_applicable.items())
         applies = [s for s in ReleaseStatus.values if s not in a.not_applicable]
         lines.append(f"| `{a.name}` ({a.label}) | {', '.join(applies)} | {reasons} |")
     lines += ["", f"Members may be added or removed while the release is: {', '.join(RELEASE_EDITABLE)}.", ""]
+    lines += ["# Revision states", "",
+              "A revision is a frozen change to a live article (title, body, image, alt text), applied at",
+              "its publish time through the same claim, lease and pipeline (`publisher/revisions.py`).", ""]
+    lines += _diagram(REVISION_TRANSITIONS, REVISION_INITIAL)
+    lines += ["", "| Status | Label |", "|---|---|"]
+    lines += [f"| `{value}` | {label} |" for value, label in RevisionStatus.choices]
+    lines += ["", "Every write of a revision's `status` is one of these, through",
+              "`ArticleRevision.objects.transition(name, ...)`, the same compare-and-set as an article's.", "",
+              "| Transition | From | To | By | Audit event | What |", "|---|---|---|---|---|---|"]
+    lines += _transition_rows(REVISION_TRANSITIONS)
+    lines += ["", f"- Pending (still to go live): {', '.join(REVISION_PENDING)}", ""]
     return "\n".join(lines)
 
 

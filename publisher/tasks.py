@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, preflight, releases, services, subscriptions
+from . import alerts, notifications, pipeline, preflight, releases, revisions, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -157,3 +157,43 @@ def record_release_chunk_failure(request, exc, traceback, release_id: int, artic
 @shared_task(name="publisher.tasks.send_release_alert", **RETRY_POLICY)
 def send_release_alert(self, release_id: int) -> int:
     return releases.release_alert_send(release_id=release_id)
+
+
+# --- Changes to live articles (publisher.revisions) ---------------------------------------------
+
+@shared_task(name="publisher.tasks.process_revisions", **RETRY_POLICY)
+def process_revisions(self, revision_ids: list[int], token: str) -> list[int]:
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        return revisions.step_process(revision_ids=revision_ids, token=token)
+
+
+@shared_task(name="publisher.tasks.generate_revision_thumbnails", **RETRY_POLICY)
+def generate_revision_thumbnails(self, revision_ids: list[int], token: str) -> list[int]:
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        return revisions.step_thumbnails(revision_ids=revision_ids, token=token)
+
+
+@shared_task(name="publisher.tasks.apply_revisions", **RETRY_POLICY)
+def apply_revisions(self, revision_ids: list[int], token: str) -> list[int]:
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        applied, wait = revisions.step_apply(revision_ids=revision_ids, token=token)
+    if wait:
+        # Delivered before the database clock reached the change's time: wait, never early.
+        raise self.retry(countdown=wait, max_retries=EARLY_RETRIES)
+    return applied
+
+
+@shared_task(name="publisher.tasks.record_revision_chain_failure")
+def record_revision_chain_failure(request, exc, traceback, revision_ids: list[int], token: str) -> int:
+    """Errback of a change's chain: runs once a step's retries are spent."""
+    task = getattr(request, "task", None) or "a publishing step"
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        return revisions.revisions_step_gave_up(
+            revision_ids=revision_ids, token=token, reason=f"{task} failed: {type(exc).__name__}: {exc}",
+            transient=isinstance(exc, TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)))
+
+
+@shared_task(name="publisher.tasks.send_revision_failure_alerts", **RETRY_POLICY)
+def send_revision_failure_alerts(self, revision_ids: list[int]) -> int:
+    with log_context(revision_ids=revision_ids):
+        return revisions.revision_failure_alerts_send(revision_ids=revision_ids)

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications, preflight, releases
+from publisher import notifications, preflight, releases, revisions
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -148,6 +148,9 @@ def scan_run() -> dict:
     releases_claimed = releases.releases_claim_due()
     reclaimed, given_up = publisher_services.articles_reclaim_expired_leases()
     releases_reclaimed, releases_blocked = releases.releases_reclaim_expired_leases()
+    # Changes to live articles: the same claim and sweeper (publisher.revisions).
+    changes = revisions.revisions_claim_due()
+    changes_reclaimed, changes_given_up = revisions.revisions_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
     releases_rolled_back = releases.releases_roll_back_due()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
@@ -167,10 +170,14 @@ def scan_run() -> dict:
         "releases_reclaimed": len(releases_reclaimed),
         "releases_blocked": releases_blocked,
         "releases_rolled_back": releases_rolled_back,
+        "changes_claimed": len(changes.article_ids) if changes else 0,
+        "changes_reclaimed": len(changes_reclaimed.article_ids) if changes_reclaimed else 0,
+        "changes_given_up": changes_given_up,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.
-    summary["more"] = bool(claim) and claim.examined >= settings.PUBLISHER_SCAN_BATCH
+    summary["more"] = ((bool(claim) and claim.examined >= settings.PUBLISHER_SCAN_BATCH)
+                       or (bool(changes) and changes.examined >= settings.PUBLISHER_SCAN_BATCH))
     heartbeat_record(name="scan", detail=summary)
     if any(value for key, value in summary.items() if key != "more"):
         logger.info("scan: %s", summary)

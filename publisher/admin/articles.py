@@ -25,6 +25,7 @@ from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions, delivery, mail, preview
 from .releases import add_to_release, release_badge
+from . import revisions as changes
 from .display import lateness_text, status_badge, zoned_time
 from .site import site
 from ..site import services as site_services
@@ -81,7 +82,7 @@ class ArticleAdmin(admin.ModelAdmin):
                "unpublish_now_selected", add_to_release]
     readonly_fields = ("status_display", "schedule_summary", "publish_at_display", "published_at_display",
                        "lateness_display", "last_error_display", "attempts", "thumbnail", "activity",
-                       "preview_link_display", "delivery_display", "delivery_for_publishers")
+                       "preview_link_display", "delivery_display", "delivery_for_publishers", "changes_display")
 
     class Media:
         js = ["publisher/markdown_preview.js"]
@@ -179,7 +180,7 @@ class ArticleAdmin(admin.ModelAdmin):
         outcome = ("published_at_display", "lateness_display", "last_error_display", "attempts", "thumbnail")
         if obj.published_at is not None:
             outcome += ("delivery_for_publishers" if self.has_publish_permission(request) else "delivery_display",)
-        return [
+        fieldsets = [
             ("Schedule", {"fields": ("status_display", "schedule_summary") + timing,
                           "description": f"Times are in your time zone, {zone_label()}. Change them here to "
                                          "reschedule; clear the publish time to take the article back to draft."}),
@@ -187,8 +188,16 @@ class ArticleAdmin(admin.ModelAdmin):
             ("Outcome", {"fields": outcome}),
             ("History", {"fields": ("activity",)}),
         ]
+        if obj.status == ArticleStatus.PUBLISHED:
+            # Its content changes are kept apart and go live now or at a time (publisher.revisions).
+            fieldsets.insert(2, changes.fieldset(obj))
+        if obj.published_at is not None:
+            fieldsets.append(("Changes to the live article", {"fields": ("changes_display",)}))
+        return fieldsets
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is not None and obj.status == ArticleStatus.PUBLISHED:
+            kwargs.setdefault("form", changes.live_form(self.form))
         form = super().get_form(request, obj, change, **kwargs)
         form.can_record_published = self.has_publish_permission(request)
         if "body" in form.base_fields:
@@ -223,7 +232,7 @@ class ArticleAdmin(admin.ModelAdmin):
             return f"Being published now (due {local_time_text(obj.publish_at)})."
         if obj.status == ArticleStatus.PUBLISHED:
             until = f" until {local_time_text(obj.unpublish_at)}" if obj.unpublish_at else ""
-            return f"Live since {local_time_text(obj.published_at)}{until}."
+            return f"Live since {local_time_text(obj.published_at)}{until}." + changes.pending_text(obj)
         if obj.status in (ArticleStatus.FAILED, ArticleStatus.MISSED):
             return render_to_string("publisher/admin/fragments/problem_summary.html",
                                     {"status": obj.status, "last_error": obj.last_error})
@@ -265,6 +274,10 @@ class ArticleAdmin(admin.ModelAdmin):
     def delivery_for_publishers(self, obj):
         return delivery.summary(obj, resend_url=delivery.resend_url(self, obj))
 
+    @admin.display(description="Changes")
+    def changes_display(self, obj):
+        return changes.history(self, obj)
+
     @admin.display(description="Activity")
     def activity(self, obj):
         events = selectors.article_events(article_id=obj.pk)
@@ -287,6 +300,10 @@ class ArticleAdmin(admin.ModelAdmin):
                 detail.append(event.note)
             elif event.action == ArticleEventAction.PREFLIGHT_PASSED:
                 detail.append(f"ready to go live {local_time_text(event.publish_at)}")
+            elif event.action.startswith("change_"):
+                detail.append(event.note)
+                if event.publish_at and event.action != ArticleEventAction.CHANGE_CANCELLED:
+                    detail.append(f"for {local_time_text(event.publish_at)}")
             elif event.action in (ArticleEventAction.CREATED, ArticleEventAction.UNPUBLISHED_NOW):
                 pass
             else:
@@ -310,7 +327,10 @@ class ArticleAdmin(admin.ModelAdmin):
             content = [name for name in ("title", "body", "image", "image_alt") if name in form.changed_data]
             if "slug" in form.changed_data and form.cleaned_data["slug"]:
                 site_services.article_set_slug(article_id=obj.pk, slug=form.cleaned_data["slug"])
-            if content:
+            if content and "change_when" in form.fields:
+                # A live article: the change is kept apart and goes live now or at its time.
+                changes.save_change(request, obj, form)
+            elif content:
                 obj.save(update_fields=content + ["updated_at"])
                 webhooks.record(event="updated", article_ids=[obj.pk])  # only if it is live
             current = Article.objects.filter(pk=obj.pk).values("publish_at", "unpublish_at").first() or {}
@@ -468,20 +488,26 @@ class ArticleAdmin(admin.ModelAdmin):
             path("upcoming/", view(self.upcoming_view), name="%s_%s_upcoming" % info),
             path("calendar/", view(self.calendar_view), name="%s_%s_calendar" % info),
             path("time-zone/", view(self.time_zone_view), name="%s_%s_time_zone" % info),
-        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + mail.urls(self) + super().get_urls()
+        ] + actions.urls(self) + preview.urls(self) + delivery.urls(self) + mail.urls(self) + changes.urls(self) + (
+            super().get_urls())
 
     def upcoming_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
         zone = timezone.get_current_timezone()
         agenda = selectors.articles_agenda(zone=zone, days=7)
+        # Changes to live articles due these days (publisher.revisions), among the articles.
+        pending = changes.calendar_changes(zone=zone, first=agenda.days[0].day, last=agenda.days[-1].day)
         context = {
             **self.admin_site.each_context(request),
             "title": "Upcoming: the next 7 days",
             "opts": self.model._meta,
             "agenda": agenda,
-            "days": [(day.day, [(a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a))
-                                for a in day.articles]) for day in agenda.days],
+            "days": [(day.day, [row for _, row in sorted(
+                [(a.publish_at, (a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a)))
+                 for a in day.articles]
+                + [(when, (item, zoned_time(when), badge, "")) for when, item, badge in pending.get(day.day, [])],
+                key=lambda pair: pair[0])]) for day in agenda.days],
             "overdue": [(a, zoned_time(a.publish_at), status_badge(a.status), lateness_text(a))
                         for a in agenda.overdue],
             "zone_label": zone_label(),
@@ -505,13 +531,17 @@ class ArticleAdmin(admin.ModelAdmin):
         except ValueError:
             first = today.replace(day=1)
         calendar = selectors.articles_month(zone=zone, first=first)
+        last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
+        pending = changes.calendar_changes(zone=zone, first=first, last=last)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Calendar: {first:%B %Y}",
             "opts": self.model._meta,
             "calendar": calendar,
-            "weeks": [[(cell[0], [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status))
-                                  for a in cell[1]]) if cell else None for cell in week]
+            "weeks": [[(cell[0], sorted(
+                [(a, timezone.localtime(a.publish_at, zone), status_badge(a.status)) for a in cell[1]]
+                + [(item, timezone.localtime(when, zone), badge) for when, item, badge in pending.get(cell[0], [])],
+                key=lambda row: row[1])) if cell else None for cell in week]
                       for week in calendar.weeks],
             "previous": (first - timedelta(days=1)).strftime("%Y-%m"),
             "next": (first + timedelta(days=32)).strftime("%Y-%m"),

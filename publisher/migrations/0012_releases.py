@@ -16,7 +16,7 @@ class Migration(migrations.Migration):
                      "are empty")
 
     dependencies = [
-        ('publisher', '0010_subscriber_confirmation_sent_at'),
+        ('publisher', '0011_article_revisions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

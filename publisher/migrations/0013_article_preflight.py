@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='articleevent',
             name='action',
-            field=models.CharField(choices=[('created', 'Created'), ('scheduled', 'Scheduled'), ('rescheduled', 'Rescheduled'), ('unscheduled', 'Unscheduled'), ('published_now', 'Published now'), ('retried', 'Retried'), ('unpublish_changed', 'Changed the unpublish time'), ('unpublished_now', 'Unpublished now'), ('recorded_published', 'Recorded as published (not mailed)'), ('failed', 'Publishing failed'), ('at_risk', 'At risk (pre-flight)'), ('preflight_passed', 'Pre-flight passed'), ('added_to_release', 'Added to a release'), ('removed_from_release', 'Removed from a release')], max_length=32),
+            field=models.CharField(choices=[('created', 'Created'), ('scheduled', 'Scheduled'), ('rescheduled', 'Rescheduled'), ('unscheduled', 'Unscheduled'), ('published_now', 'Published now'), ('retried', 'Retried'), ('unpublish_changed', 'Changed the unpublish time'), ('unpublished_now', 'Unpublished now'), ('recorded_published', 'Recorded as published (not mailed)'), ('failed', 'Publishing failed'), ('at_risk', 'At risk (pre-flight)'), ('preflight_passed', 'Pre-flight passed'), ('added_to_release', 'Added to a release'), ('removed_from_release', 'Removed from a release'), ('change_scheduled', 'Change scheduled'), ('change_rescheduled', 'Change rescheduled'), ('change_published_now', 'Change published now'), ('change_cancelled', 'Change cancelled'), ('change_applied', 'Change went live'), ('change_abandoned', 'Change not applied (article no longer live)'), ('change_failed', 'Change failed')], max_length=32),
         ),
         AddIndexConcurrently(
             model_name='article',

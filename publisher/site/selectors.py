@@ -5,11 +5,11 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max
+from django.db.models import Max, OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from publisher.models import Article, ArticleStatus
+from publisher.models import Article, ArticleRevision, ArticleStatus
 
 
 def database_now() -> datetime:
@@ -38,6 +38,8 @@ def site_next_change() -> datetime | None:
         _first(Article.objects.filter(status=ArticleStatus.SCHEDULED), "publish_at"),
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHING), "publish_at"),
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__gt=Now()), "unpublish_at"),
+        # A change to a live article (publisher.revisions) changes its page, the index and the feeds.
+        _first(ArticleRevision.objects.pending(), "publish_at"),
     ]
     times = [t for t in times if t is not None]
     return min(times) if times else None
@@ -66,6 +68,22 @@ def _latest(queryset, field: str) -> datetime | None:
     return queryset.order_by(f"-{field}").values_list(field, flat=True).first()
 
 
+def with_next_change(queryset):
+    """Each article with `next_change_at`, the time of its pending change (publisher.revisions),
+    read in the same statement as the article itself: a page rendered from a row read just
+    before the change went live is then never cached past the change's time (read afterwards,
+    the change would be gone and the old page cached for PUBLISHER_PUBLIC_MAX_AGE)."""
+    pending = (ArticleRevision.objects.pending().filter(article=OuterRef("pk")).order_by("publish_at")
+               .values("publish_at")[:1])
+    return queryset.annotate(next_change_at=Subquery(pending))
+
+
 def article_freshness(article: Article) -> tuple[int, datetime | None]:
-    """(max-age, Last-Modified) for a visible article's page: until its own unpublish time."""
-    return max_age_until(article.unpublish_at, now=database_now()), article.updated_at
+    """(max-age, Last-Modified) for a visible article's page: until its own unpublish time, or
+    its pending change's time if that comes first (`with_next_change`, else read now)."""
+    if "next_change_at" in article.__dict__:
+        change = article.next_change_at
+    else:
+        change = _first(ArticleRevision.objects.filter(article_id=article.pk).pending(), "publish_at")
+    until = min((t for t in (article.unpublish_at, change) if t is not None), default=None)
+    return max_age_until(until, now=database_now()), article.updated_at

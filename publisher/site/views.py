@@ -20,7 +20,7 @@ from publisher.site.links import absolute_url
 from publisher.subscriptions import (Confirmed, NotQueued, read_unsubscribe_token, subscriptions_client_allowed,
                                      subscriptions_confirm, subscriptions_request, subscriptions_unsubscribe)
 from publisher.site.preview import PreviewExpired, read_preview_token, render_preview, render_preview_unavailable
-from publisher.site.selectors import article_freshness, articles_visible, site_freshness
+from publisher.site.selectors import article_freshness, articles_visible, site_freshness, with_next_change
 
 PAGE_SIZE = 20
 
@@ -50,7 +50,7 @@ def _not_found(request):
 @require_safe
 @schedule_cached(site_freshness)
 def article(request, slug: str):
-    found = Article.objects.visible().filter(slug=slug).first()
+    found = with_next_change(Article.objects.visible().filter(slug=slug)).first()
     if found is not None:
         response = render(request, "site/article.html", {
             "article": found, "canonical": absolute_url(request, found.get_absolute_url()),

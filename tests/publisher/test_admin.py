@@ -296,7 +296,8 @@ def test_live_article_can_only_change_its_take_down_time(editor_client, article_
     page = editor_client.get(change_url(article)).content.decode()
     assert 'name="publish_at_0"' not in page and 'name="unpublish_at_0"' in page
     take_down = timezone.now() + timedelta(days=1)
-    response = editor_client.post(change_url(article), form_data(unpublish=local(take_down)), follow=True)
+    response = editor_client.post(change_url(article), form_data(body=article.body, unpublish=local(take_down)),
+                                  follow=True)
     article.refresh_from_db()
     assert article.status == ArticleStatus.PUBLISHED and article.publish_at == went_live
     assert abs((article.unpublish_at - take_down).total_seconds()) < 1

@@ -1,6 +1,7 @@
 """The state machine is declared once (publisher.states) and `status` has one writer."""
 
 import ast
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from publisher import dispatch, pipeline, services, states
-from publisher.models import Article, ArticleEvent, ArticleStatus
-from publisher.states import ACTIONS, TRANSITIONS, Action, StateMachineError, Transition
+from publisher.models import Article, ArticleEvent, ArticleRevision, ArticleStatus
+from publisher.states import ACTIONS, TRANSITIONS, Action, RevisionStatus, StateMachineError, Transition
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,6 +27,34 @@ def test_the_declaration_is_valid():
     states.validate()
     assert set(ACTIONS) == {"schedule", "unschedule", "publish_now", "retry", "unpublish_now"}
     assert states.NEEDS_ATTENTION == (ArticleStatus.FAILED, ArticleStatus.MISSED)
+
+
+def test_the_revision_declaration_is_valid():
+    states.validate(states.REVISION_TRANSITIONS, {}, tuple(RevisionStatus.values), states.REVISION_INITIAL,
+                    groups=(states.REVISION_PENDING,))
+    assert states.REVISION_PENDING == (RevisionStatus.SCHEDULED, RevisionStatus.PUBLISHING)
+    unreachable = {n: t for n, t in states.REVISION_TRANSITIONS.items() if t.target != RevisionStatus.APPLIED}
+    with pytest.raises(StateMachineError, match=r"unreachable from draft: \['applied'\]"):
+        states.validate(unreachable, {}, tuple(RevisionStatus.values), states.REVISION_INITIAL, groups=())
+
+
+def test_revision_transitions_are_compare_and_set_and_the_editor_wins(article_factory):
+    article = article_factory(status=ArticleStatus.PUBLISHED, publish_at=timezone.now(), published_at=timezone.now())
+    revision = ArticleRevision.objects.create(article=article, title="T", body="B")
+    with pytest.raises(TypeError, match="sets status from the declaration"):
+        ArticleRevision.objects.transition("cancel", status=RevisionStatus.DRAFT)
+    rows = ArticleRevision.objects.filter(pk=revision.pk)
+    assert rows.transition("claim", claim_token=uuid.uuid4()) == 0, "a draft is not claimed"
+    assert rows.transition("schedule", publish_at=timezone.now()) == 1
+    token = uuid.uuid4()
+    assert rows.transition("claim", claim_token=token) == 1
+    assert rows.transition("claim", claim_token=uuid.uuid4()) == 0, "claimed once"
+    # The editor cancels the in-flight change: the claim's own step finds nothing to move.
+    assert rows.transition("cancel", actor=None) == 1
+    assert rows.transition("apply", token=str(token)) == 0
+    assert rows.get().status == RevisionStatus.CANCELLED
+    event = ArticleEvent.objects.get(article=article)
+    assert (event.action, event.note) == ("change_cancelled", f"Change #{revision.pk}")
 
 
 def test_an_unreachable_status_is_refused():
@@ -57,7 +86,10 @@ def _status_writes(path: Path) -> list[int]:
     lines = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in ("update", "bulk_update", "update_or_create")):
+                and (node.func.attr in ("update", "bulk_update", "update_or_create")
+                     # A revision is born a draft: its status moves only by transition.
+                     or (node.func.attr in ("create", "get_or_create")
+                         and ast.unparse(node.func.value).startswith("ArticleRevision.")))):
             continue
         if ast.unparse(node.func.value).startswith(("Notification.", "DailyReport.", "Delivery.")):
             continue
@@ -86,9 +118,11 @@ def test_the_status_check_sees_a_write():
     path = ROOT / "var" / "status_write_probe.py"
     path.parent.mkdir(exist_ok=True)
     path.write_text("Article.objects.filter(pk=1).update(status=ArticleStatus.DRAFT)\n"
-                    "Notification.objects.update(status=NotificationStatus.SENT)\n")
+                    "Notification.objects.update(status=NotificationStatus.SENT)\n"
+                    "ArticleRevision.objects.filter(pk=1).update(status=RevisionStatus.APPLIED)\n"
+                    "ArticleRevision.objects.create(article=a, status='scheduled')\n")
     try:
-        assert _status_writes(path) == [1]
+        assert _status_writes(path) == [1, 3, 4]
     finally:
         path.unlink()
 

@@ -3,7 +3,9 @@
 from django.urls import reverse
 from django.utils import timezone
 
-from publisher.models import ArticleStatus
+from publisher import revisions
+from publisher.models import ArticleRevision, ArticleStatus
+from publisher.states import RevisionStatus
 from publisher.webhooks import services as webhooks
 from publisher.webhooks.models import Delivery, DeliveryStatus, Endpoint
 
@@ -61,5 +63,15 @@ def test_editing_a_live_articles_content_in_the_admin_records_one_updated_event(
             "publish_at_0": "", "publish_at_1": "", "publish_at_2": "",
             "unpublish_at_0": "", "unpublish_at_1": "", "unpublish_at_2": ""})
         assert response.status_code == 302
+    # The live article's edit is a change (publisher.revisions), published now through the
+    # pipeline: its `updated` event is recorded when it goes live, once.
+    assert not Delivery.objects.exists()
+    revision = ArticleRevision.objects.get()
+    assert (revision.article_id, revision.status) == (live.pk, RevisionStatus.PUBLISHING)
+    token = str(revision.claim_token)
+    revisions.step_process(revision_ids=[revision.pk], token=token)
+    revisions.step_thumbnails(revision_ids=[revision.pk], token=token)
+    assert revisions.step_apply(revision_ids=[revision.pk], token=token) == ([revision.pk], 0.0)
+    assert revisions.step_apply(revision_ids=[revision.pk], token=token) == ([], 0.0)
     row = Delivery.objects.get()
     assert (row.event, row.article_id) == ("updated", live.pk)

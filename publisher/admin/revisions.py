@@ -1,0 +1,276 @@
+"""Changes to a live article in the admin (publisher.revisions). Thin: the article form of a
+live article gets "Publish the change now" / "Schedule the change for …" (in the editor's zone),
+and its save hands an edited title, body, image or alt text to `revision_create` instead of
+writing the live row; the article page lists its changes with a diff of the text, and each
+change has a page to publish, schedule, cancel or restore it."""
+
+import difflib
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from .. import revisions, schedule_rules, selectors
+from ..forms import ZonedDateTimeField
+from ..models import ArticleRevision
+from ..services import TransitionError
+from ..states import REVISION_PENDING, REVISION_TRANSITIONS, RevisionStatus
+from ..text import error_text
+from ..zones import local_time_text, zone_label
+
+CONTENT = ("title", "body", "image", "image_alt")
+NOW, SCHEDULE = "now", "schedule"
+URL_NAME = "publisher_article_revision"
+STATUS_COLOURS = {RevisionStatus.DRAFT: "#6b7280", RevisionStatus.SCHEDULED: "#2563eb",
+                  RevisionStatus.PUBLISHING: "#7c3aed", RevisionStatus.APPLIED: "#15803d",
+                  RevisionStatus.FAILED: "#b91c1c", RevisionStatus.CANCELLED: "#6b7280"}
+
+
+# --- the live article's form ---------------------------------------------------------------------
+
+def live_form(form_class):
+    """The article form for a live article: its content changes become a change, published now
+    or scheduled for a time ahead."""
+
+    class LiveArticleForm(form_class):
+        change_when = forms.ChoiceField(
+            required=False, initial=NOW, widget=forms.RadioSelect, label="When the change goes live",
+            choices=[(NOW, "Publish the change now"), (SCHEDULE, "Schedule the change for …")],
+            help_text="The article is live: a change of its title, text, image or alt text is kept apart and "
+                      "replaces the live version at this time. Readers see the live version until then.")
+        change_publish_at = ZonedDateTimeField(required=False, label="Schedule the change for",
+                                               help_text="A time ahead, in your time zone.")
+
+        def clean(self):
+            cleaned = super().clean()
+            if not any(name in self.changed_data for name in CONTENT):
+                return cleaned
+            if cleaned.get("change_when") == SCHEDULE:
+                when = cleaned.get("change_publish_at")
+                if when is None:
+                    if "change_publish_at" not in self.errors:
+                        self.add_error("change_publish_at", "Enter when the change goes live.")
+                    return cleaned
+                unpublish_at = cleaned.get("unpublish_at") if "unpublish_at" in self.fields else None
+                for error in schedule_rules.change_time_errors(
+                        publish_at=when, unpublish_at=unpublish_at or self.instance.unpublish_at):
+                    self.add_error("change_publish_at", error)
+            return cleaned
+
+    return LiveArticleForm
+
+
+def fieldset(obj) -> tuple:
+    pending = ArticleRevision.objects.filter(article_id=obj.pk).pending().first()
+    description = f"Times are in your time zone, {zone_label()}."
+    if pending is not None:
+        description += (f" A change is already scheduled for {local_time_text(pending.publish_at)}: saving another "
+                        "change replaces it.")
+    return ("Change to the live article", {"fields": ("change_when", "change_publish_at"),
+                                           "description": description})
+
+
+def pending_text(obj) -> str:
+    """The sentence a live article's summary adds about its pending change ("" without one)."""
+    pending = ArticleRevision.objects.filter(article_id=obj.pk).pending().first()
+    if pending is None:
+        return ""
+    return f" A change goes live {local_time_text(pending.publish_at)} (change #{pending.pk}, below)."
+
+
+def save_change(request, obj, form) -> bool:
+    """Hand the edited content of a live article to `revision_create`: True when a change was
+    made (the live row is left as it is), False when it was refused (the editor is told why)."""
+    data = form.cleaned_data
+    image = None  # unchanged: the change keeps the live image
+    if "image" in form.changed_data:
+        image = data["image"] or ""  # False: cleared
+    when = data.get("change_publish_at") if data.get("change_when") == SCHEDULE else None
+    try:
+        revision = revisions.revision_create(
+            article_id=obj.pk, title=data["title"], body=data["body"], image=image,
+            image_alt=data.get("image_alt") or "", publish_at=when, actor=request.user)
+    except (ValidationError, TransitionError) as exc:
+        messages.error(request, f"The change to “{obj}” was not saved: {error_text(exc)}")
+        return False
+    if when is None:
+        request.publisher_save_message = (f"The change to “{obj}” is being published now: readers see it within "
+                                          "seconds.")
+    else:
+        request.publisher_save_message = (f"The change to “{obj}” is scheduled for {local_time_text(when)}. "
+                                          "Readers see the live version until then.")
+    return revision is not None
+
+
+# --- the article page: its changes -----------------------------------------------------------------
+
+def status_badge(status: str) -> str:
+    return format_html('<span class="status-badge status-{}" style="background:{}">{}</span>', status,
+                       STATUS_COLOURS.get(status, "#6b7280"), RevisionStatus(status).label)
+
+
+def diff_html(before: str, after: str) -> str:
+    """The text's lines removed and added (difflib), escaped; one line of context."""
+    lines = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
+             if not line.startswith(("---", "+++"))]
+    if not lines:
+        return format_html('<span class="quiet">{}</span>', "The text is unchanged.")
+    css = {"+": "diff-add", "-": "diff-del", "@": "diff-hunk"}
+    return format_html('<pre class="diff">{}</pre>', format_html_join(
+        "\n", '<span class="{}">{}</span>', ((css.get(line[:1], "diff-same"), line) for line in lines)))
+
+
+def revision_when(revision: ArticleRevision) -> str:
+    if revision.publish_at is None:
+        return "Draft: not scheduled"
+    if revision.immediate:
+        return f"Published now ({local_time_text(revision.publish_at)})"
+    return f"Scheduled for {local_time_text(revision.publish_at)}"
+
+
+def history(model_admin, obj) -> str:
+    """The article's changes, newest first: who, when, scheduled or immediate, status, the diff."""
+    rows = []
+    for revision in ArticleRevision.objects.filter(article_id=obj.pk).select_related("author"):
+        title = (format_html("Title: “{}” → “{}”", revision.base_title, revision.title)
+                 if revision.title != revision.base_title else "")
+        rows.append({
+            "revision": revision,
+            "url": reverse(f"{model_admin.admin_site.name}:{URL_NAME}", args=[obj.pk, revision.pk]),
+            "who": revision.author.get_username() if revision.author else "system",
+            "made": local_time_text(revision.created_at),
+            "when": revision_when(revision),
+            "applied": local_time_text(revision.applied_at) if revision.applied_at else "",
+            "status": status_badge(revision.status),
+            "title_change": title,
+            "diff": diff_html(revision.base_body, revision.body),
+        })
+    if not rows:
+        return "No changes yet. Edit the live article's content to make one."
+    return render_to_string("publisher/admin/fragments/revisions.html", {"rows": rows})
+
+
+# --- the agenda and the month calendar ------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CalendarChange:
+    """A pending change as an agenda or calendar row: links to its article."""
+
+    pk: int  # the article's
+    label: str
+
+    def __str__(self):
+        return self.label
+
+
+def calendar_changes(*, zone, first: date, last: date) -> dict[date, list[tuple[datetime, CalendarChange, str]]]:
+    """Pending changes due on the local days first..last in `zone`, by day: (time, row, badge)."""
+    start, _ = selectors.local_day_bounds(day=first, zone=zone)
+    _, end = selectors.local_day_bounds(day=last, zone=zone)
+    by_day: dict[date, list] = {}
+    for revision in selectors.changes_pending(start=start, end=end):
+        row = CalendarChange(revision.article_id, f"Change #{revision.pk} to “{revision.article}”")
+        by_day.setdefault(timezone.localtime(revision.publish_at, zone).date(), []).append(
+            (revision.publish_at, row, status_badge(revision.status)))
+    return by_day
+
+
+# --- one change's page --------------------------------------------------------------------------
+
+class ScheduleChangeForm(forms.Form):
+    publish_at = ZonedDateTimeField(label="Schedule the change for")
+
+
+ACTIONS = {
+    "publish_now": "Publish the change now",
+    "schedule": "Schedule the change",
+    "cancel": "Cancel the change",
+    "restore": "Restore as a new draft change",
+}
+
+
+def _offered(revision: ArticleRevision) -> list[str]:
+    offered = [name for name in ("publish_now", "schedule", "cancel")
+               if revision.status in REVISION_TRANSITIONS[name].sources]
+    return offered + ["restore"]
+
+
+def revision_view(request, object_id: int, revision_id: int, *, model_admin):
+    """GET: the change, its diff and what can be done with it; POST: do it, back to the article."""
+    revision = get_object_or_404(ArticleRevision.objects.select_related("article", "author"),
+                                 pk=revision_id, article_id=object_id)
+    article = revision.article
+    if not model_admin.has_view_permission(request, article):
+        raise PermissionDenied
+    back = reverse(f"{model_admin.admin_site.name}:publisher_article_change", args=[article.pk])
+    form = ScheduleChangeForm(request.POST if request.POST.get("action") == "schedule" else None)
+    if request.method == "POST":
+        if not model_admin.has_change_permission(request, article):
+            raise PermissionDenied
+        action = request.POST.get("action")
+        if action not in _offered(revision):
+            messages.error(request, f"That cannot be done to this change now (it is {revision.get_status_display().lower()}).")
+            return HttpResponseRedirect(back)
+        try:
+            if action == "schedule":
+                if form.is_valid():
+                    done = revisions.revision_schedule(revision_id=revision.pk,
+                                                       publish_at=form.cleaned_data["publish_at"], actor=request.user)
+                    messages.success(request, f"The change is scheduled for {local_time_text(done.publish_at)}.")
+                    return HttpResponseRedirect(back)
+            elif action == "publish_now":
+                revisions.revision_publish_now(revision_id=revision.pk, actor=request.user)
+                messages.success(request, "The change is being published now: readers see it within seconds.")
+                return HttpResponseRedirect(back)
+            elif action == "cancel":
+                revisions.revision_cancel(revision_id=revision.pk, actor=request.user)
+                messages.success(request, "The change is cancelled: the live article stays as it is.")
+                return HttpResponseRedirect(back)
+            else:
+                draft = revisions.revision_restore(revision_id=revision.pk, actor=request.user)
+                messages.success(request, f"Change #{draft.pk} is a new draft with this change's content: "
+                                          "publish or schedule it from its page.")
+                return HttpResponseRedirect(reverse(f"{model_admin.admin_site.name}:{URL_NAME}",
+                                                    args=[article.pk, draft.pk]))
+        except (ValidationError, TransitionError) as exc:
+            if action == "schedule" and isinstance(exc, schedule_rules.ScheduleErrors):
+                for error in exc.errors:
+                    form.add_error("publish_at", error.message)
+            else:
+                messages.error(request, error_text(exc))
+                return HttpResponseRedirect(back)
+    can_change = model_admin.has_change_permission(request, article)
+    return TemplateResponse(request, "publisher/admin/revision.html", {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Change #{revision.pk} to “{article}”",
+        "opts": model_admin.model._meta,
+        "article": article,
+        "revision": revision,
+        "back": back,
+        "who": revision.author.get_username() if revision.author else "system",
+        "made": local_time_text(revision.created_at),
+        "when": revision_when(revision),
+        "status": status_badge(revision.status),
+        "pending": revision.status in REVISION_PENDING,
+        "title_change": revision.title != revision.base_title,
+        "diff": diff_html(revision.base_body, revision.body),
+        "form": form,
+        "actions": [(name, ACTIONS[name]) for name in _offered(revision)] if can_change else [],
+        "zone_label": zone_label(),
+        "media": model_admin.media + form.media,
+    })
+
+
+def urls(model_admin) -> list:
+    return [path("<int:object_id>/changes/<int:revision_id>/", model_admin.admin_site.admin_view(
+        partial(revision_view, model_admin=model_admin)), name=URL_NAME)]
