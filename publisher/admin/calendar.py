@@ -7,6 +7,7 @@ from datetime import date
 
 from django.utils import timezone
 
+from ..models import ArticleStatus
 from ..selectors import MonthCalendar
 from ..zones import utc_offset
 from .conflicts import conflict_html  # noqa: F401 (the view draws warnings through this module)
@@ -27,7 +28,9 @@ def release_cells(calendar: MonthCalendar, zone) -> dict[date, list[dict]]:
     """Each day's releases, ready for the template."""
     return {day: [{"release": item.release, "when": clock_text(item.release.publish_at, zone),
                    "badge": release_badge(item.release.status), "at_risk": item.at_risk,
-                   "members": [(m, status_badge(m.status)) for m in item.members]} for item in items]
+                   # A member's badge only when it says more than "in the release".
+                   "members": [(m, "" if m.status == ArticleStatus.IN_RELEASE else status_badge(m.status))
+                               for m in item.members]} for item in items]
             for day, items in calendar.releases.items()}
 
 
