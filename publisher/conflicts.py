@@ -20,6 +20,7 @@ links (publisher.admin.calendar), `str()` gives the sentence in plain text.
 """
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -125,12 +126,14 @@ def timing_conflicts(slots: list[Slot]) -> list[Conflict]:
 
 
 def schedule_conflicts(*, articles: list[Article], releases: list[Release], members: list[Article],
-                       zone: tzinfo) -> list[Conflict]:
+                       zone: tzinfo, more_slots: Sequence[Slot] = ()) -> list[Conflict]:
     """Every warning for these rows (one query: the old addresses their slugs may be).
 
     `articles`: the articles scheduled on their own (and live or failed ones of the period, which
     only the title rule reads); `releases`: the releases of the period; `members`: their
-    articles. Articles and members carry `title_blank` and `body_blank` (see `with_blanks`)."""
+    articles. Articles and members carry `title_blank` and `body_blank` (see `with_blanks`).
+    `more_slots`: whatever else goes live in the period and touches an article (a scheduled
+    change of a live article), for the timing rule."""
     conflicts: list[Conflict] = []
     # Same minute, articles on their own (a release's articles go out together by design).
     by_minute: dict[datetime, list[Article]] = defaultdict(list)
@@ -149,9 +152,9 @@ def schedule_conflicts(*, articles: list[Article], releases: list[Release], memb
             by_title[article.title.strip().casefold()].append(article)
     for same in by_title.values():
         if len(same) > 1:
-            conflicts.append(Conflict("same_title", f"{len(same)} articles this month are titled “{{}}” (#"
-                                      + ", #".join(str(a.pk) for a in same) + "): a duplicate?",
-                                      (article_ref(same[0]),)))
+            conflicts.append(Conflict("same_title", f"{len(same)} articles this month are titled “{{}}” ("
+                                      + ", ".join("{}" for _ in same) + "): a duplicate?",
+                                      (article_ref(same[0]), *(Ref("article", a.pk, f"#{a.pk}") for a in same))))
     # Same address: what is still to go live.
     to_come = [a for a in [*articles, *members] if a.status in IN_FLIGHT and a.slug]
     by_slug: dict[str, list[Article]] = defaultdict(list)
@@ -177,6 +180,7 @@ def schedule_conflicts(*, articles: list[Article], releases: list[Release], memb
     coming = {r.pk: r for r in releases if r.status in RELEASES_TO_COME}
     slots += [Slot(coming[m.release_id].publish_at, release_ref(coming[m.release_id]), article_ref(m), article_ref(m))
               for m in members if m.release_id in coming]
+    slots += more_slots
     conflicts += timing_conflicts(slots)
     # A release still to go live with an article it cannot publish.
     incomplete: dict[int, list[Article]] = defaultdict(list)

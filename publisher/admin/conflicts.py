@@ -10,6 +10,8 @@ PAGES = {"article": "admin:publisher_article_change", "release": "admin:publishe
 
 
 def ref_link(ref: Ref) -> str:
+    if ref.kind not in PAGES:  # a kind of item with no page here yet: named, not linked
+        return format_html('<span class="conflict-{}">{}</span>', ref.kind, ref.label)
     return format_html('<a href="{}" class="conflict-{}">{}</a>', reverse(PAGES[ref.kind], args=[ref.pk]), ref.kind,
                        ref.label)
 

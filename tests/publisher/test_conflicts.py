@@ -9,7 +9,8 @@ import pytest
 from django.urls import reverse
 
 from publisher import releases, selectors
-from publisher.conflicts import WITHIN, Conflict, Ref, Slot, schedule_conflicts, timing_conflicts
+from publisher.conflicts import (WITHIN, Conflict, Ref, Slot, article_ref, schedule_conflicts, timing_conflicts,
+                                 with_blanks)
 from publisher.models import Article, ArticleSlugRedirect, ArticleStatus, Release
 from publisher.states import ReleaseStatus
 from tests import factories
@@ -208,6 +209,9 @@ def test_same_minute_and_same_title_come_first_and_count_articles_on_their_own(e
         f"2 articles this month are titled “Budget” (#{Article.objects.get(title='Budget', release__isnull=False).pk}"
         f", #{first.pk}): a duplicate?"]
     assert conflicts[0].refs == [Ref("article", first.pk, "Budget"), Ref("article", second.pk, "Weather")]
+    member = Article.objects.get(title="Budget", release__isnull=False)
+    assert conflicts[1].refs == [Ref("article", member.pk, "Budget"), Ref("article", member.pk, f"#{member.pk}"),
+                                 Ref("article", first.pk, f"#{first.pk}")]
 
 
 # --- Cost ------------------------------------------------------------------------------------------
@@ -276,6 +280,20 @@ def test_warnings_escape_what_editors_typed(client, editor):
     assert "<b>" not in warnings and "<i>" not in warnings
 
 
-def test_conflict_text_is_the_plain_sentence():
-    conflict = Conflict("x", "“{}” and {}", (Ref("article", 1, "A"), "b"))
-    assert (str(conflict), conflict.refs) == ("“A” and b", [Ref("article", 1, "A")])
+def test_conflict_text_is_the_plain_sentence_and_the_admin_links_its_items(db):
+    from publisher.admin.conflicts import conflict_html
+
+    conflict = Conflict("x", "“{}” and {} and {}", (Ref("article", 1, "A"), "<b>", Ref("change", 2, "C")))
+    assert (str(conflict), conflict.refs) == ("“A” and <b> and C", [Ref("article", 1, "A"), Ref("change", 2, "C")])
+    assert conflict_html(conflict) == ('“<a href="/admin/publisher/article/1/change/" class="conflict-article">A</a>” '
+                                       'and &lt;b&gt; and <span class="conflict-change">C</span>')
+
+
+def test_more_slots_join_the_timing_rule(editor):
+    release, [member] = scheduled_release(editor, "Budget package", NINE_THIRTY, ["Numbers"])
+    change = Ref("change", 5, "Change #5 to “Numbers”")
+    rows = list(with_blanks(Article.objects.filter(pk=member.pk)))
+    [conflict] = schedule_conflicts(articles=[], releases=[release], members=rows, zone=PARIS, more_slots=[
+        Slot(NINE_THIRTY + timedelta(seconds=45), change, article_ref(member), change)])
+    assert str(conflict) == ("“Numbers” goes out with release “Budget package” and as “Change #5 to “Numbers”” on "
+                             "its own, 45 s apart: which one wins is a race. Move one of them.")
