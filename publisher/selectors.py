@@ -1,12 +1,13 @@
 """Reads for the editors' screens: each one query (or a fixed few), whatever the data size."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from .conflicts import RELEASES_TO_COME, WITHIN, Conflict, schedule_conflicts, with_blanks
+from .conflicts import RELEASES_TO_COME, WITHIN, Conflict, Slot, schedule_conflicts, with_blanks
 from .models import Article, ArticleEvent, ArticleStatus, Notification, NotificationStatus, Release, Subscriber
 from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA, ReleaseStatus
 
@@ -125,10 +126,11 @@ class MonthCalendar:
     releases: dict[date, list[CalendarRelease]] = field(default_factory=dict)  # by local day
 
 
-def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
+def articles_month(*, zone: tzinfo, first: date, more_slots: Sequence[Slot] = ()) -> MonthCalendar:
     """The month starting at `first`, in `zone`, by local day: every article with a publish time
     in it (except drafts), every release (except drafts) with its articles, and what looks like a
-    mistake (publisher.conflicts). Three queries, whatever the month holds."""
+    mistake (publisher.conflicts; `more_slots`: what else goes live this month and touches an
+    article, for its timing rule). Three queries, whatever the month holds."""
     start, _ = local_day_bounds(day=first, zone=zone)
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     end, _ = local_day_bounds(day=following, zone=zone)
@@ -156,7 +158,8 @@ def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
         at_risk = bool(getattr(release, "at_risk_reason", "")) or any(m.at_risk_reason for m in own)
         releases_by_day.setdefault(timezone.localtime(release.publish_at, zone).date(), []).append(
             CalendarRelease(release, own, at_risk))
-    conflicts = schedule_conflicts(articles=articles, releases=releases, members=members, zone=zone)
+    conflicts = schedule_conflicts(articles=articles, releases=releases, members=members, zone=zone,
+                                   more_slots=more_slots)
     weeks, day = [], first - timedelta(days=first.weekday())
     while day < following:
         weeks.append([(d, by_day.get(d, [])) if d.month == first.month else None

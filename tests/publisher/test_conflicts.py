@@ -9,8 +9,7 @@ import pytest
 from django.urls import reverse
 
 from publisher import releases, selectors
-from publisher.conflicts import (WITHIN, Conflict, Ref, Slot, article_ref, schedule_conflicts, timing_conflicts,
-                                 with_blanks)
+from publisher.conflicts import WITHIN, Conflict, Ref, Slot, article_ref, schedule_conflicts, timing_conflicts
 from publisher.models import Article, ArticleSlugRedirect, ArticleStatus, Release
 from publisher.states import ReleaseStatus
 from tests import factories
@@ -289,11 +288,10 @@ def test_conflict_text_is_the_plain_sentence_and_the_admin_links_its_items(db):
                                        'and &lt;b&gt; and <span class="conflict-change">C</span>')
 
 
-def test_more_slots_join_the_timing_rule(editor):
+def test_more_slots_join_the_months_timing_rule(editor):
     release, [member] = scheduled_release(editor, "Budget package", NINE_THIRTY, ["Numbers"])
     change = Ref("change", 5, "Change #5 to “Numbers”")
-    rows = list(with_blanks(Article.objects.filter(pk=member.pk)))
-    [conflict] = schedule_conflicts(articles=[], releases=[release], members=rows, zone=PARIS, more_slots=[
-        Slot(NINE_THIRTY + timedelta(seconds=45), change, article_ref(member), change)])
+    [conflict] = selectors.articles_month(zone=PARIS, first=JANUARY, more_slots=[
+        Slot(NINE_THIRTY + timedelta(seconds=45), change, article_ref(member), change)]).conflicts
     assert str(conflict) == ("“Numbers” goes out with release “Budget package” and as “Change #5 to “Numbers”” on "
                              "its own, 45 s apart: which one wins is a race. Move one of them.")
