@@ -1,14 +1,16 @@
 """Reads for the editors' screens: each one query (or a fixed few), whatever the data size."""
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
+from .conflicts import RELEASES_TO_COME, WITHIN, Conflict, Slot, schedule_conflicts, with_blanks
 from .models import (Article, ArticleEvent, ArticleRevision, ArticleStatus, Notification, NotificationStatus, Release,
                      Subscriber)
-from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA
+from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA, ReleaseStatus
 
 
 def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
@@ -109,40 +111,88 @@ def releases_blocked(*, limit: int = 5) -> list[Release]:
 
 
 @dataclass(frozen=True)
+class CalendarRelease:
+    release: Release  # with `member_count`
+    members: list[Article]
+    at_risk: bool  # a member (or the release, where it carries a flag of its own) is at risk
+
+
+@dataclass(frozen=True)
 class MonthCalendar:
     first: date  # the month's first day
-    weeks: list[list[tuple[date, list[Article]] | None]]  # Monday first; None outside the month
-    conflicts: list[str]
+    # Monday first; None outside the month. The articles going out on their own: a release's
+    # articles are listed with their release (`releases`), never twice.
+    weeks: list[list[tuple[date, list[Article]] | None]]
+    conflicts: list[Conflict]
+    releases: dict[date, list[CalendarRelease]] = field(default_factory=dict)  # by local day
 
 
-def articles_month(*, zone: tzinfo, first: date) -> MonthCalendar:
-    """The month starting at `first`, in `zone`: every article with a publish time in it (except
-    drafts), by local day, in one query; and what looks like a mistake: several articles going
-    out in the same minute, two articles of the month with the same title."""
+def articles_month(*, zone: tzinfo, first: date, more_slots: Sequence[Slot] = ()) -> MonthCalendar:
+    """The month starting at `first`, in `zone`, by local day: every article with a publish time
+    in it (except drafts), every release (except drafts) with its articles, and what looks like a
+    mistake (publisher.conflicts; `more_slots`: what else goes live this month and touches an
+    article, for its timing rule). Three queries, whatever the month holds."""
     start, _ = local_day_bounds(day=first, zone=zone)
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     end, _ = local_day_bounds(day=following, zone=zone)
-    rows = list(Article.objects.filter(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
-                .only("id", "title", "status", "publish_at", "release_id").order_by("publish_at", "id"))
+    month_releases = Release.objects.exclude(status=ReleaseStatus.DRAFT).filter(publish_at__gte=start,
+                                                                                  publish_at__lt=end)
+    releases = list(month_releases.annotate(member_count=Count("members")).order_by("publish_at", "id"))
+    rows = list(with_blanks(Article.objects.filter(
+        Q(status__in=ON_THE_AGENDA, publish_at__gte=start, publish_at__lt=end)
+        | Q(release__in=month_releases.values("pk"))))
+        .only("id", "title", "slug", "status", "publish_at", "release_id", "at_risk_reason")
+        .order_by("publish_at", "id"))
+    in_month = {release.pk for release in releases}
+    members = [a for a in rows if a.release_id in in_month]
+    articles = [a for a in rows if a.release_id not in in_month]
     by_day: dict[date, list[Article]] = {}
-    by_minute: dict[datetime, list[Article]] = {}
-    by_title: dict[str, list[Article]] = {}
-    for article in rows:
-        local = timezone.localtime(article.publish_at, zone)
-        by_day.setdefault(local.date(), []).append(article)
-        if article.release_id is None:  # a release's articles go out together by design
-            by_minute.setdefault(local.replace(second=0, microsecond=0), []).append(article)
-        by_title.setdefault(article.title.strip().casefold(), []).append(article)
-    conflicts = [f"{len(same)} articles go out at {minute:%H:%M} on {minute:%a} {minute.day} {minute:%b}: "
-                 + ", ".join(f"“{a}”" for a in same) for minute, same in by_minute.items() if len(same) > 1]
-    conflicts += [f"{len(same)} articles this month are titled “{same[0]}” (#{', #'.join(str(a.pk) for a in same)}): "
-                  "a duplicate?" for same in by_title.values() if len(same) > 1]
+    for article in articles:
+        by_day.setdefault(timezone.localtime(article.publish_at, zone).date(), []).append(article)
+    members_of: dict[int, list[Article]] = {}
+    for member in members:
+        members_of.setdefault(member.release_id, []).append(member)
+    releases_by_day: dict[date, list[CalendarRelease]] = {}
+    for release in releases:
+        own = members_of.get(release.pk, [])
+        # A release-level flag, where the release carries one (pre-flight of releases), or a member's.
+        at_risk = bool(getattr(release, "at_risk_reason", "")) or any(m.at_risk_reason for m in own)
+        releases_by_day.setdefault(timezone.localtime(release.publish_at, zone).date(), []).append(
+            CalendarRelease(release, own, at_risk))
+    conflicts = schedule_conflicts(articles=articles, releases=releases, members=members, zone=zone,
+                                   more_slots=more_slots)
     weeks, day = [], first - timedelta(days=first.weekday())
     while day < following:
         weeks.append([(d, by_day.get(d, [])) if d.month == first.month else None
                       for d in (day + timedelta(days=i) for i in range(7))])
         day += timedelta(days=7)
-    return MonthCalendar(first=first, weeks=weeks, conflicts=conflicts)
+    return MonthCalendar(first=first, weeks=weeks, conflicts=conflicts, releases=releases_by_day)
+
+
+# The rules a release page shows: those about the release itself (the month's same-minute and
+# same-title lists are the calendar's).
+RELEASE_PAGE_RULES = ("same_slug", "old_address", "same_article_within_a_minute", "release_incomplete")
+
+
+def release_conflicts(*, release_id: int, zone: tzinfo) -> list[Conflict]:
+    """The warnings that name this release or one of its articles (publisher.conflicts): its
+    members and whatever goes out within a minute of it (four queries)."""
+    release = Release.objects.filter(pk=release_id).only("publish_at").first()
+    if release is None or release.publish_at is None:
+        return []
+    near = Q(publish_at__gte=release.publish_at - WITHIN, publish_at__lte=release.publish_at + WITHIN)
+    around = Release.objects.filter(Q(pk=release_id) | (near & Q(status__in=RELEASES_TO_COME)))
+    releases = list(around)
+    rows = list(with_blanks(Article.objects.filter(Q(release__in=around.values("pk"))
+                                                   | (near & Q(status__in=IN_FLIGHT))))
+                .only("id", "title", "slug", "status", "publish_at", "release_id", "at_risk_reason")
+                .order_by("publish_at", "id"))
+    ids = {r.pk for r in releases}
+    members = [a for a in rows if a.release_id in ids]
+    articles = [a for a in rows if a.release_id not in ids]
+    own = {("release", release_id)} | {("article", m.pk) for m in members if m.release_id == release_id}
+    return [c for c in schedule_conflicts(articles=articles, releases=releases, members=members, zone=zone)
+            if c.rule in RELEASE_PAGE_RULES and any((ref.kind, ref.pk) in own for ref in c.refs)]
 
 
 def _status_counts(model, statuses, **filters) -> dict[str, int]:

@@ -24,6 +24,7 @@ from ..text import duration_text, error_text
 from ..zones import local_time_text, zone_label
 from ..models import Article, ArticleEventAction, ArticleStatus, EditorProfile
 from . import actions, delivery, mail, preview
+from . import calendar as month_calendar
 from .releases import add_to_release, release_badge
 from . import revisions as changes
 from .display import lateness_text, status_badge, zoned_time
@@ -518,7 +519,7 @@ class ArticleAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "publisher/admin/upcoming.html", context)
 
     def calendar_view(self, request):
-        """A month of articles by day in the editor's zone (?month=2027-01), with warnings."""
+        """A month of articles and releases by day in the editor's zone (?month=2027-01), with warnings."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         zone = timezone.get_current_timezone()
@@ -548,6 +549,9 @@ class ArticleAdmin(admin.ModelAdmin):
             "zone_label": zone_label(),
             "today": today,
         }
+        # Releases inside their day (their articles with them), warnings with links (publisher.conflicts).
+        context["weeks"] = month_calendar.with_releases(context["weeks"], calendar, zone)
+        context["conflicts"] = [month_calendar.conflict_html(c) for c in calendar.conflicts]
         return TemplateResponse(request, "publisher/admin/calendar.html", context)
 
     def history_view(self, request, object_id, extra_context=None):

@@ -11,15 +11,17 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from .. import releases
+from .. import releases, selectors
 from ..forms import ZonedDateTimeField
 from ..models import Article, Release, ReleaseEvent
 from ..states import RELEASE_EDITABLE, ReleaseStatus
 from ..text import error_text
 from ..zones import zone_label
+from .conflicts import conflict_html
 from .display import status_badge, zoned_time
 from .site import site
 
@@ -189,7 +191,10 @@ class ReleaseAdmin(admin.ModelAdmin):
             if release.status == ReleaseStatus.PUBLISHED:
                 tools.append({"url": reverse("admin:publisher_release_rollback", args=[release.pk]),
                               "label": "Rollback time…", "post": False, "name": "rollback"})
-        extra_context = {**(extra_context or {}), "release_tools": tools, "zone_label": zone_label()}
+        conflicts = [] if release is None else selectors.release_conflicts(
+            release_id=release.pk, zone=timezone.get_current_timezone())
+        extra_context = {**(extra_context or {}), "release_tools": tools, "zone_label": zone_label(),
+                         "conflicts": [conflict_html(c) for c in conflicts]}
         return super().change_view(request, object_id, form_url, extra_context)
 
     # --- actions -------------------------------------------------------------------------------
