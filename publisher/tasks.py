@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, preflight, releases, services, subscriptions
+from . import alerts, notifications, pipeline, preflight, release_preflight, releases, services, subscriptions
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -157,3 +157,15 @@ def record_release_chunk_failure(request, exc, traceback, release_id: int, artic
 @shared_task(name="publisher.tasks.send_release_alert", **RETRY_POLICY)
 def send_release_alert(self, release_id: int) -> int:
     return releases.release_alert_send(release_id=release_id)
+
+
+@shared_task(name="publisher.tasks.preflight_release", **RETRY_POLICY)
+def preflight_release(self, release_id: int) -> str:
+    with log_context(release_id=release_id):
+        return release_preflight.release_preflight(release_id=release_id)
+
+
+@shared_task(name="publisher.tasks.send_release_preflight_alert", **RETRY_POLICY)
+def send_release_preflight_alert(self, release_id: int) -> int:
+    with log_context(release_id=release_id):
+        return alerts.release_preflight_alert_send(release_id=release_id)

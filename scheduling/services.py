@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications, preflight, releases
+from publisher import notifications, preflight, release_preflight, releases
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -154,6 +154,7 @@ def scan_run() -> dict:
     fan_outs = notifications.notifications_recover_fan_outs()
     # After the claim: what is due within the look-ahead is published, not checked ahead.
     preflights = preflight.articles_preflight_dispatch()
+    release_preflights = release_preflight.releases_preflight_dispatch()
     summary = {
         "claimed": len(claim.article_ids) if claim else 0,
         "reclaimed": len(reclaimed.article_ids) if reclaimed else 0,
@@ -167,6 +168,7 @@ def scan_run() -> dict:
         "releases_reclaimed": len(releases_reclaimed),
         "releases_blocked": releases_blocked,
         "releases_rolled_back": releases_rolled_back,
+        "release_preflights_dispatched": release_preflights,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.
