@@ -196,6 +196,7 @@ def article_preflight_soon(*, article_id: int) -> bool:
                  .values_list("release_id", flat=True).first())
     if member_of is not None:
         # A member is checked with its release (the release-level checks too), not alone.
+        # Imported here: publisher.release_preflight builds on this module.
         from .release_preflight import release_preflight_soon
         return release_preflight_soon(release_id=member_of)
     return bool(_queue(_unchecked(window).filter(pk=article_id), limit=1))

@@ -18,6 +18,7 @@ import hashlib
 import logging
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
@@ -80,11 +81,13 @@ def release_preflight_soon(*, release_id: int) -> bool:
     return bool(_queue(_unchecked(window).filter(pk=release_id), limit=1))
 
 
-def release_preflight_requested(*, release_id: int) -> None:
+def release_preflight_requested(*, release_id: int, members_changed: bool = False) -> None:
     """The release changed (scheduled, a member joined or left): its state needs a new check.
     Call inside the change's transaction; the check runs at once after commit when the release
-    is due within the window, else the scan takes it when it enters the window."""
-    Release.objects.filter(pk=release_id).update(preflight_checked_at=None, preflight_queued_until=None)
+    is due within the window, else the scan takes it when it enters the window. A change of
+    members also drops the finding, which was about other members."""
+    reset = {"at_risk_reason": ""} if members_changed else {}
+    Release.objects.filter(pk=release_id).update(preflight_checked_at=None, preflight_queued_until=None, **reset)
     publish_at = Release.objects.filter(pk=release_id, status=ReleaseStatus.SCHEDULED).values_list(
         "publish_at", flat=True).first()
     if publish_at is not None and preflight.within_window(publish_at):
@@ -135,8 +138,17 @@ def release_preflight(*, release_id: int) -> str:
     A transient error propagates (the task retries; the members already checked stay checked)."""
     if not Release.objects.filter(pk=release_id, status=ReleaseStatus.SCHEDULED).exists():
         return SKIPPED
-    for member_id in [m["id"] for m in _members(release_id)]:
-        preflight.article_preflight(article_id=member_id, release_id=release_id)
+    ordered = [m["id"] for m in _members(release_id)]
+    for index, member_id in enumerate(ordered):
+        try:
+            preflight.article_preflight(article_id=member_id, release_id=release_id)
+        except SoftTimeLimitExceeded:
+            # A large release: the members checked so far keep their results (the next check
+            # finds them unchanged); the next scan hands the release out again at once.
+            Release.objects.filter(pk=release_id).update(preflight_queued_until=None)
+            logger.warning("pre-flight: soft time limit reached on release #%s; %d members left to the next scan",
+                           release_id, len(ordered) - index)
+            return SKIPPED
     members = _members(release_id)
     if any(m["status"] != ArticleStatus.IN_RELEASE or m["preflight_checked_at"] is None for m in members):
         Release.objects.filter(pk=release_id).update(preflight_queued_until=None)

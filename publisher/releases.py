@@ -135,7 +135,7 @@ def release_add_members(*, release_id: int, article_ids: list[int], actor: Abstr
         if result.done:
             _event(release.pk, "members_added", actor, release=release,
                    note=", ".join(f"#{pk}" for pk in result.done))
-            release_preflight.release_preflight_requested(release_id=release.pk)
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 
@@ -183,7 +183,7 @@ def release_remove_members(*, release_id: int, article_ids: list[int],
                 Release.objects.filter(pk=release.pk).update(blocked_article=None)
             _event(release.pk, "members_removed", actor, release=release,
                    note=", ".join(f"#{pk}" for pk in result.done))
-            release_preflight.release_preflight_requested(release_id=release.pk)
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 

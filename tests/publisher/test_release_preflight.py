@@ -6,10 +6,11 @@ schedule's dispatch, and the prepared output kept for the release's own preparat
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from publisher import alerts, dispatch, release_preflight, releases, services
+from publisher import alerts, dispatch, preflight, release_preflight, releases, services
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleSlugRedirect, ArticleStatus, Release, \
     ReleaseEvent
 from publisher.pipeline import step_process, step_thumbnails
@@ -260,3 +261,35 @@ def test_the_release_preparation_reuses_the_members_prepared_output(editor, sent
     after = Article.objects.get(pk=pictured.pk)
     assert (after.status, after.thumbnail.name, after.body_html) == (
         ArticleStatus.PUBLISHING, prepared.thumbnail.name, "<p>prepared ahead</p>")
+
+
+def test_removing_the_member_at_risk_drops_the_finding_and_the_check_passes(editor, sent,
+                                                                          django_capture_on_commit_callbacks):
+    release, (_, broken, _) = a_release(editor)
+    schedule(release, editor)
+    assert release_preflight.release_preflight(release_id=release.pk) == AT_RISK
+    with django_capture_on_commit_callbacks(execute=True):
+        releases.release_remove_members(release_id=release.pk, article_ids=[broken.pk], actor=editor)
+    row = Release.objects.get(pk=release.pk)
+    assert (row.at_risk_reason, row.preflight_checked_at) == ("", None)
+    assert sent[-1] == ("check", release.pk)
+    assert release_preflight.release_preflight(release_id=release.pk) == PASSED
+    assert history(release)[-1] == ("preflight_passed", "Every article (2) is ready to go live.")
+
+
+def test_a_soft_time_limit_leaves_the_rest_to_the_next_scan(editor, sent, monkeypatch):
+    release, (first, second, _) = a_release(editor, broken=False)
+    schedule(release, editor)
+    real = preflight.article_preflight
+
+    def slow(*, article_id, release_id):
+        if article_id == second.pk:
+            raise SoftTimeLimitExceeded()
+        return real(article_id=article_id, release_id=release_id)
+
+    monkeypatch.setattr(preflight, "article_preflight", slow)
+    assert release_preflight.release_preflight(release_id=release.pk) == SKIPPED
+    row = Release.objects.get(pk=release.pk)
+    assert (row.preflight_queued_until, row.preflight_checked_at, history(release)) == (None, None, [])
+    assert Article.objects.get(pk=first.pk).preflight_checked_at is not None  # kept: unchanged next time
+    assert release_preflight.releases_preflight_dispatch() == 1  # handed out again at once
