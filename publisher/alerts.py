@@ -11,7 +11,8 @@ from django.core.mail import send_mail
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Release
+from .states import ReleaseStatus
 from .site.links import absolute_url
 from .text import duration_text
 from .zones import local_time_text
@@ -75,3 +76,31 @@ def preflight_alerts_send(*, article_ids: list[int]) -> int:
             from_email=None, recipient_list=[to])
         sent += 1
     return sent
+
+
+def release_preflight_alert_send(*, release_id: int) -> int:
+    """Mail whoever scheduled this release that it is at risk: which member, and why (the
+    pre-flight's findings), while there is time to fix it. Nothing when it is no longer scheduled
+    or no longer at risk (fixed meanwhile). Sent once per release state checked
+    (publisher.release_preflight dispatches it once); a redelivered task may send it twice."""
+    release = (Release.objects.filter(pk=release_id, status=ReleaseStatus.SCHEDULED).exclude(at_risk_reason="")
+               .select_related("scheduled_by").first())
+    if release is None:
+        return 0
+    to = release.scheduled_by.email if release.scheduled_by else ""
+    if not to:
+        logger.warning("release #%s is at risk and nobody who scheduled it has an e-mail address", release_id)
+        return 0
+    link = absolute_url(None, reverse("admin:publisher_release_change", args=[release.pk]))
+    left = release.publish_at - timezone.now()
+    when = local_time_text(release.publish_at, with_seconds=False)
+    send_mail(
+        subject=f"At risk: release {release} (due {when})",
+        message=(f"The release “{release}” is due to go live {when}"
+                 + (f", in {duration_text(left)}" if left.total_seconds() > 0 else "")
+                 + ", and would fail: none of its articles would go live.\n\n"
+                   f"What the pre-flight check found: {release.at_risk_reason}\n\n"
+                   f"Fix the article (saving it checks the release again at once), remove it from the release, "
+                   f"or reschedule the release: {link}\n\n— {settings.PUBLISHER_SITE_NAME}"),
+        from_email=None, recipient_list=[to])
+    return 1

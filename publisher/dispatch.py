@@ -46,6 +46,8 @@ REVISION_THUMBNAILS = "publisher.tasks.generate_revision_thumbnails"
 REVISION_APPLY = "publisher.tasks.apply_revisions"
 REVISION_FAIL = "publisher.tasks.record_revision_chain_failure"
 REVISION_ALERT = "publisher.tasks.send_revision_failure_alerts"
+RELEASE_PREFLIGHT = "publisher.tasks.preflight_release"
+RELEASE_PREFLIGHT_ALERT = "publisher.tasks.send_release_preflight_alert"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -253,3 +255,23 @@ def revision_failure_alerts(*, revision_ids: list[int]) -> None:
         signature(REVISION_ALERT, kwargs={"revision_ids": revision_ids}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("failure alert for changes %s not sent: the broker refused it", revision_ids)
+
+
+def release_preflight(*, release_id: int) -> None:
+    """One pre-flight task for this release (publisher.release_preflight). With the broker
+    unreachable nothing is lost: the release's pre-flight lease runs out and the scan hands it
+    out again."""
+    try:
+        signature(RELEASE_PREFLIGHT, kwargs={"release_id": release_id}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the lease covers it
+        logger.exception("pre-flight of release #%s not dispatched: the broker refused it", release_id)
+
+
+def release_preflight_alert(*, release_id: int) -> None:
+    """E-mail whoever scheduled this release that the pre-flight found it at risk, after that
+    committed. Lost (logged) with the broker unreachable: the flag is on the release's page,
+    the list, the agenda and the status panel either way."""
+    try:
+        signature(RELEASE_PREFLIGHT_ALERT, kwargs={"release_id": release_id}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("at-risk alert for release #%s not sent: the broker refused it", release_id)

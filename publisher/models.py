@@ -451,6 +451,14 @@ class Release(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
     lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0, editable=False)
+    # Pre-flight (publisher/release_preflight.py): the state last checked (a fingerprint of its
+    # members and their content), when (None: not checked since it or a member changed), and
+    # what would fail, naming the member; empty when it passed.
+    preflight_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
+    preflight_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    preflight_queued_until = models.DateTimeField(null=True, blank=True, editable=False)
+    at_risk_reason = models.TextField(blank=True, default="", editable=False,
+                                      help_text="What the pre-flight found would fail when it goes live.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -192,6 +192,13 @@ def article_preflight_soon(*, article_id: int) -> bool:
     window = _window()
     if window is None:
         return False
+    member_of = (Article.objects.filter(pk=article_id, status=ArticleStatus.IN_RELEASE)
+                 .values_list("release_id", flat=True).first())
+    if member_of is not None:
+        # A member is checked with its release (the release-level checks too), not alone.
+        # Imported here: publisher.release_preflight builds on this module.
+        from .release_preflight import release_preflight_soon
+        return release_preflight_soon(release_id=member_of)
     return bool(_queue(_unchecked(window).filter(pk=article_id), limit=1))
 
 
@@ -227,20 +234,24 @@ def articles_preflight(*, article_ids: list[int]) -> dict[str, int]:
     return counts
 
 
-def article_preflight(*, article_id: int) -> str:
+def article_preflight(*, article_id: int, release_id: int | None = None) -> str:
     """Check one scheduled article and record the outcome for its current content (see the
     module's docstring). Returns PASSED, AT_RISK, UNCHANGED (this content was checked before:
     nothing is done again, nobody is mailed again) or SKIPPED (no longer scheduled, or edited
-    while being checked: the edit asked for its own check)."""
-    if not Article.objects.filter(pk=article_id, status=ArticleStatus.SCHEDULED).exists():
+    while being checked: the edit asked for its own check). With `release_id`: the article is
+    checked as a member of that scheduled release (`in_release`), and is not mailed about on its
+    own: the release's pre-flight (publisher.release_preflight) mails its scheduler."""
+    scope = ({"status": ArticleStatus.SCHEDULED} if release_id is None
+             else {"status": ArticleStatus.IN_RELEASE, "release_id": release_id})
+    if not Article.objects.filter(pk=article_id, **scope).exists():
         return SKIPPED
     article_ensure_slug(article_id=article_id)  # the address it will have, checked with the rest
-    article = Article.objects.filter(pk=article_id, status=ArticleStatus.SCHEDULED).first()
+    article = Article.objects.filter(pk=article_id, **scope).first()
     if article is None:
         return SKIPPED
     content = article_content(article)
     fingerprint = content.fingerprint
-    still = Article.objects.filter(pk=article_id, status=ArticleStatus.SCHEDULED, title=content.title,
+    still = Article.objects.filter(pk=article_id, **scope, title=content.title,
                                    body=content.body, image=article.image.name or "", image_alt=content.image_alt,
                                    slug=article.slug)
     if article.preflight_fingerprint == fingerprint:
@@ -266,7 +277,7 @@ def article_preflight(*, article_id: int) -> str:
                 article_id=article_id, actor=None, publish_at=article.publish_at, unpublish_at=article.unpublish_at,
                 action=ArticleEventAction.PREFLIGHT_PASSED if result.passed else ArticleEventAction.AT_RISK,
                 note=values["at_risk_reason"])
-            if not result.passed:
+            if not result.passed and release_id is None:
                 transaction.on_commit(lambda: dispatch.preflight_alerts(article_ids=[article_id]))
     old = article.thumbnail.name
     if not written:

@@ -33,7 +33,7 @@ from django.db.models.functions import Greatest, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from . import dispatch, schedule_rules
+from . import dispatch, release_preflight, schedule_rules
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Release, ReleaseEvent
 from .site.links import absolute_url
 from .site.services import article_ensure_slug
@@ -135,6 +135,7 @@ def release_add_members(*, release_id: int, article_ids: list[int], actor: Abstr
         if result.done:
             _event(release.pk, "members_added", actor, release=release,
                    note=", ".join(f"#{pk}" for pk in result.done))
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 
@@ -182,6 +183,7 @@ def release_remove_members(*, release_id: int, article_ids: list[int],
                 Release.objects.filter(pk=release.pk).update(blocked_article=None)
             _event(release.pk, "members_removed", actor, release=release,
                    note=", ".join(f"#{pk}" for pk in result.done))
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 
@@ -230,6 +232,8 @@ def release_schedule(*, release_id: int, publish_at: datetime, unpublish_at: dat
             last_error="", blocked_article=None, attempts=0, **_released_claim())
         release.refresh_from_db()
         _schedule_members(release, Article.objects.filter(release=release), actor)
+        # Scheduled closer than the pre-flight window: checked at once after commit.
+        release_preflight.release_preflight_requested(release_id=release.pk)
         if publish_at <= _horizon_now():
             releases_claim_due(release_ids=[release.pk])
     release.refresh_from_db()

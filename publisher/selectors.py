@@ -110,6 +110,13 @@ def releases_blocked(*, limit: int = 5) -> list[Release]:
                 .order_by("-updated_at")[:limit])
 
 
+def releases_at_risk(*, limit: int = 5) -> list[Release]:
+    """Scheduled releases the pre-flight found would fail (publisher.release_preflight), soonest
+    first, with their reasons naming the member (the status panel's warnings)."""
+    return list(Release.objects.filter(status="scheduled").exclude(at_risk_reason="")
+                .only("id", "name", "publish_at", "at_risk_reason").order_by("publish_at", "id")[:limit])
+
+
 @dataclass(frozen=True)
 class CalendarRelease:
     release: Release  # with `member_count`

@@ -11,7 +11,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import alerts, notifications, pipeline, preflight, releases, revisions, services, subscriptions
+from . import (alerts, notifications, pipeline, preflight, release_preflight, releases, revisions, services,
+               subscriptions)
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -197,3 +198,15 @@ def record_revision_chain_failure(request, exc, traceback, revision_ids: list[in
 def send_revision_failure_alerts(self, revision_ids: list[int]) -> int:
     with log_context(revision_ids=revision_ids):
         return revisions.revision_failure_alerts_send(revision_ids=revision_ids)
+
+
+@shared_task(name="publisher.tasks.preflight_release", **RETRY_POLICY)
+def preflight_release(self, release_id: int) -> str:
+    with log_context(release_id=release_id):
+        return release_preflight.release_preflight(release_id=release_id)
+
+
+@shared_task(name="publisher.tasks.send_release_preflight_alert", **RETRY_POLICY)
+def send_release_preflight_alert(self, release_id: int) -> int:
+    with log_context(release_id=release_id):
+        return alerts.release_preflight_alert_send(release_id=release_id)

@@ -90,6 +90,9 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
     if at_risk_count:
         warnings.append(f"{at_risk_count} scheduled article{'s are' if at_risk_count != 1 else ' is'} at risk: the "
                         "pre-flight check found what would fail when it goes live. Fix it before then.")
+    for release in selectors.releases_at_risk(limit=failures):
+        warnings.append(f"Release “{release}” is at risk: the pre-flight check found what would fail when it goes "
+                        f"live. {release.at_risk_reason}")
     for release in selectors.releases_blocked(limit=failures):
         warnings.append(f"Release “{release}” is blocked: none of its articles went live. {release.last_error}")
     return PipelineStatus(counts=selectors.article_status_counts(), scan=scan, overdue=overdue, stalled=stalled,

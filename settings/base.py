@@ -179,7 +179,7 @@ PUBLISHER_ARTICLE_TIME_BUDGET = env_float("PUBLISHER_ARTICLE_TIME_BUDGET", 10.0,
 # Images with more pixels are refused at upload and fail their article in the pipeline; Pillow's
 # own Image.MAX_IMAGE_PIXELS is set to match (publisher/apps.py).
 PUBLISHER_MAX_IMAGE_PIXELS = env_int("PUBLISHER_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
-# Pre-flight (docs/preflight.md): this many minutes before an article is due, the scan prepares
+# Pre-flight (docs/preflight.md): this many minutes before an article (or a release) is due, the scan prepares
 # it without making it live (render, thumbnail, e-mail, slug, required fields, alt text) and
 # marks what would fail *at risk*, e-mailing whoever scheduled it. 0 disables it.
 PUBLISHER_PREFLIGHT_MINUTES = env_float("PUBLISHER_PREFLIGHT_MINUTES", 30.0, minimum=0.0)

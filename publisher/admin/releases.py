@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from .. import releases, selectors
 from ..forms import ZonedDateTimeField
-from ..models import Article, Release, ReleaseEvent
+from ..models import Article, ArticleStatus, Release, ReleaseEvent
 from ..states import RELEASE_EDITABLE, ReleaseStatus
 from ..text import error_text
 from ..zones import zone_label
@@ -51,6 +51,17 @@ class AddToReleaseForm(forms.Form):
                                      empty_label=None, label="Release")
 
 
+def _at_risk(release: Release) -> bool:
+    """The pre-flight's finding (publisher.release_preflight) holds while the release waits."""
+    return bool(release.at_risk_reason) and release.status == ReleaseStatus.SCHEDULED
+
+
+def _at_risk_flag(release: Release):
+    if not _at_risk(release):
+        return ""
+    return format_html(' <span class="at-risk" title="{}">At risk</span>', release.at_risk_reason)
+
+
 def _can_edit(request) -> bool:
     return request.user.has_perm("publisher.change_article")
 
@@ -62,9 +73,9 @@ class ReleaseAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("name", "notes")
     fields = ("name", "notes", "status_display", "publish_at_display", "unpublish_at_display", "scheduled_by",
-              "blocked_display", "members_display", "history_display")
+              "blocked_display", "at_risk_display", "members_display", "history_display")
     readonly_fields = ("status_display", "publish_at_display", "unpublish_at_display", "scheduled_by",
-                       "blocked_display", "members_display", "history_display")
+                       "blocked_display", "at_risk_display", "members_display", "history_display")
     change_form_template = "publisher/admin/release_change_form.html"
     view_on_site = False  # a release has no public page; its articles do
 
@@ -108,7 +119,7 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Status", ordering="status")
     def status_column(self, obj):
-        return release_badge(obj.status)
+        return format_html("{}{}", release_badge(obj.status), _at_risk_flag(obj))
 
     @admin.display(description="Goes live at", ordering="publish_at")
     def publish_at_column(self, obj):
@@ -124,13 +135,14 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     @admin.display(description="Problem")
     def problem_column(self, obj):
-        return format_html('<span class="problem">{}</span>', obj.last_error) if obj.last_error else "—"
+        problem = obj.last_error or (obj.at_risk_reason if _at_risk(obj) else "")
+        return format_html('<span class="problem">{}</span>', problem) if problem else "—"
 
     # --- page ----------------------------------------------------------------------------------
 
     @admin.display(description="Status")
     def status_display(self, obj):
-        return release_badge(obj.status)
+        return format_html("{}{}", release_badge(obj.status), _at_risk_flag(obj))
 
     @admin.display(description="Goes live at")
     def publish_at_display(self, obj):
@@ -153,16 +165,24 @@ class ReleaseAdmin(admin.ModelAdmin):
                                reverse("admin:publisher_article_change", args=[obj.blocked_article_id]))
         return format_html('<div class="problem-box release-blocked">{}{}</div>', obj.last_error, link)
 
+    @admin.display(description="At risk (pre-flight)")
+    def at_risk_display(self, obj):
+        if not _at_risk(obj):
+            return "—"
+        return format_html('<div class="problem-box release-at-risk">{} Fix it before the release time (saving the '
+                           'article checks the release again at once), or remove it from the release.</div>',
+                           obj.at_risk_reason)
+
     @admin.display(description="Articles")
     def members_display(self, obj):
         members = list(Article.objects.filter(release=obj).order_by("pk")
-                       .only("id", "title", "status", "last_error", "published_at"))
+                       .only("id", "title", "status", "last_error", "at_risk_reason", "published_at"))
         if not members:
             return "No articles yet: select them in the article list and choose “Add to a release”."
         editable = obj.status in RELEASE_EDITABLE
         rows = format_html_join("", "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>", (
             (reverse("admin:publisher_article_change", args=[a.pk]), str(a), status_badge(a.status),
-             a.last_error or "—",
+             a.last_error or (a.at_risk_reason if a.status == ArticleStatus.IN_RELEASE else "") or "—",
              format_html('<a href="{}" class="remove-member">Remove</a>',
                          reverse("admin:publisher_release_remove", args=[obj.pk, a.pk])) if editable else "")
             for a in members))

@@ -7,15 +7,18 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
-from publisher import dispatch, releases
+from publisher import dispatch, release_preflight, releases
 from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Release, ReleaseEvent
 from publisher.states import IN_RELEASE_REASON, ReleaseStatus
 from tests import factories
 from tests.factories import make_article, make_user
 from tests.support.admin import CHANGELIST, texts
+from tests.support.images import broken_png
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -140,3 +143,33 @@ def test_a_release_is_scheduled_only_with_a_valid_time(editor_client, editor):
         "unpublish_at_0": "", "unpublish_at_1": "", "unpublish_at_2": "", "apply": "Schedule"})
     assert "has no articles: add some before scheduling it" in response.content.decode()
     assert Release.objects.get(pk=release.pk).status == ReleaseStatus.DRAFT
+
+
+def test_a_release_at_risk_is_flagged_on_its_page_the_list_the_agenda_and_the_panel(editor_client, editor, settings,
+                                                                                  tmp_path, monkeypatch):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.PUBLISHER_PREFLIGHT_MINUTES = 30
+    monkeypatch.setattr(dispatch, "release_preflight", lambda **kw: None)
+    monkeypatch.setattr(dispatch, "release_preflight_alert", lambda **kw: None)
+    release = releases.release_create(name="Budget package", actor=editor)
+    good, broken = make_article(title="Fine story"), make_article(title="Broken photo", image_alt="A photo")
+    broken.image.save("broken.png", ContentFile(broken_png()), save=True)
+    releases.release_add_members(release_id=release.pk, article_ids=[good.pk, broken.pk], actor=editor)
+    releases.release_schedule(release_id=release.pk, publish_at=timezone.now() + timedelta(minutes=10), actor=editor)
+    assert release_preflight.release_preflight(release_id=release.pk) == release_preflight.AT_RISK
+    reason = Release.objects.get(pk=release.pk).at_risk_reason
+    member_reason = Article.objects.get(pk=broken.pk).at_risk_reason
+    flag = f'<span class="at-risk" title="{escape(reason)}">At risk</span>'
+
+    listing = editor_client.get("/admin/publisher/release/").content.decode()
+    assert flag in listing and f'<span class="problem">{escape(reason)}</span>' in listing
+    page = editor_client.get(page_url(release)).content.decode()
+    assert flag in page
+    assert f'<div class="problem-box release-at-risk">{escape(reason)} Fix it before the release time' in page
+    assert f"<td>{escape(member_reason)}</td>" in page  # the member's row in the release's articles
+    assert f"<td>at risk</td><td>system</td><td>{escape(reason)}</td>" in page  # the release's history
+    agenda = editor_client.get("/admin/publisher/article/upcoming/").content.decode()
+    assert flag in agenda
+    panel = editor_client.get("/admin/").content.decode()
+    assert escape(f"Release “Budget package” is at risk: the pre-flight check found what would fail when it goes "
+                  f"live. {reason}") in panel
