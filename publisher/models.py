@@ -72,10 +72,11 @@ class Article(models.Model):
     # Pre-flight (publisher/preflight.py): the content last checked ahead of the publish time
     # (its fingerprint), when (None: not checked since the content last changed), and what would
     # fail; empty when it passed (the fields above then hold its prepared output).
-    preflight_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
+    # db_default: rows written by code that predates these columns (a rolling deploy, raw SQL) get it too.
+    preflight_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
     preflight_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     preflight_queued_until = models.DateTimeField(null=True, blank=True, editable=False)
-    at_risk_reason = models.TextField(blank=True, default="", editable=False,
+    at_risk_reason = models.TextField(blank=True, default="", db_default="", editable=False,
                                       help_text="What the pre-flight found would fail when it goes live.")
 
     # The claim: who owns the row while it is `publishing`, and until when.

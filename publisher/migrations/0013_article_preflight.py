@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='article',
             name='at_risk_reason',
-            field=models.TextField(blank=True, default='', editable=False, help_text='What the pre-flight found would fail when it goes live.'),
+            field=models.TextField(blank=True, db_default='', default='', editable=False, help_text='What the pre-flight found would fail when it goes live.'),
         ),
         migrations.AddField(
             model_name='article',
@@ -28,7 +28,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='article',
             name='preflight_fingerprint',
-            field=models.CharField(blank=True, default='', editable=False, max_length=64),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=64),
         ),
         migrations.AddField(
             model_name='article',
