@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from publisher import dispatch, revisions, selectors
@@ -263,3 +264,14 @@ def test_the_live_article_form_stores_the_notify_box_and_the_history_shows_it(cl
     assert (revision.status, revision.notify_subscribers) == (RevisionStatus.SCHEDULED, ticked)
     page = client.get(change_url(live)).content.decode()
     assert ("Subscribers will be notified" if ticked else "Subscribers not notified") in page
+
+
+def test_the_notifications_list_says_which_mail_each_row_is(admin_client, live, claimed):
+    subscriber = make_subscriber("a@example.com")
+    revision = apply_change(live, notify=True)
+    expires_at = timezone.now() + timedelta(hours=1)
+    Notification.objects.create(article=live, subscriber=subscriber, expires_at=expires_at)
+    Notification.objects.create(article=live, subscriber=subscriber, revision=revision, expires_at=expires_at)
+    page = admin_client.get(reverse("admin:publisher_notification_changelist")).content.decode()
+    assert '<td class="field-mail_column">Article</td>' in page
+    assert f'<td class="field-mail_column">Update (change #{revision.pk})</td>' in page
