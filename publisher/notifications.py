@@ -37,7 +37,8 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import dispatch, emails, faults
-from .models import Article, ArticleRevision, ArticleStatus, Notification, NotificationClaim, NotificationStatus, Subscriber
+from .models import (Article, ArticleRevision, ArticleStatus, Notification, NotificationClaim, NotificationStatus,
+                     Subscriber)
 from .states import RevisionStatus
 
 logger = logging.getLogger(__name__)
@@ -255,7 +256,8 @@ def _interrupt_abandoned_claims(cutoff) -> int:
         for claim in claims.order_by("pk")[:1000]:
             if claim.sending_first_id is not None:
                 interrupted += Notification.objects.filter(
-                    article_id=claim.article_id, revision_id=claim.revision_id, subscriber_id__gte=claim.sending_first_id,
+                    article_id=claim.article_id, revision_id=claim.revision_id,
+                    subscriber_id__gte=claim.sending_first_id,
                     subscriber_id__lte=claim.sending_last_id, status=NotificationStatus.PENDING,
                 ).update(status=NotificationStatus.INTERRUPTED, last_error=INTERRUPTED_REASON, updated_at=Now())
             claim.delete()
@@ -277,9 +279,9 @@ def notifications_resend_interrupted(*, article_id: int) -> int:
             by_mail.setdefault(revision_id, []).append(subscriber_id)
         for revision_id, subscriber_ids in by_mail.items():
             kind = NEW_ARTICLE if revision_id is None else ARTICLE_UPDATE
+            expires_at = timezone.now() + timedelta(seconds=notification_ttl(kind))
             rows.filter(revision_id=revision_id).update(
-                status=NotificationStatus.PENDING, expires_at=timezone.now() + timedelta(seconds=notification_ttl(kind)),
-                last_error="", updated_at=Now())
+                status=NotificationStatus.PENDING, expires_at=expires_at, last_error="", updated_at=Now())
             _dispatch_sends(article_id, subscriber_ids, revision_id)
             count += len(subscriber_ids)
     if count:
@@ -287,9 +289,11 @@ def notifications_resend_interrupted(*, article_id: int) -> int:
     return count
 
 
-def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *, revision_id: int | None = None) -> None:
+def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
+            revision_id: int | None = None) -> None:
     """Pending rows of the range that can no longer be sent: past their expiry, or unsubscribed."""
-    rows = Notification.objects.filter(article_id=article_id, revision_id=revision_id, subscriber_id__gte=first_subscriber_id,
+    rows = Notification.objects.filter(article_id=article_id, revision_id=revision_id,
+                                       subscriber_id__gte=first_subscriber_id,
                                        subscriber_id__lte=last_subscriber_id, status=NotificationStatus.PENDING)
     rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
     rows.exclude(subscriber__in=_receiving()).update(
@@ -301,7 +305,8 @@ def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int, 
 _FROM, _TO = -2_000_000_007, -2_000_000_011
 
 
-def _claim_range(article_id: int, lower: int, upper: int, *, revision_id: int | None = None) -> tuple[int, int, int] | None:
+def _claim_range(article_id: int, lower: int, upper: int, *,
+                 revision_id: int | None = None) -> tuple[int, int, int] | None:
     """Claim the first range of subscribers in lower..upper that no live claim covers, up to
     the next live claim: (claim id, first, last), or None when every subscriber of lower..upper
     is covered. Claims of one article are made one at a time (PostgreSQL: a transaction-scoped

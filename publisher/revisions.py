@@ -20,8 +20,8 @@ publisher.notifications keyed by the change (one per change and subscriber, docs
 
 import logging
 import uuid
-from functools import partial
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser

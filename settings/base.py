@@ -306,7 +306,8 @@ CELERY_BEAT_SCHEDULER = "scheduling.beat:Scheduler"
 PUBLISHER_EXPIRY_INTERVAL = env_int("PUBLISHER_EXPIRY_INTERVAL", 60, minimum=1)
 # Seconds a notification stays worth sending, per kind (the fan-out stamps expires_at from it).
 # Two kinds: an article's own mail and the mail about a change to it; both PUBLISHER_NOTIFICATION_TTL.
-PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": PUBLISHER_NOTIFICATION_TTL, "article-update": PUBLISHER_NOTIFICATION_TTL}
+PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": PUBLISHER_NOTIFICATION_TTL,
+                                 "article-update": PUBLISHER_NOTIFICATION_TTL}
 # Cleanup job: how often, what it keeps, and how much one run deletes before re-enqueueing.
 PUBLISHER_CLEANUP_INTERVAL = env_int("PUBLISHER_CLEANUP_INTERVAL", 6 * 3600, minimum=60)
 PUBLISHER_NOTIFICATION_RETENTION_DAYS = env_int("PUBLISHER_NOTIFICATION_RETENTION_DAYS", 30, minimum=1)

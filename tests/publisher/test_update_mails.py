@@ -8,7 +8,7 @@ import email.header
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -275,3 +275,23 @@ def test_the_notifications_list_says_which_mail_each_row_is(admin_client, live, 
     page = admin_client.get(reverse("admin:publisher_notification_changelist")).content.decode()
     assert '<td class="field-mail_column">Article</td>' in page
     assert f'<td class="field-mail_column">Update (change #{revision.pk})</td>' in page
+
+
+def test_the_migration_left_a_validated_foreign_key_and_two_valid_partial_unique_indexes(db):
+    """0015 builds them without long locks (NOT VALID then VALIDATE, CONCURRENTLY): check that
+    what it left is whole — a failed concurrent build leaves an INVALID index behind."""
+    if connection.vendor != "postgresql":
+        pytest.skip("constraint validity and index validity: PostgreSQL catalogs")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT c.convalidated, pg_get_constraintdef(c.oid) FROM pg_constraint c "
+                       "WHERE c.conrelid = 'publisher_notification'::regclass AND c.contype = 'f' "
+                       "AND pg_get_constraintdef(c.oid) LIKE 'FOREIGN KEY (revision_id)%%'")
+        (validated, definition), = cursor.fetchall()
+        cursor.execute("SELECT i.relname, x.indisunique, x.indisvalid, pg_get_expr(x.indpred, x.indrelid) "
+                       "FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                       "WHERE x.indrelid = 'publisher_notification'::regclass AND i.relname LIKE 'notification_once%%' "
+                       "ORDER BY i.relname")
+        indexes = cursor.fetchall()
+    assert validated is True and "REFERENCES publisher_articlerevision(id)" in definition
+    assert indexes == [("notification_once_per_article", True, True, "(revision_id IS NULL)"),
+                       ("notification_once_per_update", True, True, "(revision_id IS NOT NULL)")]
