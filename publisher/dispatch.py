@@ -129,13 +129,17 @@ def publish_claimed(*, token: str, due: list[tuple[int, datetime]], chunk_size: 
                          len(due), token)
 
 
-def fan_out(*, article_id: int, after_subscriber_id: int = 0) -> None:
-    signature(FAN_OUT, kwargs={"article_id": article_id, "after_subscriber_id": after_subscriber_id}).apply_async()
+def fan_out(*, article_id: int, after_subscriber_id: int = 0, revision_id: int | None = None) -> None:
+    # `revision_id` only when set: the article's own mail keeps the previous release's message.
+    kwargs = {"article_id": article_id, "after_subscriber_id": after_subscriber_id}
+    signature(FAN_OUT, kwargs={**kwargs, "revision_id": revision_id} if revision_id else kwargs).apply_async()
 
 
-def send_notifications(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> None:
-    signature(SEND, kwargs={"article_id": article_id, "first_subscriber_id": first_subscriber_id,
-                            "last_subscriber_id": last_subscriber_id}).apply_async()
+def send_notifications(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int,
+                       revision_id: int | None = None) -> None:
+    kwargs = {"article_id": article_id, "first_subscriber_id": first_subscriber_id,
+              "last_subscriber_id": last_subscriber_id}
+    signature(SEND, kwargs={**kwargs, "revision_id": revision_id} if revision_id else kwargs).apply_async()
 
 
 def failure_alerts(*, article_ids: list[int]) -> None:

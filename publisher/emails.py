@@ -80,11 +80,12 @@ class MailParts:
     html: str
 
 
-def prepare_article_mail(article: Article, *, test: bool = False) -> "PreparedMail":
+def prepare_article_mail(article: Article, *, test: bool = False, update: bool = False) -> "PreparedMail":
     """The article's mail rendered once (PUBLISHER_EMAIL_CONTENT: the excerpt or the whole body),
     ready to be addressed to any number of subscribers. An article the pipeline has not
     processed yet (a draft's preview or test mail) is rendered from its Markdown. `test` marks
-    the subject as a test mail."""
+    the subject as a test mail; `update` makes it the mail about a change to the live article
+    ("Updated: …" and a line saying so, the article as it is now)."""
     body_html, excerpt = article.body_html, article.excerpt
     if not body_html and article.body:
         body_html, rendered_excerpt, _ = render_body(article.body)
@@ -106,12 +107,13 @@ def prepare_article_mail(article: Article, *, test: bool = False) -> "PreparedMa
         "body_html": mark_safe(nh3.clean(body_html, attribute_filter=_absolute_attribute)) if full else "",
         "body_text": html_to_text(body_html, link=absolute_link) if full else excerpt,
         "unsubscribe_url": marker,
+        "update": update,
     }
     text = _fit_text(render_to_string("publisher/email/new_article.txt", context), marker)
     html = _fit_html(render_to_string("publisher/email/new_article.html", context), marker)
     if text.count(marker) != 1 or html.count(marker) != 1:
         raise RuntimeError("the e-mail templates must hold the unsubscribe link once in each part")
-    subject = header_text(f"{_TEST_PREFIX if test else ''}New: {title}")
+    subject = header_text(f"{_TEST_PREFIX if test else ''}{'Updated' if update else 'New'}: {title}")
     return PreparedMail(MailParts(subject, text, html), marker)
 
 

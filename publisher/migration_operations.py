@@ -10,7 +10,7 @@ blocks writes; elsewhere (the embedded SQLite) a plain index, where there is nob
 from django.contrib.postgres.operations import AddIndexConcurrently as PostgresAddIndexConcurrently
 from django.contrib.postgres.operations import RemoveIndexConcurrently as PostgresRemoveIndexConcurrently
 from django.db import NotSupportedError
-from django.db.migrations.operations import AddConstraint, AddIndex, RemoveIndex
+from django.db.migrations.operations import AddConstraint, AddField, AddIndex, RemoveIndex
 
 
 class _PlainOutsidePostgres:
@@ -69,3 +69,32 @@ class AddUniqueConstraintConcurrently(AddConstraint):
         model = to_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
             schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.constraint.name)}")
+
+
+class AddNullableForeignKeyNotValid(AddField):
+    """A nullable foreign key added to a big table without a long lock. On PostgreSQL: the
+    column alone (a catalog change), then the constraint NOT VALID (a moment's lock on both
+    tables), then VALIDATE CONSTRAINT, which scans the table under a SHARE UPDATE EXCLUSIVE lock
+    that lets writes through; no index (give the field db_index=False and an index of its own,
+    built concurrently). Django's plain AddField checks the constraint in the ALTER TABLE, under
+    ACCESS EXCLUSIVE, for the whole scan. Elsewhere a plain AddField."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if not _postgres(schema_editor):
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        field = model._meta.get_field(self.name)
+        if not (field.null and field.remote_field and not field.db_index):
+            raise ValueError(f"{self.name}: only a nullable foreign key with db_index=False is added this way.")
+        quote, table = schema_editor.quote_name, model._meta.db_table
+        target = field.target_field
+        column_type = field.db_parameters(connection=schema_editor.connection)["type"]
+        name = schema_editor._create_index_name(table, [field.column], suffix="_fk")
+        schema_editor.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(field.column)} {column_type} NULL")
+        schema_editor.execute(
+            f"ALTER TABLE {quote(table)} ADD CONSTRAINT {quote(name)} FOREIGN KEY ({quote(field.column)}) "
+            f"REFERENCES {quote(target.model._meta.db_table)} ({quote(target.column)}) "
+            f"DEFERRABLE INITIALLY DEFERRED NOT VALID")
+        schema_editor.execute(f"ALTER TABLE {quote(table)} VALIDATE CONSTRAINT {quote(name)}")

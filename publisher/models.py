@@ -314,6 +314,10 @@ class NotificationStatus(models.TextChoices):
 class Notification(models.Model):
     article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="notifications")
     subscriber = models.ForeignKey(Subscriber, on_delete=models.CASCADE, related_name="notifications")
+    # Set for the mail about a change to the live article (publisher/updates.py), null for the
+    # article's own mail. No index of its own: notification_once_per_update leads with it.
+    revision = models.ForeignKey("ArticleRevision", on_delete=models.CASCADE, null=True, blank=True,
+                                 related_name="notifications", db_index=False)
     status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
     expires_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -323,7 +327,11 @@ class Notification(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["article", "subscriber"], name="notification_once_per_subscriber"),
+            # One mail per subscriber for the article, and one for each change of it that notifies.
+            models.UniqueConstraint(fields=["article", "subscriber"], condition=Q(revision__isnull=True),
+                                    name="notification_once_per_article"),
+            models.UniqueConstraint(fields=["revision", "subscriber"], condition=Q(revision__isnull=False),
+                                    name="notification_once_per_update"),
         ]
         indexes = [
             models.Index(fields=["expires_at"], name="notification_pending_idx", condition=Q(status="pending")),
@@ -345,6 +353,8 @@ class NotificationClaim(models.Model):
     sender that died makes the pending rows of its batch `interrupted` (publisher/notifications.py)."""
 
     article = models.ForeignKey(Article, on_delete=models.CASCADE, related_name="notification_claims")
+    # The update mail's change (null: the article's own mail); claims never overlap per (article, revision).
+    revision = models.ForeignKey("ArticleRevision", on_delete=models.CASCADE, null=True, related_name="+")
     first_subscriber_id = models.BigIntegerField()
     last_subscriber_id = models.BigIntegerField()
     sending_first_id = models.BigIntegerField(null=True)
@@ -538,6 +548,9 @@ class ArticleRevision(models.Model):
     status = models.CharField(max_length=16, choices=RevisionStatus.choices, default=RevisionStatus.DRAFT)
     notify_subscribers = models.BooleanField(default=False)
     applied_at = models.DateTimeField(null=True, blank=True)
+    # The update mail's fan-out (notify_subscribers): finished, and last re-dispatched by the sweeper.
+    fanned_out_at = models.DateTimeField(null=True, blank=True, editable=False)
+    fan_out_retried_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
 
     # The prepared output, filled by the pipeline's steps and copied into the article at the apply.
@@ -564,6 +577,9 @@ class ArticleRevision(models.Model):
             models.Index(fields=["publish_at"], name="revision_due_idx", condition=Q(status="scheduled")),
             models.Index(fields=["lease_expires_at"], name="revision_lease_idx", condition=Q(status="publishing")),
             models.Index(fields=["article", "-created_at"], name="revision_article_idx"),
+            # The fan-out sweeper's read (publisher.notifications.notifications_recover_fan_outs).
+            models.Index(fields=["applied_at"], name="revision_unfanned_idx",
+                         condition=Q(status="applied", notify_subscribers=True, fanned_out_at__isnull=True)),
         ]
         constraints = [
             models.CheckConstraint(

@@ -12,6 +12,11 @@ publisher may resend them); the untried rest of the range is sent by a later tas
 and the sweeper re-dispatches a fan-out that did not finish in time; a temporary failure (4xx,
 a dropped or refused connection, a full disk) puts the rows back for a retry with backoff until
 they expire. Never late: a row past `expires_at` becomes `expired` and is never claimed.
+
+Update mails (a change to the live article that the editor asked to notify about, see
+docs/revisions.md) go through the same paths keyed by (article, revision): one row per
+(revision, subscriber), the fan-out's end stamped on ArticleRevision.fanned_out_at, claims per
+(article, revision). `revision_id` None is the article's own mail.
 """
 
 import logging
@@ -32,11 +37,14 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import dispatch, emails, faults
-from .models import Article, ArticleStatus, Notification, NotificationClaim, NotificationStatus, Subscriber
+from .models import (Article, ArticleRevision, ArticleStatus, Notification, NotificationClaim, NotificationStatus,
+                     Subscriber)
+from .states import RevisionStatus
 
 logger = logging.getLogger(__name__)
 
 NEW_ARTICLE = "new-article"
+ARTICLE_UPDATE = "article-update"
 # The connection to the mail server broke while a message was on the wire: whether the server
 # took that message is unknown (it fails: never twice); the recipients not yet tried go back to
 # `pending` for the retry.
@@ -83,51 +91,70 @@ def _now_sql(model) -> tuple[str, list]:
     return _NOW_SQL[connection.vendor]
 
 
-def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0) -> int:
+def _update_mailable(article_id: int, revision_id: int):
+    """The change whose update mail may go out: applied to this article, with the editor's tick."""
+    return ArticleRevision.objects.filter(pk=revision_id, article_id=article_id, status=RevisionStatus.APPLIED,
+                                          notify_subscribers=True)
+
+
+def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0, revision_id: int | None = None) -> int:
     """Create the pending notifications for one batch of active subscribers (one INSERT … SELECT,
-    duplicates skipped by the unique constraint) and enqueue their senders; re-enqueue itself for
-    the next batch. The last batch stamps Article.fanned_out_at in the same transaction as its
-    rows. Returns the number of subscribers covered."""
+    duplicates skipped by the unique constraints) and enqueue their senders; re-enqueue itself for
+    the next batch. The last batch stamps Article.fanned_out_at (with `revision_id`, the update
+    mail of that change: ArticleRevision.fanned_out_at) in the same transaction as its rows. An
+    update mail goes out only for an applied change that asked for it (notify_subscribers).
+    Returns the number of subscribers covered."""
     if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
+        return 0
+    if revision_id is not None and not _update_mailable(article_id, revision_id).exists():
         return 0
     batch = settings.PUBLISHER_FANOUT_BATCH
     receiving = _receiving()
     subscriber_ids = list(receiving.filter(pk__gt=after_subscriber_id).order_by("pk")
                           .values_list("pk", flat=True)[:batch])
-    expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
+    kind = NEW_ARTICLE if revision_id is None else ARTICLE_UPDATE
+    expires_at = timezone.now() + timedelta(seconds=notification_ttl(kind))
     with transaction.atomic():
         if subscriber_ids:
-            _insert_pending(article_id=article_id, expires_at=expires_at, subscribers=receiving.filter(
-                pk__gte=subscriber_ids[0], pk__lte=subscriber_ids[-1]))
-            _dispatch_sends(article_id, subscriber_ids)
+            _insert_pending(article_id=article_id, revision_id=revision_id, expires_at=expires_at,
+                            subscribers=receiving.filter(pk__gte=subscriber_ids[0], pk__lte=subscriber_ids[-1]))
+            _dispatch_sends(article_id, subscriber_ids, revision_id)
         if len(subscriber_ids) == batch:
-            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id,
+            transaction.on_commit(lambda: dispatch.fan_out(article_id=article_id, **_update_key(revision_id),
                                                            after_subscriber_id=subscriber_ids[-1]))
-        else:
+        elif revision_id is None:
             Article.objects.filter(pk=article_id, fanned_out_at__isnull=True).update(fanned_out_at=Now())
+        else:
+            ArticleRevision.objects.filter(pk=revision_id, fanned_out_at__isnull=True).update(fanned_out_at=Now())
     return len(subscriber_ids)
 
 
-def _insert_pending(*, article_id: int, expires_at, subscribers) -> None:
+def _insert_pending(*, article_id: int, revision_id: int | None, expires_at, subscribers) -> None:
     """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike)."""
     table, subscriber_table = Notification._meta.db_table, Subscriber._meta.db_table
     select, params = subscribers.values("pk").query.sql_with_params()
     now, now_params = _now_sql(Notification)
-    sql = (f"INSERT INTO {table} (article_id, subscriber_id, status, expires_at, last_error, created_at, updated_at) "
-           f"SELECT %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
+    sql = (f"INSERT INTO {table} (article_id, revision_id, subscriber_id, status, expires_at, last_error, created_at, "
+           f"updated_at) SELECT %s, %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
            f"ON CONFLICT DO NOTHING")
     with connection.cursor() as cursor:
-        cursor.execute(sql, [article_id, NotificationStatus.PENDING,
+        cursor.execute(sql, [article_id, revision_id, NotificationStatus.PENDING,
                              connection.ops.adapt_datetimefield_value(expires_at), *now_params, *now_params, *params])
 
 
-def _dispatch_sends(article_id: int, subscriber_ids: list[int]) -> None:
+def _dispatch_sends(article_id: int, subscriber_ids: list[int], revision_id: int | None = None) -> None:
     """One send task per PUBLISHER_SEND_BATCH subscribers (ids ascending), after commit."""
     send = settings.PUBLISHER_SEND_BATCH
     for start in range(0, len(subscriber_ids), send):
         part = subscriber_ids[start:start + send]
         transaction.on_commit(lambda lo=part[0], hi=part[-1]: dispatch.send_notifications(
-            article_id=article_id, first_subscriber_id=lo, last_subscriber_id=hi))
+            article_id=article_id, **_update_key(revision_id), first_subscriber_id=lo, last_subscriber_id=hi))
+
+
+def _update_key(revision_id: int | None) -> dict:
+    """The message's `revision_id`, only for an update mail (the article's own mail's messages
+    stay as the previous release sent them)."""
+    return {} if revision_id is None else {"revision_id": revision_id}
 
 
 def notifications_recover_fan_outs(*, deadline: int | None = None, limit: int = 100) -> int:
@@ -139,6 +166,8 @@ def notifications_recover_fan_outs(*, deadline: int | None = None, limit: int = 
     deadline = deadline or settings.PUBLISHER_FANOUT_DEADLINE
     cutoff = ExpressionWrapper(Now() - timedelta(seconds=deadline), output_field=DateTimeField())
     too_old = ExpressionWrapper(Now() - timedelta(seconds=notification_ttl(NEW_ARTICLE)), output_field=DateTimeField())
+    update_too_old = ExpressionWrapper(Now() - timedelta(seconds=notification_ttl(ARTICLE_UPDATE)),
+                                       output_field=DateTimeField())
     with transaction.atomic():
         due = Article.objects.filter(status=ArticleStatus.PUBLISHED, fanned_out_at__isnull=True,
                                      published_at__lt=cutoff, published_at__gt=too_old).filter(
@@ -146,13 +175,35 @@ def notifications_recover_fan_outs(*, deadline: int | None = None, limit: int = 
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
         article_ids = list(due.order_by("published_at").values_list("pk", flat=True)[:limit])
-        if not article_ids:
-            return 0
-        Article.objects.filter(pk__in=article_ids).update(fan_out_retried_at=Now())
+        if article_ids:
+            Article.objects.filter(pk__in=article_ids).update(fan_out_retried_at=Now())
         for article_id in article_ids:
             transaction.on_commit(lambda pk=article_id: dispatch.fan_out(article_id=pk))
-    logger.warning("notification sweeper: re-dispatched the unfinished fan-out of articles %s", article_ids)
-    return len(article_ids)
+    if article_ids:
+        logger.warning("notification sweeper: re-dispatched the unfinished fan-out of articles %s", article_ids)
+    return len(article_ids) + _recover_update_fan_outs(cutoff, update_too_old, limit)
+
+
+def _recover_update_fan_outs(cutoff, too_old, limit: int) -> int:
+    """The same for update mails: an applied change with the editor's tick whose fan-out has not
+    finished `deadline` seconds after it went live (read through revision_unfanned_idx)."""
+    with transaction.atomic():
+        due = ArticleRevision.objects.filter(
+            status=RevisionStatus.APPLIED, notify_subscribers=True, fanned_out_at__isnull=True,
+            applied_at__lt=cutoff, applied_at__gt=too_old, article__status=ArticleStatus.PUBLISHED,
+        ).filter(Q(fan_out_retried_at__isnull=True) | Q(fan_out_retried_at__lt=cutoff))
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True, of=("self",))
+        changes = list(due.order_by("applied_at").values_list("pk", "article_id")[:limit])
+        if not changes:
+            return 0
+        ArticleRevision.objects.filter(pk__in=[pk for pk, _ in changes]).update(fan_out_retried_at=Now())
+        for revision_id, article_id in changes:
+            transaction.on_commit(lambda pk=revision_id, article=article_id: dispatch.fan_out(
+                article_id=article, revision_id=pk))
+    logger.warning("notification sweeper: re-dispatched the unfinished update fan-out of changes %s",
+                   [pk for pk, _ in changes])
+    return len(changes)
 
 
 def notifications_expire() -> int:
@@ -175,19 +226,20 @@ def notifications_recover_stale(*, older_than: int, limit: int = 10_000) -> tupl
     stale = list(
         Notification.objects.filter(status=NotificationStatus.PENDING, expires_at__gt=Now(), updated_at__lt=cutoff,
                                     article__status=ArticleStatus.PUBLISHED)
-        .order_by("article_id", "subscriber_id").values_list("pk", "article_id", "subscriber_id")[:limit]
+        .order_by("article_id", "revision_id", "subscriber_id")
+        .values_list("pk", "article_id", "revision_id", "subscriber_id")[:limit]
     )
     if not stale:
         return 0, interrupted
     with transaction.atomic():
         # Touch them so the next sweep waits another `older_than` before trying again.
-        Notification.objects.filter(pk__in=[pk for pk, _, _ in stale], status=NotificationStatus.PENDING).update(
+        Notification.objects.filter(pk__in=[pk for pk, _, _, _ in stale], status=NotificationStatus.PENDING).update(
             updated_at=Now())
-        by_article: dict[int, list[int]] = {}
-        for _, article_id, subscriber_id in stale:
-            by_article.setdefault(article_id, []).append(subscriber_id)
-        for article_id, subscriber_ids in by_article.items():
-            _dispatch_sends(article_id, subscriber_ids)
+        by_mail: dict[tuple[int, int | None], list[int]] = {}
+        for _, article_id, revision_id, subscriber_id in stale:
+            by_mail.setdefault((article_id, revision_id), []).append(subscriber_id)
+        for (article_id, revision_id), subscriber_ids in by_mail.items():
+            _dispatch_sends(article_id, subscriber_ids, revision_id)
     logger.warning("notification sweeper: re-dispatched %d pending, gave up on %d interrupted", len(stale), interrupted)
     return len(stale), interrupted
 
@@ -204,7 +256,8 @@ def _interrupt_abandoned_claims(cutoff) -> int:
         for claim in claims.order_by("pk")[:1000]:
             if claim.sending_first_id is not None:
                 interrupted += Notification.objects.filter(
-                    article_id=claim.article_id, subscriber_id__gte=claim.sending_first_id,
+                    article_id=claim.article_id, revision_id=claim.revision_id,
+                    subscriber_id__gte=claim.sending_first_id,
                     subscriber_id__lte=claim.sending_last_id, status=NotificationStatus.PENDING,
                 ).update(status=NotificationStatus.INTERRUPTED, last_error=INTERRUPTED_REASON, updated_at=Now())
             claim.delete()
@@ -213,24 +266,34 @@ def _interrupt_abandoned_claims(cutoff) -> int:
 
 def notifications_resend_interrupted(*, article_id: int) -> int:
     """A publisher's explicit resend of the notifications of a live article that the sweeper
-    marked `interrupted` (they may have been delivered once already: never automatic). They go
-    back to `pending` with a fresh expiry and are sent again. Returns how many."""
+    marked `interrupted` (they may have been delivered once already: never automatic), its own
+    mail's and its update mails' alike. They go back to `pending` with a fresh expiry and are
+    sent again. Returns how many."""
     if not Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).exists():
         return 0
-    expires_at = timezone.now() + timedelta(seconds=notification_ttl(NEW_ARTICLE))
+    count = 0
     with transaction.atomic():
         rows = Notification.objects.filter(article_id=article_id, status=NotificationStatus.INTERRUPTED)
-        subscriber_ids = sorted(rows.values_list("subscriber_id", flat=True))
-        rows.update(status=NotificationStatus.PENDING, expires_at=expires_at, last_error="", updated_at=Now())
-        _dispatch_sends(article_id, subscriber_ids)
-    if subscriber_ids:
-        logger.info("resending %d interrupted notifications of article %s", len(subscriber_ids), article_id)
-    return len(subscriber_ids)
+        by_mail: dict[int | None, list[int]] = {}
+        for revision_id, subscriber_id in rows.order_by("subscriber_id").values_list("revision_id", "subscriber_id"):
+            by_mail.setdefault(revision_id, []).append(subscriber_id)
+        for revision_id, subscriber_ids in by_mail.items():
+            kind = NEW_ARTICLE if revision_id is None else ARTICLE_UPDATE
+            expires_at = timezone.now() + timedelta(seconds=notification_ttl(kind))
+            rows.filter(revision_id=revision_id).update(
+                status=NotificationStatus.PENDING, expires_at=expires_at, last_error="", updated_at=Now())
+            _dispatch_sends(article_id, subscriber_ids, revision_id)
+            count += len(subscriber_ids)
+    if count:
+        logger.info("resending %d interrupted notifications of article %s", count, article_id)
+    return count
 
 
-def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> None:
+def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
+            revision_id: int | None = None) -> None:
     """Pending rows of the range that can no longer be sent: past their expiry, or unsubscribed."""
-    rows = Notification.objects.filter(article_id=article_id, subscriber_id__gte=first_subscriber_id,
+    rows = Notification.objects.filter(article_id=article_id, revision_id=revision_id,
+                                       subscriber_id__gte=first_subscriber_id,
                                        subscriber_id__lte=last_subscriber_id, status=NotificationStatus.PENDING)
     rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
     rows.exclude(subscriber__in=_receiving()).update(
@@ -242,7 +305,8 @@ def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int) 
 _FROM, _TO = -2_000_000_007, -2_000_000_011
 
 
-def _claim_range(article_id: int, lower: int, upper: int) -> tuple[int, int, int] | None:
+def _claim_range(article_id: int, lower: int, upper: int, *,
+                 revision_id: int | None = None) -> tuple[int, int, int] | None:
     """Claim the first range of subscribers in lower..upper that no live claim covers, up to
     the next live claim: (claim id, first, last), or None when every subscriber of lower..upper
     is covered. Claims of one article are made one at a time (PostgreSQL: a transaction-scoped
@@ -252,7 +316,8 @@ def _claim_range(article_id: int, lower: int, upper: int) -> tuple[int, int, int
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [CLAIM_LOCK_KEY, article_id % 2_147_483_647])
-        live = NotificationClaim.objects.filter(article_id=article_id, last_subscriber_id__gte=lower,
+        live = NotificationClaim.objects.filter(article_id=article_id, revision_id=revision_id,
+                                                last_subscriber_id__gte=lower,
                                                 first_subscriber_id__lte=upper)
         for first, last in live.order_by("first_subscriber_id").values_list("first_subscriber_id",
                                                                            "last_subscriber_id"):
@@ -263,7 +328,8 @@ def _claim_range(article_id: int, lower: int, upper: int) -> tuple[int, int, int
                 break
         if lower > upper:
             return None
-        claim = NotificationClaim.objects.create(article_id=article_id, first_subscriber_id=lower,
+        claim = NotificationClaim.objects.create(article_id=article_id, revision_id=revision_id,
+                                                 first_subscriber_id=lower,
                                                  last_subscriber_id=upper, claimed_at=Now())
     return claim.pk, lower, upper
 
@@ -273,9 +339,9 @@ class _Reader:
     statement): up to `limit` pending, unexpired rows of receiving subscribers in first..last,
     lowest subscriber first, with their addresses. Reads only: the claim keeps other senders out."""
 
-    def __init__(self, article_id: int, *, limit: int):
+    def __init__(self, article_id: int, *, limit: int, revision_id: int | None = None):
         rows = Notification.objects.filter(
-            article_id=article_id, subscriber_id__gte=_FROM, subscriber_id__lte=_TO,
+            article_id=article_id, revision_id=revision_id, subscriber_id__gte=_FROM, subscriber_id__lte=_TO,
             status=NotificationStatus.PENDING, expires_at__gt=Now(), subscriber__in=_receiving(),
         ).order_by("subscriber_id").values_list("pk", "subscriber_id", "subscriber__email")[:limit]
         self.sql, params = rows.query.sql_with_params()
@@ -302,30 +368,34 @@ class _Outcome:
     stop: str = ""  # why the rest of the range waits for the task's retry
 
 
-def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> tuple[int, int]:
+def notifications_send(*, article_id: int, first_subscriber_id: int, last_subscriber_id: int,
+                       revision_id: int | None = None) -> tuple[int, int]:
     """Send the pending notifications of one article to a range of subscribers, claimed
     PUBLISHER_SEND_CLAIM at a time, over one connection to the mail server; the message is
     rendered once and re-addressed per subscriber. Each claim is recorded before the next:
     accepted `sent` (recorded even across a database outage), refused for good (5xx) `failed`
     with the server's answer, the message on the wire when the connection broke `failed` (in
     doubt: never twice), temporary failures and untried rows `pending` again. Returns (sent,
-    failed); raises DeliveryDeferred, after recording, when some rows wait for a retry."""
+    failed); raises DeliveryDeferred, after recording, when some rows wait for a retry. With
+    `revision_id`, the update mail of that change (the article as it went live with it)."""
     article = Article.objects.filter(pk=article_id, status=ArticleStatus.PUBLISHED).first()
     if article is None:
         # Taken down or deleted before its notifications went out: they are no longer news.
         Notification.objects.filter(article_id=article_id, status=NotificationStatus.PENDING).update(
             status=NotificationStatus.EXPIRED, last_error="The article is no longer published.", updated_at=Now())
         return 0, 0
-    _retire(article_id, first_subscriber_id, last_subscriber_id)
-    prepared = emails.prepare_article_mail(article)
+    if revision_id is not None and not _update_mailable(article_id, revision_id).exists():
+        return 0, 0  # rows are only ever made for such a change, and it stays applied
+    _retire(article_id, first_subscriber_id, last_subscriber_id, revision_id=revision_id)
+    prepared = emails.prepare_article_mail(article, update=revision_id is not None)
     mail = None
     sent = failed = deferred = 0
     reason, stopped = "", False
-    read = _Reader(article_id, limit=settings.PUBLISHER_SEND_CLAIM)
+    read = _Reader(article_id, limit=settings.PUBLISHER_SEND_CLAIM, revision_id=revision_id)
     lower = first_subscriber_id
     try:
         while not stopped and lower <= last_subscriber_id:
-            claimed = _claim_range(article_id, lower, last_subscriber_id)
+            claimed = _claim_range(article_id, lower, last_subscriber_id, revision_id=revision_id)
             if claimed is None:
                 break  # the rest of the range is another sender's
             claim_id, cursor, lower = claimed[0], claimed[1], claimed[2] + 1

@@ -13,14 +13,15 @@ the text the change was made from (`base_title`, `base_body`); otherwise it is `
 the reason and the article is left as it is. One change at a time is pending per article (the
 database enforces it): a new one replaces the pending one.
 
-Subscribers are not mailed for a change. `notify_subscribers` records the editor's wish; the
-update mail itself is not built yet (a Notification is unique per article and subscriber: an
-update mail needs its own key, see docs/revisions.md).
+Subscribers are mailed for a change only when the editor ticked *Notify subscribers of this
+update* (`notify_subscribers`): once it is applied, the update mail fans out through
+publisher.notifications keyed by the change (one per change and subscriber, docs/revisions.md).
 """
 
 import logging
 import uuid
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -290,7 +291,7 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
         # The articles first, then the changes: the order the editor's actions lock them in.
         list(Article.objects.select_for_update().filter(pk__in=mine.values("article_id")).values_list("pk"))
         due = list(mine.filter(publish_at__lte=at).select_for_update().order_by("pk")
-                   .values("id", "article_id", "base_title", "base_body", *APPLIED_FIELDS))
+                   .values("id", "article_id", "base_title", "base_body", "notify_subscribers", *APPLIED_FIELDS))
         for row in due:
             content = {name: row[name] for name in APPLIED_FIELDS}
             written = Article.objects.filter(
@@ -305,6 +306,11 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
             ArticleRevision.objects.filter(pk__in=[row["id"] for row in applied]).transition(
                 "apply", token=token, actor=None, applied_at=at, lease_expires_at=None)
             webhooks.record(event="updated", article_ids=[row["article_id"] for row in applied])
+            for row in applied:
+                if row["notify_subscribers"]:
+                    # After commit; a lost message is re-sent by the fan-out sweeper
+                    # (ArticleRevision.fanned_out_at stays empty until the fan-out ends).
+                    transaction.on_commit(partial(_fan_out_update, row["article_id"], row["id"]))
         for revision_id, reason in abandoned.items():
             ArticleRevision.objects.filter(pk=revision_id).transition(
                 "abandon", token=token, actor=None, last_error=reason, lease_expires_at=None)
@@ -315,6 +321,14 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
     if waiting is not None:
         wait = min(max((waiting - timezone.now()).total_seconds(), 0.1), 5.0)
     return [row["id"] for row in applied], wait
+
+
+def _fan_out_update(article_id: int, revision_id: int) -> None:
+    try:
+        dispatch.fan_out(article_id=article_id, revision_id=revision_id)
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("update mail of change #%s not dispatched (the sweeper will): the broker refused it",
+                         revision_id)
 
 
 # --- Alerts ------------------------------------------------------------------------------------------

@@ -221,24 +221,58 @@ def notification_status_counts() -> dict[str, int]:
 
 @dataclass
 class Delivery:
-    counts: dict[str, int]  # notifications per status, every status present
-    problems: list[tuple[str, str, str]]  # (address, status, reason) of failed and interrupted ones
+    """The article's own mail (`counts`) and each update mail (`updates`), counted apart."""
+
+    counts: dict[str, int]  # the article's own mail: notifications per status, every status present
+    problems: list[tuple[str, str, str, str]]  # (which mail, address, status, reason): failed and interrupted
     more_problems: int  # failed or interrupted beyond `problems`
+    updates: list["UpdateDelivery"] = field(default_factory=list)  # one per change that mailed, oldest first
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def interrupted(self) -> int:
+        """Interrupted notifications of every mail of the article (what Resend takes)."""
+        return self.counts[NotificationStatus.INTERRUPTED] + sum(
+            update.counts[NotificationStatus.INTERRUPTED] for update in self.updates)
+
+
+@dataclass
+class UpdateDelivery:
+    revision_id: int
+    counts: dict[str, int]  # every status present
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
 
 
+def _mail_label(revision_id: int | None) -> str:
+    return "Article" if revision_id is None else f"Update (change #{revision_id})"
+
+
 def article_delivery(*, article_id: int, limit: int = 100) -> Delivery:
-    """How one article's subscriber e-mail went: counts per status, and the addresses that
-    failed or were interrupted with their reasons (the first `limit`)."""
-    counts = _status_counts(Notification, NotificationStatus.values, article_id=article_id)
-    problems = list(Notification.objects.filter(
-        article_id=article_id, status__in=[NotificationStatus.FAILED, NotificationStatus.INTERRUPTED])
-        .order_by("status", "subscriber__email").values_list("subscriber__email", "status", "last_error")[:limit])
-    more = counts[NotificationStatus.FAILED] + counts[NotificationStatus.INTERRUPTED] - len(problems)
-    return Delivery(counts=counts, problems=problems, more_problems=more)
+    """How one article's subscriber e-mail went: counts per status for its own mail and for each
+    update mail apart (one GROUP BY), and the addresses that failed or were interrupted with their
+    reasons (the first `limit`)."""
+    counts = {status: 0 for status in NotificationStatus.values}
+    updates: dict[int, dict[str, int]] = {}
+    for row in (Notification.objects.filter(article_id=article_id).order_by()
+                .values("revision_id", "status").annotate(n=Count("id"))):
+        mail = counts if row["revision_id"] is None else updates.setdefault(
+            row["revision_id"], {status: 0 for status in NotificationStatus.values})
+        mail[row["status"]] = row["n"]
+    problems = [(_mail_label(revision_id), address, status, error) for revision_id, address, status, error in
+                Notification.objects.filter(
+                    article_id=article_id, status__in=[NotificationStatus.FAILED, NotificationStatus.INTERRUPTED])
+                .order_by("revision_id", "status", "subscriber__email")
+                .values_list("revision_id", "subscriber__email", "status", "last_error")[:limit]]
+    failing = [counts, *updates.values()]
+    more = sum(c[NotificationStatus.FAILED] + c[NotificationStatus.INTERRUPTED] for c in failing) - len(problems)
+    return Delivery(counts=counts, problems=problems, more_problems=more,
+                    updates=[UpdateDelivery(revision_id=pk, counts=c) for pk, c in sorted(updates.items())])
 
 
 def articles_recent_failures(*, limit: int = 5) -> list[Article]:

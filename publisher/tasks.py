@@ -78,17 +78,20 @@ def record_chunk_failure(request, exc, traceback, article_ids: list[int], token:
 
 
 @shared_task(name="publisher.tasks.fan_out_notifications", **RETRY_POLICY)
-def fan_out_notifications(self, article_id: int, after_subscriber_id: int = 0) -> int:
-    with log_context(article_id=article_id):
-        return notifications.notifications_fan_out(article_id=article_id, after_subscriber_id=after_subscriber_id)
+def fan_out_notifications(self, article_id: int, after_subscriber_id: int = 0, revision_id: int | None = None) -> int:
+    with log_context(article_id=article_id, revision_id=revision_id):
+        return notifications.notifications_fan_out(article_id=article_id, after_subscriber_id=after_subscriber_id,
+                                                   revision_id=revision_id)
 
 
 @shared_task(name="publisher.tasks.send_notifications", **RETRY_POLICY)
-def send_notifications(self, article_id: int, first_subscriber_id: int, last_subscriber_id: int) -> list[int]:
-    with log_context(article_id=article_id):
+def send_notifications(self, article_id: int, first_subscriber_id: int, last_subscriber_id: int,
+                       revision_id: int | None = None) -> list[int]:
+    with log_context(article_id=article_id, revision_id=revision_id):
         try:
             sent, failed = notifications.notifications_send(
-                article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id)
+                article_id=article_id, first_subscriber_id=first_subscriber_id, last_subscriber_id=last_subscriber_id,
+                revision_id=revision_id)
         except notifications.DeliveryDeferred as exc:
             # Temporary (greylisting, a dropped connection, a full disk): retried with backoff for
             # as long as it takes; the rows' expires_at ends it (expired rows are never claimed).

@@ -305,8 +305,9 @@ CELERY_BEAT_SCHEDULER = "scheduling.beat:Scheduler"
 # Notification expiry job: how often pending notifications past expires_at become `expired`.
 PUBLISHER_EXPIRY_INTERVAL = env_int("PUBLISHER_EXPIRY_INTERVAL", 60, minimum=1)
 # Seconds a notification stays worth sending, per kind (the fan-out stamps expires_at from it).
-# One kind today; its default is PUBLISHER_NOTIFICATION_TTL.
-PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": PUBLISHER_NOTIFICATION_TTL}
+# Two kinds: an article's own mail and the mail about a change to it; both PUBLISHER_NOTIFICATION_TTL.
+PUBLISHER_NOTIFICATION_EXPIRY = {"new-article": PUBLISHER_NOTIFICATION_TTL,
+                                 "article-update": PUBLISHER_NOTIFICATION_TTL}
 # Cleanup job: how often, what it keeps, and how much one run deletes before re-enqueueing.
 PUBLISHER_CLEANUP_INTERVAL = env_int("PUBLISHER_CLEANUP_INTERVAL", 6 * 3600, minimum=60)
 PUBLISHER_NOTIFICATION_RETENTION_DAYS = env_int("PUBLISHER_NOTIFICATION_RETENTION_DAYS", 30, minimum=1)

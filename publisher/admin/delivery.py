@@ -18,13 +18,18 @@ URL_NAME = "publisher_article_resend_notifications"
 
 def summary(article: Article, *, resend_url: str | None = None) -> str:
     delivery = selectors.article_delivery(article_id=article.pk)
-    interrupted = delivery.counts[NotificationStatus.INTERRUPTED]
+    interrupted = delivery.interrupted
     return render_to_string("publisher/admin/fragments/delivery.html", {
         "delivery": delivery,
-        "counts": [(NotificationStatus(status).label, n) for status, n in delivery.counts.items()],
+        "counts": _labelled(delivery.counts),
+        "updates": [(update.revision_id, update.total, _labelled(update.counts)) for update in delivery.updates],
         "interrupted": interrupted,
         "resend_url": resend_url if interrupted else None,
     })
+
+
+def _labelled(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return [(NotificationStatus(status).label, n) for status, n in counts.items()]
 
 
 def resend_url(model_admin, article: Article) -> str:
@@ -53,7 +58,7 @@ def resend_view(request, object_id: int, *, model_admin):
         "opts": model_admin.model._meta,
         "article": article,
         "back": back,
-        "interrupted": delivery.counts[NotificationStatus.INTERRUPTED],
+        "interrupted": delivery.interrupted,
     })
 
 

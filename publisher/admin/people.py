@@ -79,15 +79,20 @@ def _cell(text: str) -> str:
 
 @admin.register(Notification, site=site)
 class NotificationAdmin(ZonedTimesAdmin, admin.ModelAdmin):
-    list_display = ("article", "subscriber", "status", "expires_column", "sent_column")
+    list_display = ("article", "mail_column", "subscriber", "status", "expires_column", "sent_column")
     list_filter = ("status",)
     list_select_related = ("article", "subscriber")
     raw_id_fields = ("article", "subscriber")
-    fields = ("article", "subscriber", "status", "expires_at", "sent_column", "last_error", "created_column",
-              "updated_column")
-    readonly_fields = ("status", "sent_column", "last_error", "created_column", "updated_column")
+    fields = ("article", "mail_column", "subscriber", "status", "expires_at", "sent_column", "last_error",
+              "created_column", "updated_column")
+    readonly_fields = ("mail_column", "status", "sent_column", "last_error", "created_column", "updated_column")
     created_column = zoned_field("created_at", "Created")
     updated_column = zoned_field("updated_at", "Last changed")
+
+    @admin.display(description="Mail")
+    def mail_column(self, obj):
+        # The article's own mail, or the update mail of a change (docs/revisions.md).
+        return "Article" if obj.revision_id is None else f"Update (change #{obj.revision_id})"
 
     expires_column = zoned_field("expires_at", "Expires", short=True)
     sent_column = zoned_field("sent_at", "Sent", short=True)

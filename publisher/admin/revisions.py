@@ -50,6 +50,10 @@ def live_form(form_class):
                       "replaces the live version at this time. Readers see the live version until then.")
         change_publish_at = ZonedDateTimeField(required=False, label="Schedule the change for",
                                                help_text="A time ahead, in your time zone.")
+        change_notify = forms.BooleanField(
+            required=False, initial=False, label="Notify subscribers of this update",
+            help_text="When the change goes live, every subscriber gets one e-mail saying the article was "
+                      "updated. Off: nobody is mailed.")
 
         def clean(self):
             cleaned = super().clean()
@@ -76,7 +80,7 @@ def fieldset(obj) -> tuple:
     if pending is not None:
         description += (f" A change is already scheduled for {local_time_text(pending.publish_at)}: saving another "
                         "change replaces it.")
-    return ("Change to the live article", {"fields": ("change_when", "change_publish_at"),
+    return ("Change to the live article", {"fields": ("change_when", "change_publish_at", "change_notify"),
                                            "description": description})
 
 
@@ -99,7 +103,8 @@ def save_change(request, obj, form) -> bool:
     try:
         revision = revisions.revision_create(
             article_id=obj.pk, title=data["title"], body=data["body"], image=image,
-            image_alt=data.get("image_alt") or "", publish_at=when, actor=request.user)
+            image_alt=data.get("image_alt") or "", publish_at=when, notify_subscribers=bool(data.get("change_notify")),
+            actor=request.user)
     except (ValidationError, TransitionError) as exc:
         messages.error(request, f"The change to “{obj}” was not saved: {error_text(exc)}")
         return False
@@ -138,6 +143,17 @@ def revision_when(revision: ArticleRevision) -> str:
     return f"Scheduled for {local_time_text(revision.publish_at)}"
 
 
+def notify_text(revision: ArticleRevision) -> str:
+    """Whether subscribers are mailed about the change, and whether that mail went out."""
+    if not revision.notify_subscribers:
+        return "Subscribers not notified"
+    if revision.fanned_out_at is not None:
+        return "Subscribers notified"
+    if revision.status == RevisionStatus.APPLIED:
+        return "Notifying subscribers"
+    return "Subscribers will be notified"
+
+
 def history(model_admin, obj) -> str:
     """The article's changes, newest first: who, when, scheduled or immediate, status, the diff."""
     rows = []
@@ -151,6 +167,7 @@ def history(model_admin, obj) -> str:
             "made": local_time_text(revision.created_at),
             "when": revision_when(revision),
             "applied": local_time_text(revision.applied_at) if revision.applied_at else "",
+            "notify": notify_text(revision),
             "status": status_badge(revision.status),
             "title_change": title,
             "diff": diff_html(revision.base_body, revision.body),
@@ -260,6 +277,7 @@ def revision_view(request, object_id: int, revision_id: int, *, model_admin):
         "who": revision.author.get_username() if revision.author else "system",
         "made": local_time_text(revision.created_at),
         "when": revision_when(revision),
+        "notify": notify_text(revision),
         "status": status_badge(revision.status),
         "pending": revision.status in REVISION_PENDING,
         "title_change": revision.title != revision.base_title,

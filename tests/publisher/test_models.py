@@ -33,7 +33,7 @@ def test_a_second_notification_for_the_same_article_and_subscriber_is_refused_by
     error = _integrity_error(lambda: Notification.objects.create(
         article=article, subscriber=subscriber, expires_at=expires_at, status=NotificationStatus.SENT))
     # SQLite names the columns, PostgreSQL the constraint.
-    assert "notification_once_per_subscriber" in str(error) or "publisher_notification.article_id" in str(error)
+    assert "notification_once_per_article" in str(error) or "publisher_notification.article_id" in str(error)
     # bulk_create (the fan-out's path) is refused too unless it asks to ignore conflicts.
     _integrity_error(lambda: Notification.objects.bulk_create(
         [Notification(article=article, subscriber=subscriber, expires_at=expires_at)]))
