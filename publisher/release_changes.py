@@ -89,7 +89,7 @@ def _join_refusal(revision: ArticleRevision | None, release: Release) -> str | N
         return (f"its article is a member of release #{article.release_id}, whose rollback is still to come: two "
                 "releases cannot touch the same article")
     other = (ArticleRevision.objects.filter(article_id=article.pk, release__isnull=False)
-             .exclude(pk=revision.pk).exclude(status__in=RELEASE_MEMBER_DONE)
+             .exclude(pk=revision.pk).exclude(status__in=(RevisionStatus.CANCELLED, RevisionStatus.ROLLED_BACK))
              .filter(release__in=Release.objects.filter(HOLDING)).values_list("id", "release_id").first())
     if other and other[1] == release.pk:
         return f"this release already changes that article (change #{other[0]}): one change per article"
@@ -129,7 +129,7 @@ def release_add_changes(*, release_id: int, revision_ids: list[int],
             one.update(release=release, release_prepared_at=None, previous_content=None)
             if release.status == ReleaseStatus.DRAFT:
                 if revision.status != RevisionStatus.DRAFT:
-                    one.transition("release_unschedule", actor=actor, **_claim_cleared())
+                    one.transition("release_unschedule", **_claim_cleared())
             else:
                 one.transition("release_schedule", actor=actor, publish_at=release.publish_at, attempts=0,
                                last_error="", **_claim_cleared())
@@ -159,7 +159,7 @@ def release_remove_changes(*, release_id: int, revision_ids: list[int],
                 result.skipped.append((revision_id, "it is not in this release"))
                 continue
             one = ArticleRevision.objects.filter(pk=revision_id)
-            one.transition("release_unschedule", actor=actor, **_claim_cleared())
+            one.transition("release_unschedule", **_claim_cleared())
             one.update(release=None)
             ArticleEvent.objects.create(article_id=revision.article_id, actor=_user(actor),
                                         action=ArticleEventAction.REMOVED_FROM_RELEASE,
@@ -197,7 +197,8 @@ def schedule(release: Release, actor) -> int:
 
 
 def unschedule(release_id: int, actor) -> int:
-    return members(release_id).transition("release_unschedule", actor=actor, **_claim_cleared())
+    # No Activity line of its own: the release's history says it was unscheduled.
+    return members(release_id).transition("release_unschedule", **_claim_cleared())
 
 
 def claim(release_id: int, token: str) -> int:
