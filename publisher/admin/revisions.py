@@ -33,7 +33,8 @@ NOW, SCHEDULE = "now", "schedule"
 URL_NAME = "publisher_article_revision"
 STATUS_COLOURS = {RevisionStatus.DRAFT: "#6b7280", RevisionStatus.SCHEDULED: "#2563eb",
                   RevisionStatus.PUBLISHING: "#7c3aed", RevisionStatus.APPLIED: "#15803d",
-                  RevisionStatus.FAILED: "#b91c1c", RevisionStatus.CANCELLED: "#6b7280"}
+                  RevisionStatus.FAILED: "#b91c1c", RevisionStatus.CANCELLED: "#6b7280",
+                  RevisionStatus.IN_RELEASE: "#0891b2", RevisionStatus.ROLLED_BACK: "#4b5563"}
 
 
 # --- the live article's form ---------------------------------------------------------------------
