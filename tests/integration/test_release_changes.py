@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from publisher import release_changes, releases, revisions
@@ -48,10 +49,11 @@ class Reader(threading.Thread):
     def run(self):
         try:
             while not self.stopped.is_set():
-                visible = Article.objects.visible()
-                new = visible.filter(release_id=self.release_id).count()
-                changed = visible.filter(pk__in=self.changed_ids, title__startswith="Updated").count()
-                self.seen[(new, changed)] += 1
+                # One statement: one snapshot of the database (two counts could straddle a commit).
+                counts = Article.objects.visible().aggregate(
+                    new=Count("pk", filter=Q(release_id=self.release_id)),
+                    changed=Count("pk", filter=Q(pk__in=self.changed_ids, title__startswith="Updated")))
+                self.seen[(counts["new"], counts["changed"])] += 1
         finally:
             connection.close()
 
