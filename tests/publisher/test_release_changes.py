@@ -333,3 +333,22 @@ def test_a_rollback_leaves_an_article_changed_since_as_it_is(editor, sent):
     assert ReleaseEvent.objects.filter(release=release).first().note == (
         "Its rollback time passed: its articles were taken down; change #%d not restored: the article was taken "
         "down or changed again since." % change.pk)
+
+
+def test_the_sweeper_reclaims_a_lost_release_with_its_changes(editor, sent):
+    release, articles, [change] = claimed(editor, sent, new=1, changed=[live_article()])
+    old = str(release.claim_token)
+    Release.objects.filter(pk=release.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    # The changes' own sweeper leaves a release's change alone: the release holds the lease.
+    assert revisions.revisions_reclaim_expired_leases() == (None, 0)
+    assert releases.releases_reclaim_expired_leases() == ([release.pk], 0)
+    release.refresh_from_db()
+    change.refresh_from_db()
+    assert (change.status, str(change.claim_token)) == (RevisionStatus.PUBLISHING, str(release.claim_token))
+    assert str(release.claim_token) != old
+    # The old claim's steps find nothing; the new one prepares it.
+    assert revisions.step_process(revision_ids=[change.pk], token=old) == []
+    assert prepare(release, articles, [change]) is True
+    make_due(release)
+    assert releases.release_flip(release_id=release.pk, token=str(release.claim_token)).outcome == "published"
+    assert statuses(ArticleRevision, [change.pk]) == [RevisionStatus.APPLIED]
