@@ -101,6 +101,31 @@ def remove_change_view(model_admin, request, release_id, revision_id):
                  form=forms.Form(), submit="Remove", intro="The change becomes a draft change of its article again.")
 
 
+def joinable_releases(revision: ArticleRevision) -> list[Release]:
+    """The releases the revision's page offers (“Add this change to a release”), if it may join one."""
+    if revision.status not in release_changes.JOINABLE or revision.release_id is not None:
+        return []
+    return list(Release.objects.filter(status__in=RELEASE_EDITABLE).order_by("name", "pk"))
+
+
+def add_to_release_view(model_admin, request, revision_id):
+    """From the change's page: add it to the release chosen, then show that release."""
+    if request.method != "POST":
+        raise PermissionDenied
+    release = _release(request, request.POST.get("release") if str(request.POST.get("release", "")).isdigit() else 0)
+    try:
+        result = release_changes.release_add_changes(release_id=release.pk, revision_ids=[revision_id],
+                                                     actor=request.user)
+    except release_changes.ReleaseChangeError as exc:
+        model_admin.message_user(request, str(exc), messages.ERROR)
+    else:
+        if result.done:
+            model_admin.message_user(request, f"Change #{revision_id} was added to “{release}”.", messages.SUCCESS)
+        for pk, reason in result.skipped:
+            model_admin.message_user(request, f"Change #{pk} was not added: {reason}.", messages.WARNING)
+    return _back(release)
+
+
 def urls(model_admin) -> list:
     view = model_admin.admin_site.admin_view
     return [
@@ -110,4 +135,6 @@ def urls(model_admin) -> list:
             lambda request, release_id, revision_id: remove_change_view(model_admin, request, release_id,
                                                                         revision_id)),
              name="publisher_release_remove_change"),
+        path("add-change/<int:revision_id>/", view(lambda request, revision_id: add_to_release_view(
+            model_admin, request, revision_id)), name="publisher_release_add_change"),
     ]

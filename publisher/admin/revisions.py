@@ -251,6 +251,7 @@ def revision_view(request, object_id: int, revision_id: int, *, model_admin):
                 messages.error(request, error_text(exc))
                 return HttpResponseRedirect(back)
     can_change = model_admin.has_change_permission(request, article)
+    from .release_changes import joinable_releases  # it imports this module's badge
     return TemplateResponse(request, "publisher/admin/revision.html", {
         **model_admin.admin_site.each_context(request),
         "title": f"Change #{revision.pk} to “{article}”",
@@ -267,6 +268,7 @@ def revision_view(request, object_id: int, revision_id: int, *, model_admin):
         "diff": diff_html(revision.base_body, revision.body),
         "form": form,
         "actions": [(name, ACTIONS[name]) for name in _offered(revision)] if can_change else [],
+        "releases": joinable_releases(revision) if can_change else [],
         "zone_label": zone_label(),
         "media": model_admin.media + form.media,
     })

@@ -57,3 +57,26 @@ def test_an_editor_adds_a_change_to_a_release_and_removes_it(client, editor):
                                "article again."]
     assert ArticleRevision.objects.get(pk=change.pk).release_id is None
     assert Article.objects.get(pk=live.pk).title == "Live"
+
+
+def test_a_change_is_added_to_a_release_from_its_own_page(client, editor):
+    client.force_login(editor)
+    now = timezone.now()
+    live = make_article(title="Live", body="Old.", status=ArticleStatus.PUBLISHED, publish_at=now, published_at=now,
+                        slug="live")
+    change = revisions.revision_create(article_id=live.pk, title="Live, updated", body="New.", image_alt="",
+                                       publish_at=now + timedelta(hours=1), actor=editor)
+    release = Release.objects.create(name="Launch")
+    Release.objects.create(name="Old launch", status="rolled_back")
+    page = reverse("admin:publisher_article_revision", args=[live.pk, change.pk])
+    html = client.get(page).content.decode()
+    assert "Add this change to a release" in html and "Launch (draft)" in html and "Old launch" not in html
+    response = client.post(reverse("admin:publisher_release_add_change", args=[change.pk]),
+                           {"release": release.pk}, follow=True)
+    assert texts(response) == [f"Change #{change.pk} was added to “Launch”."]
+    assert response.redirect_chain[-1][0] == reverse("admin:publisher_release_change", args=[release.pk])
+    assert ArticleRevision.objects.get(pk=change.pk).release_id == release.pk
+    # In a release: no longer offered on its page.
+    assert "Add this change to a release" not in client.get(page).content.decode()
+    assert client.post(reverse("admin:publisher_release_add_change", args=[change.pk]),
+                       {"release": "x"}).status_code == 404
