@@ -41,6 +41,8 @@ RELEASE_PREPARED = "publisher.tasks.release_members_prepared"
 RELEASE_FLIP = "publisher.tasks.release_flip"
 RELEASE_FAIL = "publisher.tasks.record_release_chunk_failure"
 RELEASE_ALERT = "publisher.tasks.send_release_alert"
+RELEASE_CHANGES_PREPARED = "publisher.tasks.release_changes_prepared"
+RELEASE_CHANGES_FAIL = "publisher.tasks.record_release_changes_failure"
 REVISION_PROCESS = "publisher.tasks.process_revisions"
 REVISION_THUMBNAILS = "publisher.tasks.generate_revision_thumbnails"
 REVISION_APPLY = "publisher.tasks.apply_revisions"
@@ -182,17 +184,27 @@ def preflight_alerts(*, article_ids: list[int]) -> None:
 
 # --- Releases (publisher.releases) ---------------------------------------------------------------
 
-def publish_release(*, release_id: int, token: str, article_ids: list[int], go_live_at: datetime) -> None:
+def publish_release(*, release_id: int, token: str, article_ids: list[int], go_live_at: datetime,
+                    revision_ids: list[int] = ()) -> None:
     """One preparation chain per chunk of the release's members (process -> thumbnails ->
     mark prepared and send the flip): no chunk flips anything itself. With every member
     already prepared (a reclaim), just the flip. If the broker is unreachable the release's
     lease and the sweeper send it again."""
     size = settings.PUBLISHER_CHUNK_SIZE
     try:
-        if not article_ids:
+        if not article_ids and not revision_ids:
             release_flip(release_id=release_id, token=token, go_live_at=go_live_at)
             return
         chains = []
+        # Its changes (publisher.release_changes): the changes' own steps, then marked prepared.
+        for start in range(0, len(revision_ids), size):
+            ids = list(revision_ids[start:start + size])
+            canvas = chain(signature(REVISION_PROCESS, kwargs={"token": token}, args=(ids,)),
+                           signature(REVISION_THUMBNAILS, kwargs={"token": token}),
+                           signature(RELEASE_CHANGES_PREPARED, kwargs={"token": token, "release_id": release_id}))
+            canvas.link_error(signature(RELEASE_CHANGES_FAIL, kwargs={"release_id": release_id, "revision_ids": ids,
+                                                                      "token": token}))
+            chains.append(canvas)
         for start in range(0, len(article_ids), size):
             ids = article_ids[start:start + size]
             canvas = chain(signature(PROCESS, kwargs={"token": token}, args=(ids,)),

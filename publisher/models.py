@@ -409,6 +409,7 @@ class ArticleEventAction(models.TextChoices):
     CHANGE_APPLIED = "change_applied", "Change went live"
     CHANGE_ABANDONED = "change_abandoned", "Change not applied (article no longer live)"
     CHANGE_FAILED = "change_failed", "Change failed"
+    CHANGE_ROLLED_BACK = "change_rolled_back", "Change rolled back (previous version restored)"
 
 
 class ArticleEvent(models.Model):
@@ -552,6 +553,12 @@ class ArticleRevision(models.Model):
     fanned_out_at = models.DateTimeField(null=True, blank=True, editable=False)
     fan_out_retried_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
+    # A member of a release (publisher.release_changes): applied in the release's flip, rolled back with it.
+    release = models.ForeignKey("Release", on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                                related_name="changes")
+    release_prepared_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The article's content this change replaced, stored by the apply: what a rollback restores.
+    previous_content = models.JSONField(null=True, blank=True, editable=False)
 
     # The prepared output, filled by the pipeline's steps and copied into the article at the apply.
     body_html = models.TextField(blank=True, editable=False)

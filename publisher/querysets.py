@@ -286,6 +286,11 @@ class RevisionQuerySet(ClaimQuerySet):
         """Changes still to go live."""
         return self.filter(status__in=("scheduled", "publishing"))
 
+    def to_come(self):
+        """Changes still to go live, on their own or with their release (`in_release`): what a
+        cached page must not outlive."""
+        return self.filter(status__in=("scheduled", "publishing", "in_release"))
+
     def _record(self, declared, before: dict[int, tuple[str, datetime | None]], actor, *, note: str = "") -> None:
         event_model = self.model._meta.get_field("article").related_model._meta.get_field("events").related_model
         user = actor if actor is not None and actor.is_authenticated else None

@@ -33,9 +33,10 @@ from django.db.models.functions import Greatest, Now
 from django.urls import reverse
 from django.utils import timezone
 
-from . import dispatch, release_preflight, schedule_rules
+from . import dispatch, release_changes, release_preflight, revisions, schedule_rules
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleStatus, Release, ReleaseEvent
 from .site.links import absolute_url
+from .site.selectors import database_now
 from .site.services import article_ensure_slug
 from .services import articles_step_gave_up
 from .states import RELEASE_ACTIONS, RELEASE_EDITABLE, TRANSITIONS, ReleaseStatus
@@ -216,9 +217,9 @@ def release_schedule(*, release_id: int, publish_at: datetime, unpublish_at: dat
         if reason:
             raise ReleaseError(f"Cannot schedule release “{release}”: {reason}.")
         members = list(Article.objects.select_for_update().filter(release=release).order_by("pk"))
-        if not members:
-            raise ReleaseError(f"Release “{release}” has no articles: add some before scheduling it.")
-        problems = []
+        if not members and not release_changes.members(release.pk).exists():
+            raise ReleaseError(f"Release “{release}” has no articles or changes: add some before scheduling it.")
+        problems = release_changes.schedule_problems(release.pk)
         for article in members:
             found = schedule_rules.content_errors(title=article.title, body=article.body, scheduling=True)
             if found:
@@ -232,6 +233,7 @@ def release_schedule(*, release_id: int, publish_at: datetime, unpublish_at: dat
             last_error="", blocked_article=None, attempts=0, **_released_claim())
         release.refresh_from_db()
         _schedule_members(release, Article.objects.filter(release=release), actor)
+        release_changes.schedule(release, actor)
         # Scheduled closer than the pre-flight window: checked at once after commit.
         release_preflight.release_preflight_requested(release_id=release.pk)
         if publish_at <= _horizon_now():
@@ -256,6 +258,7 @@ def release_unschedule(*, release_id: int, actor: AbstractBaseUser | None = None
                                                          **_released_claim())
         Article.objects.filter(release=release).transition("release_unschedule", actor=actor,
                                                            **_member_claim_cleared())
+        release_changes.unschedule(release.pk, actor)
     release.refresh_from_db()
     return release
 
@@ -310,6 +313,7 @@ def releases_claim_due(*, limit: int = 20, release_ids: list[int] | None = None)
             Article.objects.filter(release_id=release_id).transition(
                 "release_claim", claim_token=token, claimed_at=Now(), lease_expires_at=None,
                 attempts=F("attempts") + 1, unfinished_runs=0, release_prepared_at=None)
+            release_changes.claim(release_id, token)
             claimed.append(release_id)
             transaction.on_commit(lambda r=release_id, t=token: _dispatch(release_id=r, token=t))
     if claimed:
@@ -323,7 +327,8 @@ def _dispatch(*, release_id: int, token: str) -> None:
         return
     unprepared = list(Article.objects.in_flight(token).filter(release_id=release_id, release_prepared_at__isnull=True)
                       .order_by("pk").values_list("id", flat=True))
-    dispatch.publish_release(release_id=release_id, token=token, article_ids=unprepared, go_live_at=release)
+    dispatch.publish_release(release_id=release_id, token=token, article_ids=unprepared, go_live_at=release,
+                             revision_ids=release_changes.unprepared_ids(release_id, token))
 
 
 def releases_reclaim_expired_leases(*, limit: int = 20) -> tuple[list[int], int]:
@@ -352,7 +357,8 @@ def releases_reclaim_expired_leases(*, limit: int = 20) -> tuple[list[int], int]
             Article.objects.filter(release_id=release_id).transition(
                 "reclaim", token=str(old_token), claim_token=token, claimed_at=Now(), lease_expires_at=None,
                 unfinished_runs=0)
-            if _failed_member(release_id) is not None:
+            release_changes.reclaim(release_id, str(old_token), token)
+            if _any_failed(release_id):
                 _block_failed(release_id, token)
                 blocked += 1
                 continue
@@ -363,11 +369,43 @@ def releases_reclaim_expired_leases(*, limit: int = 20) -> tuple[list[int], int]
     return reclaimed, blocked
 
 
-def releases_roll_back_due() -> int:
-    """Live releases whose rollback time passed become `rolled_back` (their members were taken
-    down by the same scan's take-down, by their unpublish time)."""
-    return Release.objects.filter(status=ReleaseStatus.PUBLISHED, unpublish_at__lte=Now()).transition(
-        "roll_back", actor=None, note="Its rollback time passed: its articles were taken down.")
+def releases_roll_back_due(*, limit: int = 20) -> int:
+    """Live releases whose rollback time passed are rolled back, each in one transaction: the
+    articles its changes changed get back the content each change replaced (the change
+    `rolled_back`, the `updated` webhook), its new articles are taken down (hidden already on
+    their second by the database clock, their unpublish time being the rollback time; a member
+    the scan's take-down has not reached yet is taken down here), and the release becomes
+    `rolled_back` with a history line saying what was restored. Returns how many."""
+    rolled_back = 0
+    due = Release.objects.filter(status=ReleaseStatus.PUBLISHED, unpublish_at__lte=Now()).order_by("unpublish_at")
+    if connection.features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    with transaction.atomic():
+        for release_id in list(due.values_list("id", flat=True)[:limit]):
+            rolled_back += _roll_back(release_id)
+    return rolled_back
+
+
+def _roll_back(release_id: int) -> int:
+    with transaction.atomic():
+        at = database_now()
+        restored, skipped = release_changes.roll_back(release_id, at)
+        down = list(Article.objects.select_for_update().filter(release_id=release_id, status=ArticleStatus.PUBLISHED,
+                                                               unpublish_at__lte=Now()).values_list("id", flat=True))
+        Article.objects.filter(pk__in=down).transition("take_down")
+        note = "Its rollback time passed: its articles were taken down"
+        if restored:
+            note += f"; previous versions restored: {', '.join(f'article #{pk}' for pk in restored)}"
+        if skipped:
+            note += "; " + "; ".join(f"change #{pk} {why}" for pk, why in skipped.items())
+        done = Release.objects.filter(pk=release_id).transition("roll_back", actor=None, note=note + ".")
+        webhooks.record(event="unpublished", article_ids=down)
+        if restored:
+            webhooks.record(event="updated", article_ids=restored)
+    if restored:
+        logger.info("release #%s rolled back: %d articles restored, %d taken down", release_id, len(restored),
+                    len(down))
+    return done
 
 
 def releases_release_dropped_claims(*, tokens: list[str]) -> int:
@@ -386,7 +424,8 @@ def releases_release_dropped_claims(*, tokens: list[str]) -> int:
 
 # --- The pipeline's release steps ----------------------------------------------------------------
 
-def release_members_prepared(*, release_id: int, token: str, article_ids: list[int]) -> bool:
+def release_members_prepared(*, release_id: int, token: str, article_ids: list[int],
+                             revision_ids: list[int] = ()) -> bool:
     """The last step of a chunk's preparation: mark the chunk's members still in flight as
     prepared; if a member of the release failed, block the release now (the scheduler learns it
     before the release time); otherwise send the release's flip, waiting in the broker until
@@ -398,7 +437,8 @@ def release_members_prepared(*, release_id: int, token: str, article_ids: list[i
             return False  # unscheduled, rescheduled or reclaimed meanwhile: another token's work
         Article.objects.in_flight_by_id(article_ids, token).filter(release_id=release_id).update(
             release_prepared_at=Now())
-        if _failed_member(release_id) is not None:
+        release_changes.mark_prepared(release_id, token, list(revision_ids))
+        if _any_failed(release_id):
             _block_failed(release_id, token)
             return False
         go_live_at = release.publish_at
@@ -412,6 +452,19 @@ def release_chunk_gave_up(*, release_id: int, token: str, article_ids: list[int]
     any article's would, and the release is blocked at once (a transient cause is left to the
     release's lease). Returns how many members failed."""
     failed = articles_step_gave_up(article_ids=article_ids, token=token, reason=reason, transient=transient)
+    if failed:
+        with transaction.atomic():
+            if Release.objects.select_for_update().filter(pk=release_id, claim_token=token,
+                                                          status=ReleaseStatus.PREPARING).exists():
+                _block_failed(release_id, token)
+    return failed
+
+
+def release_change_chunk_gave_up(*, release_id: int, token: str, revision_ids: list[int], reason: str,
+                                 transient: bool) -> int:
+    """As `release_chunk_gave_up`, for a chunk of the release's changes."""
+    failed = revisions.revisions_step_gave_up(revision_ids=revision_ids, token=token, reason=reason,
+                                              transient=transient)
     if failed:
         with transaction.atomic():
             if Release.objects.select_for_update().filter(pk=release_id, claim_token=token,
@@ -445,7 +498,7 @@ def release_flip(*, release_id: int, token: str) -> Flip:
         now = Release._meta.get_field("published_at").to_python(now)
         if release.publish_at > now:
             return Flip([], wait=min(max((release.publish_at - now).total_seconds(), 0.05), 5.0), outcome="waiting")
-        if _failed_member(release_id) is not None:
+        if _any_failed(release_id):
             _block_failed(release_id, token)
             return Flip([], outcome="blocked")
         if release.unpublish_at is not None and release.unpublish_at <= now:
@@ -456,17 +509,26 @@ def release_flip(*, release_id: int, token: str) -> Flip:
             return Flip([], outcome="blocked")
         members = Article.objects.filter(release_id=release_id)
         if members.exclude(status=ArticleStatus.PUBLISHING, claim_token=token,
-                           release_prepared_at__isnull=False).exists():
+                           release_prepared_at__isnull=False).exists() or release_changes.not_ready(release_id, token):
             return Flip([], outcome="not_ready")
         ids = list(members.values_list("id", flat=True))
         started = time.perf_counter()
+        # The changed articles locked, and still as the changes expect them, or nothing goes live.
+        unapplicable = release_changes.lock_articles(release_id)
+        if unapplicable:
+            _block(release_id, token, article_id=None, reason=unapplicable)
+            return Flip([], outcome="blocked")
+        changed = release_changes.apply(release_id, token, now)
         went_live = members.transition("make_live", token=token, published_at=now, lease_expires_at=None)
         Release.objects.filter(pk=release_id).transition("publish", token=token, actor=None, published_at=now,
                                                          lease_expires_at=None)
         ReleaseEvent.objects.create(release_id=release_id, action="published", previous_status=ReleaseStatus.PREPARING,
                                     publish_at=release.publish_at, unpublish_at=release.unpublish_at,
-                                    note=f"{went_live} articles went live together.")
+                                    note=f"{went_live} articles went live together"
+                                         + (f", {len(changed)} changes applied." if changed else "."))
         webhooks.record(event="published", article_ids=ids)
+        if changed:
+            webhooks.record(event="updated", article_ids=changed)
     # From the flip's first write to its commit: the only time readers could wait on it.
     logger.info("release #%s published: %d articles in one transaction (claim %s, flip %.1f ms)", release_id,
                 went_live, token, (time.perf_counter() - started) * 1000)
@@ -478,8 +540,16 @@ def _failed_member(release_id: int) -> Article | None:
             .only("id", "title", "last_error").order_by("updated_at", "pk").first())
 
 
+def _any_failed(release_id: int) -> bool:
+    return _failed_member(release_id) is not None or release_changes.failed(release_id) is not None
+
+
 def _block_failed(release_id: int, token: str) -> int:
     member = _failed_member(release_id)
+    if member is None:
+        change = release_changes.failed(release_id)
+        return _block(release_id, token, article_id=change.article_id,
+                      reason=f"Change #{change.pk} to “{change.article}” could not be prepared: {change.last_error}")
     return _block(release_id, token, article_id=member.pk,
                   reason=f"“{member}” (#{member.pk}) could not be prepared: {member.last_error}")
 
@@ -496,6 +566,7 @@ def _block(release_id: int, token: str, *, article_id: int | None, reason: str) 
         if not blocked:
             return 0
         Article.objects.filter(release_id=release_id).transition("release_hold", **_member_claim_cleared())
+        release_changes.hold(release_id)
         transaction.on_commit(lambda: dispatch.release_alert(release_id=release_id))
     logger.error("release #%s blocked: %s", release_id, reason)
     return blocked

@@ -37,7 +37,7 @@ from .models import Article, ArticleRevision, ArticleStatus
 from .services import Claim, TransitionError, _aware, _due_ids, _lease_expiry, _released_claim
 from .site.links import absolute_url
 from .site.selectors import database_now
-from .states import RevisionStatus
+from .states import REVISION_ACTIONS, RevisionStatus
 from .webhooks import services as webhooks
 
 logger = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ def _transition(revision_id: int, name: str, *, actor, **values) -> ArticleRevis
         current = ArticleRevision.objects.filter(pk=revision_id).values_list("status", flat=True).first()
         if current is None:
             raise TransitionError(f"Change #{revision_id} no longer exists.")
+        if current == RevisionStatus.IN_RELEASE and name in REVISION_ACTIONS:
+            reason = REVISION_ACTIONS[name].reason(current)
+            raise TransitionError(f"Cannot {name.replace('_', ' ')} change #{revision_id}: {reason}.")
         raise TransitionError(f"Cannot {name.replace('_', ' ')} change #{revision_id}: it is {current}.")
     return ArticleRevision.objects.get(pk=revision_id)
 
@@ -78,8 +81,17 @@ def _locked(revision_id: int) -> ArticleRevision:
     return ArticleRevision.objects.select_for_update().get(pk=revision_id)
 
 
+# A release member that no longer holds its article: done with, or dropped.
+RELEASE_MEMBER_DONE = (RevisionStatus.APPLIED, RevisionStatus.CANCELLED, RevisionStatus.ROLLED_BACK)
+
+
 def _replace_pending(article_id: int, *, keep: int | None, actor) -> None:
     """One change is pending per article: scheduling another cancels the one waiting."""
+    in_release = (ArticleRevision.objects.filter(article_id=article_id, release__isnull=False)
+                  .exclude(status__in=RELEASE_MEMBER_DONE).values_list("id", "release_id").first())
+    if in_release:
+        raise TransitionError(f"The article has a change (#{in_release[0]}) in release #{in_release[1]}: it is "
+                              "applied with that release. Change it there, or remove it from the release first.")
     pending = ArticleRevision.objects.filter(article_id=article_id).pending()
     if keep is not None:
         pending = pending.exclude(pk=keep)
@@ -163,7 +175,13 @@ def revision_publish_now(*, revision_id: int, actor: AbstractBaseUser | None) ->
 
 
 def revision_cancel(*, revision_id: int, actor: AbstractBaseUser | None) -> ArticleRevision:
-    """Drop a pending (or draft, or failed) change; an in-flight claim is abandoned."""
+    """Drop a pending (or draft, or failed) change; an in-flight claim is abandoned. A member
+    of a release leaves the release first (on the release's page)."""
+    release_id = ArticleRevision.objects.filter(pk=revision_id).exclude(
+        status__in=RELEASE_MEMBER_DONE).values_list("release_id", flat=True).first()
+    if release_id is not None:
+        raise TransitionError(f"Cannot cancel change #{revision_id}: it is in release #{release_id}; remove it "
+                              "from the release first.")
     return _transition(revision_id, "cancel", actor=actor, **_released_claim())
 
 
@@ -239,8 +257,10 @@ def revisions_fail_claimed(*, revision_ids: list[int], token: str, reason: str) 
         held = list(ArticleRevision.objects.in_flight(token).filter(pk__in=revision_ids).values_list("id", flat=True))
         failed = ArticleRevision.objects.filter(pk__in=held).transition(
             "fail", token=token, actor=None, last_error=reason[:5000], lease_expires_at=None)
-        if failed:
-            transaction.on_commit(lambda: dispatch.revision_failure_alerts(revision_ids=held))
+        # A release's member: the release's blocked mail says it, not its own.
+        alone = list(ArticleRevision.objects.filter(pk__in=held, release__isnull=True).values_list("id", flat=True))
+        if failed and alone:
+            transaction.on_commit(lambda: dispatch.revision_failure_alerts(revision_ids=alone))
     if failed:
         logger.error("%d changes failed (claim %s): %s", failed, token, reason)
     return failed
@@ -273,6 +293,58 @@ def step_thumbnails(*, revision_ids: list[int], token: str) -> list[int]:
     return pipeline.step_thumbnails(article_ids=revision_ids, token=token, rows=REVISIONS)
 
 
+def revision_rows(revisions) -> list[dict]:
+    """What `revisions_copy_into_articles` reads of each change, in id order."""
+    return list(revisions.order_by("pk").values("id", "article_id", "base_title", "base_body", "notify_subscribers",
+                                                *APPLIED_FIELDS))
+
+
+def revisions_copy_into_articles(*, rows: list[dict], at: datetime) -> tuple[list[dict], dict[int, str]]:
+    """Copy each change's prepared content into its article, stamped `at`, if the article is
+    still live with the text the change was made from (the editor wins), and keep on the
+    change the content it replaced (`previous_content`: what a release's rollback restores).
+    The caller holds the articles' locks and owns the transaction, the status transitions and
+    the webhooks (a change's own apply, or a release's flip). Returns (the rows applied,
+    {revision id: why not} for the others)."""
+    applied, abandoned = [], {}
+    for row in rows:
+        live = Article.objects.filter(pk=row["article_id"], status=ArticleStatus.PUBLISHED,
+                                      title=row["base_title"], body=row["base_body"])
+        previous = live.values(*APPLIED_FIELDS, "revised_at").first()
+        if previous is None:
+            status = Article.objects.filter(pk=row["article_id"]).values_list("status", flat=True).first()
+            abandoned[row["id"]] = NOT_LIVE.format(status or "deleted")
+            continue
+        live.update(**{name: row[name] for name in APPLIED_FIELDS}, revised_at=at, updated_at=at)
+        previous["revised_at"] = previous["revised_at"].isoformat() if previous["revised_at"] else None
+        ArticleRevision.objects.filter(pk=row["id"]).update(previous_content=previous)
+        applied.append(row)
+    return applied, abandoned
+
+
+def revisions_restore_previous(*, revision_ids: list[int], at: datetime) -> tuple[list[int], dict[int, str]]:
+    """Give each applied change's article back the content the change replaced, stamped `at`,
+    if the article is still live with exactly this change's text (an article changed or taken
+    down since is left as it is: the editor wins). The caller holds the transaction and takes
+    the transitions. Returns (the ids restored, {revision id: why not} for the others)."""
+    restored, skipped = [], {}
+    rows = ArticleRevision.objects.filter(pk__in=revision_ids).order_by("pk").values(
+        "id", "article_id", "title", "body", "previous_content")
+    for row in rows:
+        previous = dict(row["previous_content"] or {})
+        if not previous:
+            skipped[row["id"]] = "nothing to restore: the content it replaced was not recorded"
+            continue
+        revised_at = previous.pop("revised_at", None)
+        written = Article.objects.filter(pk=row["article_id"], status=ArticleStatus.PUBLISHED, title=row["title"],
+                                         body=row["body"]).update(**previous, updated_at=at, revised_at=revised_at)
+        if written:
+            restored.append(row["id"])
+        else:
+            skipped[row["id"]] = "not restored: the article was taken down or changed again since"
+    return restored, skipped
+
+
 def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float]:
     """Apply the prepared changes that are due by the database clock, each in full or not at
     all, in one transaction: the article gets the change's content and `revised_at` (the page,
@@ -282,7 +354,6 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
     instead (the editor wins). Never early: the second value says how long to wait for the rest
     (0 when nothing is left). Returns the ids applied by this call."""
     faults.checkpoint("apply_revision")
-    applied, abandoned = [], {}
     with transaction.atomic():
         # One instant of the database clock for the lot: what is due, and the time stamped on
         # the article, its revision and its webhook.
@@ -290,27 +361,13 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
         mine = ArticleRevision.objects.in_flight_by_id(revision_ids, token)
         # The articles first, then the changes: the order the editor's actions lock them in.
         list(Article.objects.select_for_update().filter(pk__in=mine.values("article_id")).values_list("pk"))
-        due = list(mine.filter(publish_at__lte=at).select_for_update().order_by("pk")
-                   .values("id", "article_id", "base_title", "base_body", "notify_subscribers", *APPLIED_FIELDS))
-        for row in due:
-            content = {name: row[name] for name in APPLIED_FIELDS}
-            written = Article.objects.filter(
-                pk=row["article_id"], status=ArticleStatus.PUBLISHED, title=row["base_title"], body=row["base_body"],
-            ).update(**content, revised_at=at, updated_at=at)
-            if written:
-                applied.append(row)
-            else:
-                status = Article.objects.filter(pk=row["article_id"]).values_list("status", flat=True).first()
-                abandoned[row["id"]] = NOT_LIVE.format(status or "deleted")
+        due = revision_rows(mine.filter(publish_at__lte=at).select_for_update())
+        applied, abandoned = revisions_copy_into_articles(rows=due, at=at)
         if applied:
             ArticleRevision.objects.filter(pk__in=[row["id"] for row in applied]).transition(
                 "apply", token=token, actor=None, applied_at=at, lease_expires_at=None)
             webhooks.record(event="updated", article_ids=[row["article_id"] for row in applied])
-            for row in applied:
-                if row["notify_subscribers"]:
-                    # After commit; a lost message is re-sent by the fan-out sweeper
-                    # (ArticleRevision.fanned_out_at stays empty until the fan-out ends).
-                    transaction.on_commit(partial(_fan_out_update, row["article_id"], row["id"]))
+            revisions_mail_updates_on_commit(rows=applied)
         for revision_id, reason in abandoned.items():
             ArticleRevision.objects.filter(pk=revision_id).transition(
                 "abandon", token=token, actor=None, last_error=reason, lease_expires_at=None)
@@ -321,6 +378,16 @@ def step_apply(*, revision_ids: list[int], token: str) -> tuple[list[int], float
     if waiting is not None:
         wait = min(max((waiting - timezone.now()).total_seconds(), 0.1), 5.0)
     return [row["id"] for row in applied], wait
+
+
+def revisions_mail_updates_on_commit(*, rows: list[dict]) -> None:
+    """Inside the transaction that applied these changes (their own apply, or a release's flip):
+    once it commits, start the update mail of each change the editor ticked *Notify subscribers
+    of this update* on. A lost message is re-sent by the fan-out sweeper
+    (ArticleRevision.fanned_out_at stays empty until the fan-out ends)."""
+    for row in rows:
+        if row["notify_subscribers"]:
+            transaction.on_commit(partial(_fan_out_update, row["article_id"], row["id"]))
 
 
 def _fan_out_update(article_id: int, revision_id: int) -> None:

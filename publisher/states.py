@@ -231,7 +231,9 @@ RELEASE_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
                event="blocked"),
     Transition("change_rollback", (RL,), None, "editor", "set or clear the rollback time of a live release",
                event="rollback_changed"),
-    Transition("roll_back", (RL,), RR, "scan", "its rollback time passed: its members were taken down"),
+    Transition("roll_back", (RL,), RR, "scan",
+               "its rollback time passed: its new articles taken down, its changes' previous versions restored",
+               event="rolled_back"),
 )}
 
 RELEASE_ACTIONS: dict[str, Action] = {a.name: a for a in (
@@ -264,12 +266,17 @@ class RevisionStatus(models.TextChoices):
     APPLIED = "applied", "Applied"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+    # A member of a scheduled release (publisher.release_changes): applied in the release's flip, never alone.
+    IN_RELEASE = "in_release", "In a scheduled release"
+    # Its release was rolled back: the article got back the content this change replaced.
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 REVISION_INITIAL = RevisionStatus.DRAFT
 
 VD, VS, VP, VA, VF, VC = (RevisionStatus.DRAFT, RevisionStatus.SCHEDULED, RevisionStatus.PUBLISHING,
                           RevisionStatus.APPLIED, RevisionStatus.FAILED, RevisionStatus.CANCELLED)
+VI, VR = RevisionStatus.IN_RELEASE, RevisionStatus.ROLLED_BACK
 
 REVISION_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     # The editor wins over an in-flight claim here too: the claim's remaining steps do nothing.
@@ -289,12 +296,46 @@ REVISION_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
                event="change_abandoned"),
     Transition("fail", (VP,), VF, "pipeline", "retries spent, or a sweeper gave up after the last attempt",
                event="change_failed"),
+    # Members of a release (publisher.release_changes): scheduled, claimed and held with their
+    # release; applied through `apply` in the release's one flip, rolled back with it.
+    Transition("release_schedule", (VD, VS, VF, VI), VI, "editor",
+               "its release was scheduled (or rescheduled): it is applied with the release",
+               event="change_scheduled", event_from={VI: "change_rescheduled", VS: "change_rescheduled",
+                                                     VF: "change_rescheduled"}),
+    Transition("release_unschedule", (VS, VI, VP, VF), VD, "editor",
+               "its release was unscheduled or is a draft, or it left a release: back to draft"),
+    Transition("release_claim", (VI,), VP, "scan", "its release is due within the look-ahead: claimed with it"),
+    Transition("release_hold", (VP, VF), VI, "pipeline",
+               "its release was blocked: not applied, waiting with its release (a failed one keeps its reason)"),
+    Transition("roll_back", (VA,), VR, "scan",
+               "its release's rollback time passed: the article got back the content this change replaced",
+               event="change_rolled_back"),
+)}
+
+REVISION_IN_RELEASE_REASON = ("it is in a scheduled release and is applied with it: reschedule or unschedule the "
+                              "release, or remove the change from it first")
+
+# The editor's actions on a change, with the reason each does not apply (the change's page).
+REVISION_ACTIONS: dict[str, Action] = {a.name: a for a in (
+    Action("schedule", "Schedule the change", ("schedule",), {
+        VA: "it is already live", VC: "it was cancelled", VR: "it was rolled back with its release",
+        VI: REVISION_IN_RELEASE_REASON,
+    }),
+    Action("publish_now", "Publish the change now", ("publish_now",), {
+        VP: "it is being published right now", VA: "it is already live", VC: "it was cancelled",
+        VR: "it was rolled back with its release", VI: REVISION_IN_RELEASE_REASON,
+    }),
+    Action("cancel", "Cancel the change", ("cancel",), {
+        VA: "it is already live", VC: "it was cancelled", VR: "it was rolled back with its release",
+        VI: REVISION_IN_RELEASE_REASON,
+    }),
 )}
 
 # A change still to go live (the calendar, the site's next change, the article's page).
 REVISION_PENDING = (VS, VP)
 
-validate(REVISION_TRANSITIONS, {}, tuple(RevisionStatus.values), REVISION_INITIAL, groups=(REVISION_PENDING,))
+validate(REVISION_TRANSITIONS, REVISION_ACTIONS, tuple(RevisionStatus.values), REVISION_INITIAL,
+         groups=(REVISION_PENDING,))
 
 
 def transitions_into(target: str) -> list[Transition]:
@@ -367,6 +408,11 @@ def render_markdown() -> str:
               "`ArticleRevision.objects.transition(name, ...)`, the same compare-and-set as an article's.", "",
               "| Transition | From | To | By | Audit event | What |", "|---|---|---|---|---|---|"]
     lines += _transition_rows(REVISION_TRANSITIONS)
+    lines += ["", "| Action | Applies to | Does not apply to |", "|---|---|---|"]
+    for a in REVISION_ACTIONS.values():
+        reasons = "; ".join(f"{s}: {r}" for s, r in a.not_applicable.items())
+        applies = [s for s in RevisionStatus.values if s not in a.not_applicable]
+        lines.append(f"| `{a.name}` ({a.label}) | {', '.join(applies)} | {reasons} |")
     lines += ["", f"- Pending (still to go live): {', '.join(REVISION_PENDING)}", ""]
     return "\n".join(lines)
 

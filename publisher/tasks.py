@@ -158,6 +158,24 @@ def record_release_chunk_failure(request, exc, traceback, release_id: int, artic
                                               transient=isinstance(exc, TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)))
 
 
+@shared_task(name="publisher.tasks.release_changes_prepared", **RETRY_POLICY)
+def release_changes_prepared(self, revision_ids: list[int], token: str, release_id: int) -> bool:
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        return releases.release_members_prepared(release_id=release_id, token=token, article_ids=[],
+                                                 revision_ids=revision_ids)
+
+
+@shared_task(name="publisher.tasks.record_release_changes_failure")
+def record_release_changes_failure(request, exc, traceback, release_id: int, revision_ids: list[int],
+                                   token: str) -> int:
+    task = getattr(request, "task", None) or "a publishing step"
+    with log_context(claim_token=token, revision_ids=revision_ids):
+        return releases.release_change_chunk_gave_up(
+            release_id=release_id, revision_ids=revision_ids, token=token,
+            reason=f"{task} failed: {type(exc).__name__}: {exc}",
+            transient=isinstance(exc, TRANSIENT_ERRORS + (SoftTimeLimitExceeded,)))
+
+
 @shared_task(name="publisher.tasks.send_release_alert", **RETRY_POLICY)
 def send_release_alert(self, release_id: int) -> int:
     return releases.release_alert_send(release_id=release_id)

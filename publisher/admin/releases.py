@@ -21,6 +21,7 @@ from ..models import Article, ArticleStatus, Release, ReleaseEvent
 from ..states import RELEASE_EDITABLE, ReleaseStatus
 from ..text import error_text
 from ..zones import zone_label
+from . import release_changes as release_changes_admin
 from .conflicts import conflict_html
 from .display import status_badge, zoned_time
 from .site import site
@@ -73,9 +74,9 @@ class ReleaseAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     search_fields = ("name", "notes")
     fields = ("name", "notes", "status_display", "publish_at_display", "unpublish_at_display", "scheduled_by",
-              "blocked_display", "at_risk_display", "members_display", "history_display")
+              "blocked_display", "at_risk_display", "members_display", "changes_display", "history_display")
     readonly_fields = ("status_display", "publish_at_display", "unpublish_at_display", "scheduled_by",
-                       "blocked_display", "at_risk_display", "members_display", "history_display")
+                       "blocked_display", "at_risk_display", "members_display", "changes_display", "history_display")
     change_form_template = "publisher/admin/release_change_form.html"
     view_on_site = False  # a release has no public page; its articles do
 
@@ -189,6 +190,10 @@ class ReleaseAdmin(admin.ModelAdmin):
         return format_html('<table class="release-members"><thead><tr><th>Article</th><th>Status</th><th>Problem</th>'
                            '<th></th></tr></thead><tbody>{}</tbody></table>', rows)
 
+    @admin.display(description="Changes to live articles")
+    def changes_display(self, obj):
+        return release_changes_admin.changes_html(obj)
+
     @admin.display(description="History")
     def history_display(self, obj):
         events = ReleaseEvent.objects.filter(release=obj).select_related("actor")[:50]
@@ -208,6 +213,9 @@ class ReleaseAdmin(admin.ModelAdmin):
             if releases.release_action_reason(release=release, action="unschedule") is None:
                 tools.append({"url": reverse("admin:publisher_release_unschedule", args=[release.pk]),
                               "label": "Unschedule", "post": True, "name": "unschedule"})
+            if release.status in RELEASE_EDITABLE:
+                tools.append({"url": reverse("admin:publisher_release_add_changes", args=[release.pk]),
+                              "label": "Add a change…", "post": False, "name": "add_changes"})
             if release.status == ReleaseStatus.PUBLISHED:
                 tools.append({"url": reverse("admin:publisher_release_rollback", args=[release.pk]),
                               "label": "Rollback time…", "post": False, "name": "rollback"})
@@ -227,7 +235,7 @@ class ReleaseAdmin(admin.ModelAdmin):
                  name="publisher_release_unschedule"),
             path("<int:release_id>/rollback/", view(self.rollback_view), name="publisher_release_rollback"),
             path("<int:release_id>/remove/<int:article_id>/", view(self.remove_view), name="publisher_release_remove"),
-        ] + super().get_urls()
+        ] + release_changes_admin.urls(self) + super().get_urls()
 
     def _page(self, request, release, *, title, form, submit, intro=""):
         return TemplateResponse(request, "publisher/admin/release_form.html", {

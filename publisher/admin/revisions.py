@@ -33,7 +33,8 @@ NOW, SCHEDULE = "now", "schedule"
 URL_NAME = "publisher_article_revision"
 STATUS_COLOURS = {RevisionStatus.DRAFT: "#6b7280", RevisionStatus.SCHEDULED: "#2563eb",
                   RevisionStatus.PUBLISHING: "#7c3aed", RevisionStatus.APPLIED: "#15803d",
-                  RevisionStatus.FAILED: "#b91c1c", RevisionStatus.CANCELLED: "#6b7280"}
+                  RevisionStatus.FAILED: "#b91c1c", RevisionStatus.CANCELLED: "#6b7280",
+                  RevisionStatus.IN_RELEASE: "#0891b2", RevisionStatus.ROLLED_BACK: "#4b5563"}
 
 
 # --- the live article's form ---------------------------------------------------------------------
@@ -267,6 +268,7 @@ def revision_view(request, object_id: int, revision_id: int, *, model_admin):
                 messages.error(request, error_text(exc))
                 return HttpResponseRedirect(back)
     can_change = model_admin.has_change_permission(request, article)
+    from .release_changes import joinable_releases  # it imports this module's badge
     return TemplateResponse(request, "publisher/admin/revision.html", {
         **model_admin.admin_site.each_context(request),
         "title": f"Change #{revision.pk} to “{article}”",
@@ -284,6 +286,7 @@ def revision_view(request, object_id: int, revision_id: int, *, model_admin):
         "diff": diff_html(revision.base_body, revision.body),
         "form": form,
         "actions": [(name, ACTIONS[name]) for name in _offered(revision)] if can_change else [],
+        "releases": joinable_releases(revision) if can_change else [],
         "zone_label": zone_label(),
         "media": model_admin.media + form.media,
     })

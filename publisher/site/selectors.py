@@ -39,7 +39,7 @@ def site_next_change() -> datetime | None:
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHING), "publish_at"),
         _first(Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__gt=Now()), "unpublish_at"),
         # A change to a live article (publisher.revisions) changes its page, the index and the feeds.
-        _first(ArticleRevision.objects.pending(), "publish_at"),
+        _first(ArticleRevision.objects.to_come(), "publish_at"),
     ]
     times = [t for t in times if t is not None]
     return min(times) if times else None
@@ -73,7 +73,7 @@ def with_next_change(queryset):
     read in the same statement as the article itself: a page rendered from a row read just
     before the change went live is then never cached past the change's time (read afterwards,
     the change would be gone and the old page cached for PUBLISHER_PUBLIC_MAX_AGE)."""
-    pending = (ArticleRevision.objects.pending().filter(article=OuterRef("pk")).order_by("publish_at")
+    pending = (ArticleRevision.objects.to_come().filter(article=OuterRef("pk")).order_by("publish_at")
                .values("publish_at")[:1])
     return queryset.annotate(next_change_at=Subquery(pending))
 

@@ -141,7 +141,7 @@ def test_a_release_is_scheduled_only_with_a_valid_time(editor_client, editor):
     response = editor_client.post(reverse("admin:publisher_release_schedule", args=[release.pk]), {
         "publish_at_0": "2030-01-01", "publish_at_1": "06:00", "publish_at_2": "",
         "unpublish_at_0": "", "unpublish_at_1": "", "unpublish_at_2": "", "apply": "Schedule"})
-    assert "has no articles: add some before scheduling it" in response.content.decode()
+    assert "has no articles or changes: add some before scheduling it" in response.content.decode()
     assert Release.objects.get(pk=release.pk).status == ReleaseStatus.DRAFT
 
 

@@ -196,7 +196,8 @@ def test_the_scan_claims_the_release_and_its_members_under_one_token(editor, sen
         (ArticleStatus.PUBLISHING, release.claim_token)}
     assert releases.releases_claim_due() == []  # once
     assert sent[-1] == ("prepare", {"release_id": release.pk, "token": token,
-                                    "article_ids": sorted(a.pk for a in articles), "go_live_at": release.publish_at})
+                                    "article_ids": sorted(a.pk for a in articles), "go_live_at": release.publish_at,
+                                    "revision_ids": []})
     # The article sweeper leaves members alone: the release holds the lease.
     Article.objects.filter(release=release).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert services.articles_reclaim_expired_leases() == (None, 0)
@@ -306,7 +307,7 @@ def test_the_sweeper_reclaims_a_lost_release_and_gives_up_after_the_attempts(edi
     assert release.status == ReleaseStatus.PREPARING and str(release.claim_token) != old and release.attempts == 2
     # Everything was prepared under the lost claim: only the flip is sent again.
     assert sent[-1] == ("prepare", {"release_id": release.pk, "token": str(release.claim_token), "article_ids": [],
-                                    "go_live_at": release.publish_at})
+                                    "go_live_at": release.publish_at, "revision_ids": []})
     assert releases.release_flip(release_id=release.pk, token=old).outcome == "done"
     Release.objects.filter(pk=release.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert releases.releases_reclaim_expired_leases() == ([], 1)

@@ -30,11 +30,14 @@ def test_the_declaration_is_valid():
 
 
 def test_the_revision_declaration_is_valid():
-    states.validate(states.REVISION_TRANSITIONS, {}, tuple(RevisionStatus.values), states.REVISION_INITIAL,
-                    groups=(states.REVISION_PENDING,))
+    states.validate(states.REVISION_TRANSITIONS, states.REVISION_ACTIONS, tuple(RevisionStatus.values),
+                    states.REVISION_INITIAL, groups=(states.REVISION_PENDING,))
     assert states.REVISION_PENDING == (RevisionStatus.SCHEDULED, RevisionStatus.PUBLISHING)
+    # A change in a scheduled release is applied with it only: every editor action says why.
+    for action in states.REVISION_ACTIONS.values():
+        assert action.reason(RevisionStatus.IN_RELEASE) == states.REVISION_IN_RELEASE_REASON
     unreachable = {n: t for n, t in states.REVISION_TRANSITIONS.items() if t.target != RevisionStatus.APPLIED}
-    with pytest.raises(StateMachineError, match=r"unreachable from draft: \['applied'\]"):
+    with pytest.raises(StateMachineError, match=r"unreachable from draft: \['applied', 'rolled_back'\]"):
         states.validate(unreachable, {}, tuple(RevisionStatus.values), states.REVISION_INITIAL, groups=())
 
 
