@@ -248,7 +248,8 @@ def test_the_send_path_refuses_an_expired_row_even_before_the_expiry_job_ran(set
 def test_expiry_defaults_per_kind_follow_the_notification_ttl(settings):
     from django.conf import settings as live
 
-    assert live.PUBLISHER_NOTIFICATION_EXPIRY == {"new-article": live.PUBLISHER_NOTIFICATION_TTL}
+    assert live.PUBLISHER_NOTIFICATION_EXPIRY == {"new-article": live.PUBLISHER_NOTIFICATION_TTL,
+                                                  "article-update": live.PUBLISHER_NOTIFICATION_TTL}
 
 
 def subscriber(email, *, created_at, sent_at=None, **fields) -> Subscriber:
