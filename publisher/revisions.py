@@ -102,10 +102,11 @@ def _replace_pending(article_id: int, *, keep: int | None, actor) -> None:
 
 def revision_create(*, article_id: int, title: str, body: str, image_alt: str, image=None,
                     publish_at: datetime | None, notify_subscribers: bool = False,
-                    actor: AbstractBaseUser | None) -> ArticleRevision:
+                    actor: AbstractBaseUser | None, draft: bool = False) -> ArticleRevision:
     """The editor changed a live article: store the change as a frozen revision and publish it
     now (`publish_at` None) or schedule it for `publish_at` (a time ahead, before the article's
-    take-down time). `image`: a file to store, the name of one already stored, or "" for none.
+    take-down time), or (`draft`) keep it as a draft change, to be published or scheduled from
+    its page. `image`: a file to store, the name of one already stored, or "" for none.
     The live article is not touched. Raises ValidationError (schedule_rules codes) or
     TransitionError (the article is not live)."""
     schedule_rules.raise_errors(schedule_rules.content_errors(title=title, body=body, scheduling=True))
@@ -122,6 +123,8 @@ def revision_create(*, article_id: int, title: str, body: str, image_alt: str, i
         else:
             revision.image.save(getattr(image, "name", "image"), image, save=False)
         revision.save()
+        if draft:
+            return revision
         if publish_at is None:
             return revision_publish_now(revision_id=revision.pk, actor=actor)
         return revision_schedule(revision_id=revision.pk, publish_at=publish_at, actor=actor)
@@ -129,7 +132,9 @@ def revision_create(*, article_id: int, title: str, body: str, image_alt: str, i
 
 def revision_restore(*, revision_id: int, actor: AbstractBaseUser | None) -> ArticleRevision:
     """A new draft change carrying an older change's content (its diff against the live text
-    now). Nothing goes live until it is published or scheduled."""
+    now). Nothing goes live until it is published or scheduled. It does not notify subscribers
+    (a restore is usually a correction back, not news): the editor ticks *Notify subscribers*
+    on its page before publishing or scheduling it, if it is."""
     with transaction.atomic():
         old = ArticleRevision.objects.filter(pk=revision_id).first()
         if old is None:
@@ -140,13 +145,46 @@ def revision_restore(*, revision_id: int, actor: AbstractBaseUser | None) -> Art
             base_title=article.title, base_body=article.body, author=_user(actor))
 
 
+# A change whose content and *Notify subscribers* tick may still be edited: not live, not in
+# flight, not dropped.
+NOTIFY_EDITABLE = (RevisionStatus.DRAFT, RevisionStatus.SCHEDULED, RevisionStatus.FAILED, RevisionStatus.IN_RELEASE)
+
+
+def _set_notify(revision_id: int, notify_subscribers: bool | None) -> None:
+    """Store the *Notify subscribers of this update* tick, compare-and-set on the status: refused
+    (TransitionError) once the change is publishing, applied or dropped (its mail is decided)."""
+    if notify_subscribers is None:
+        return
+    if ArticleRevision.objects.filter(pk=revision_id, status__in=NOTIFY_EDITABLE).update(
+            notify_subscribers=notify_subscribers, updated_at=Now()):
+        return
+    current = ArticleRevision.objects.filter(pk=revision_id).first()
+    if current is None:
+        raise TransitionError(f"Change #{revision_id} no longer exists.")
+    raise TransitionError(f"Whether subscribers are notified of change #{revision_id} can no longer be changed: "
+                          f"it is {current.get_status_display().lower()}"
+                          + (" (subscribers are notified)." if current.notify_subscribers
+                             else " (subscribers are not notified)."))
+
+
+def revision_set_notify(*, revision_id: int, notify_subscribers: bool,
+                        actor: AbstractBaseUser | None) -> ArticleRevision:
+    """Tick or untick *Notify subscribers of this update* on a change still editable (draft,
+    scheduled, failed, or waiting in its release); refused with the reason once it is
+    publishing, applied, cancelled or rolled back."""
+    with transaction.atomic():
+        _set_notify(revision_id, notify_subscribers)
+        return ArticleRevision.objects.get(pk=revision_id)
+
+
 def revision_schedule(*, revision_id: int, publish_at: datetime, actor: AbstractBaseUser | None,
-                      claim_due: bool = True) -> ArticleRevision:
+                      claim_due: bool = True, notify_subscribers: bool | None = None) -> ArticleRevision:
     """Schedule (or reschedule) a change for `publish_at`, a time ahead. Overrides an in-flight
     claim (the editor wins); one due within the look-ahead is claimed at once, so it still goes
-    live on its second."""
+    live on its second. `notify_subscribers` (None: as it is) is stored in the same transaction."""
     with transaction.atomic():
         revision = _locked(revision_id)
+        _set_notify(revision_id, notify_subscribers)
         article = Article.objects.get(pk=revision.article_id)
         schedule_rules.raise_errors(schedule_rules.change_time_errors(publish_at=publish_at,
                                                                       unpublish_at=article.unpublish_at))
@@ -159,10 +197,13 @@ def revision_schedule(*, revision_id: int, publish_at: datetime, actor: Abstract
     return revision
 
 
-def revision_publish_now(*, revision_id: int, actor: AbstractBaseUser | None) -> ArticleRevision:
-    """Claim a change now and send it down the scan's pipeline: live within seconds."""
+def revision_publish_now(*, revision_id: int, actor: AbstractBaseUser | None,
+                         notify_subscribers: bool | None = None) -> ArticleRevision:
+    """Claim a change now and send it down the scan's pipeline: live within seconds.
+    `notify_subscribers` (None: as it is) is stored in the same transaction."""
     with transaction.atomic():
         revision = _locked(revision_id)
+        _set_notify(revision_id, notify_subscribers)
         _replace_pending(revision.article_id, keep=revision_id, actor=actor)
         now = timezone.now()
         token = str(uuid.uuid4())

@@ -191,7 +191,7 @@ class ArticleAdmin(admin.ModelAdmin):
         ]
         if obj.status == ArticleStatus.PUBLISHED:
             # Its content changes are kept apart and go live now or at a time (publisher.revisions).
-            fieldsets.insert(2, changes.fieldset(obj))
+            fieldsets.insert(2, changes.fieldset_for(obj, can_publish=self.has_publish_permission(request)))
         if obj.published_at is not None:
             fieldsets.append(("Changes to the live article", {"fields": ("changes_display",)}))
         return fieldsets
@@ -201,6 +201,7 @@ class ArticleAdmin(admin.ModelAdmin):
             kwargs.setdefault("form", changes.live_form(self.form))
         form = super().get_form(request, obj, change, **kwargs)
         form.can_record_published = self.has_publish_permission(request)
+        form.can_publish_changes = self.has_publish_permission(request)  # the live article's form (changes)
         if "body" in form.base_fields:
             body = form.base_fields["body"]
             body.help_text = ("Markdown: **bold**, *italic*, [a link](https://example.com), # a heading, "

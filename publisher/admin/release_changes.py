@@ -14,10 +14,47 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from .. import release_changes
-from ..models import ArticleRevision, Release
+from ..models import Article, ArticleRevision, Release
 from ..states import RELEASE_EDITABLE
 from ..zones import zone_label
-from .revisions import URL_NAME, status_badge
+from .revisions import PUBLISH_NEEDED, URL_NAME, revision_page, status_badge
+
+RELEASE_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+class ReleaseField(forms.ModelChoiceField):
+    """A release that takes new members (draft, scheduled or blocked), picked from the list. Any
+    other input is a form error that names the problem: not a release number, a release that
+    does not exist (deleted), or one that is live, rolled back or going live now."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Release")
+        super().__init__(queryset=Release.objects.filter(status__in=RELEASE_EDITABLE).order_by("name", "pk"),
+                         empty_label=None, **kwargs)
+
+    def label_from_instance(self, obj):
+        return f"{obj} ({obj.get_status_display().lower()})"
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if not RELEASE_NUMBER.fullmatch(text):
+            raise forms.ValidationError("“%(value)s” is not a release: choose one from the list.",
+                                        code="invalid_choice", params={"value": text[:40]})
+        release = Release.objects.filter(pk=int(text)).first()
+        if release is None:
+            raise forms.ValidationError("Release #%(pk)s does not exist (it may have been deleted): choose another.",
+                                        code="invalid_choice", params={"pk": int(text)})
+        if release.status not in RELEASE_EDITABLE:
+            raise forms.ValidationError(
+                "Release “%(release)s” is %(status)s: only a draft, scheduled or blocked release takes new members.",
+                code="invalid_choice", params={"release": release, "status": release.get_status_display().lower()})
+        return release
+
+
+class ReleasePickForm(forms.Form):
+    release = ReleaseField(widget=forms.Select(attrs={"aria-label": "Release"}))
 
 
 class AddChangesForm(forms.Form):
@@ -53,10 +90,18 @@ def _page(model_admin, request, release, *, title, form, submit, intro):
         "form": form, "submit": submit, "intro": intro, "zone_label": zone_label()})
 
 
-def _release(request, release_id) -> Release:
+def _release(request, release_id) -> Release | None:
+    """The release named by the URL, or None (the caller says it is gone, as Django's own
+    pages do, rather than a 404)."""
     if not request.user.has_perm("publisher.change_article"):
         raise PermissionDenied
-    return get_object_or_404(Release, pk=release_id)
+    return Release.objects.filter(pk=release_id).first()
+
+
+def _gone(model_admin, request, release_id):
+    model_admin.message_user(request, f"Release #{release_id} does not exist (it may have been deleted).",
+                             messages.WARNING)
+    return HttpResponseRedirect(reverse("admin:publisher_release_changelist"))
 
 
 def _back(release):
@@ -65,8 +110,18 @@ def _back(release):
 
 def add_changes_view(model_admin, request, release_id):
     release = _release(request, release_id)
+    if release is None:
+        return _gone(model_admin, request, release_id)
     form = AddChangesForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    intro = ("A change in a release is applied with the release's new articles, in the same instant, and undone "
+             "at its rollback time.")
+    if not request.user.has_perm("publisher.publish_article"):
+        # A change in a release goes live with it: adding one is publishing (docs/revisions.md).
+        intro = PUBLISH_NEEDED
+        if form.is_bound:
+            form.is_valid()
+            form.add_error(None, f"Changes were not added: {PUBLISH_NEEDED}")
+    elif request.method == "POST" and form.is_valid():
         try:
             result = release_changes.release_add_changes(release_id=release.pk, revision_ids=form.cleaned_data["changes"],
                                                          actor=request.user)
@@ -80,12 +135,13 @@ def add_changes_view(model_admin, request, release_id):
                 model_admin.message_user(request, f"Change #{pk} was not added: {reason}.", messages.WARNING)
             return _back(release)
     return _page(model_admin, request, release, title=f"Add changes to release “{release}”", form=form,
-                 submit="Add", intro="A change in a release is applied with the release's new articles, in the "
-                                     "same instant, and undone at its rollback time.")
+                 submit="Add", intro=intro)
 
 
 def remove_change_view(model_admin, request, release_id, revision_id):
     release = _release(request, release_id)
+    if release is None:
+        return _gone(model_admin, request, release_id)
     revision = get_object_or_404(ArticleRevision, pk=revision_id, release=release)
     if request.method == "POST":
         try:
@@ -109,21 +165,37 @@ def joinable_releases(revision: ArticleRevision) -> list[Release]:
 
 
 def add_to_release_view(model_admin, request, revision_id):
-    """From the change's page: add it to the release chosen, then show that release."""
+    """From the change's page: add it to the release picked, then show that release. Bad input
+    (not a release, a deleted one, one live or rolled back) or a refusal is a form error on the
+    change's page, with nothing written."""
     if request.method != "POST":
         raise PermissionDenied
-    release = _release(request, request.POST.get("release") if str(request.POST.get("release", "")).isdigit() else 0)
-    try:
-        result = release_changes.release_add_changes(release_id=release.pk, revision_ids=[revision_id],
-                                                     actor=request.user)
-    except release_changes.ReleaseChangeError as exc:
-        model_admin.message_user(request, str(exc), messages.ERROR)
-    else:
-        if result.done:
-            model_admin.message_user(request, f"Change #{revision_id} was added to “{release}”.", messages.SUCCESS)
-        for pk, reason in result.skipped:
-            model_admin.message_user(request, f"Change #{pk} was not added: {reason}.", messages.WARNING)
-    return _back(release)
+    if not request.user.has_perm("publisher.change_article"):
+        raise PermissionDenied
+    article_admin = model_admin.admin_site._registry[Article]
+    revision = ArticleRevision.objects.select_related("article", "author").filter(pk=revision_id).first()
+    if revision is None:
+        model_admin.message_user(request, f"Change #{revision_id} does not exist.", messages.WARNING)
+        return HttpResponseRedirect(reverse("admin:publisher_article_changelist"))
+    form = ReleasePickForm(request.POST)
+    if not article_admin.has_publish_permission(request):
+        form.is_valid()
+        form.add_error(None, f"The change was not added: {PUBLISH_NEEDED}")
+    elif form.is_valid():
+        release = form.cleaned_data["release"]
+        try:
+            result = release_changes.release_add_changes(release_id=release.pk, revision_ids=[revision.pk],
+                                                         actor=request.user)
+        except release_changes.ReleaseChangeError as exc:
+            form.add_error("release", str(exc))
+        else:
+            if result.done:
+                model_admin.message_user(request, f"Change #{revision.pk} was added to “{release}”.",
+                                         messages.SUCCESS)
+                return _back(release)
+            for _, reason in result.skipped:
+                form.add_error("release", f"Change #{revision.pk} was not added to “{release}”: {reason}.")
+    return revision_page(request, article_admin, revision, release_form=form)
 
 
 def urls(model_admin) -> list:

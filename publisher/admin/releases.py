@@ -48,8 +48,7 @@ class ReleaseRollbackForm(forms.Form):
 
 
 class AddToReleaseForm(forms.Form):
-    release = forms.ModelChoiceField(queryset=Release.objects.filter(status__in=RELEASE_EDITABLE).order_by("name"),
-                                     empty_label=None, label="Release")
+    release = release_changes_admin.ReleaseField()
 
 
 def _at_risk(release: Release) -> bool:
@@ -61,6 +60,10 @@ def _at_risk_flag(release: Release):
     if not _at_risk(release):
         return ""
     return format_html(' <span class="at-risk" title="{}">At risk</span>', release.at_risk_reason)
+
+
+ROLLBACK_NEEDS_PUBLISH = ("Setting or clearing the rollback time of a live release changes what readers see, "
+                          "so it needs the permission to publish (the Publishers group).")
 
 
 def _can_edit(request) -> bool:
@@ -242,16 +245,23 @@ class ReleaseAdmin(admin.ModelAdmin):
             **self.admin_site.each_context(request), "opts": self.opts, "title": title, "release": release,
             "form": form, "submit": submit, "intro": intro, "zone_label": zone_label()})
 
-    def _release(self, request, release_id) -> Release:
+    def _release(self, request, release_id) -> Release | None:
+        """The release named by the URL, or None: the views then say it is gone (as Django's own
+        change page does) instead of answering 404."""
         if not _can_edit(request):
             raise PermissionDenied
-        return get_object_or_404(Release, pk=release_id)
+        return Release.objects.filter(pk=release_id).first()
+
+    def _gone(self, request, release_id):
+        return release_changes_admin._gone(self, request, release_id)
 
     def _back(self, release):
         return HttpResponseRedirect(reverse("admin:publisher_release_change", args=[release.pk]))
 
     def schedule_view(self, request, release_id):
         release = self._release(request, release_id)
+        if release is None:
+            return self._gone(request, release_id)
         initial = {"publish_at": release.publish_at, "unpublish_at": release.unpublish_at}
         form = ReleaseScheduleForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
@@ -275,6 +285,8 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     def unschedule_view(self, request, release_id):
         release = self._release(request, release_id)
+        if release is None:
+            return self._gone(request, release_id)
         try:
             releases.release_unschedule(release_id=release.pk, actor=request.user)
         except releases.ReleaseError as exc:
@@ -286,8 +298,17 @@ class ReleaseAdmin(admin.ModelAdmin):
 
     def rollback_view(self, request, release_id):
         release = self._release(request, release_id)
+        if release is None:
+            return self._gone(request, release_id)
         form = ReleaseRollbackForm(request.POST or None, initial={"unpublish_at": release.unpublish_at})
-        if request.method == "POST" and form.is_valid():
+        intro = "At this time every article of the release is taken down."
+        if not request.user.has_perm("publisher.publish_article"):
+            # Taking a live release back (its new articles down, its changes undone) is publishing.
+            intro = ROLLBACK_NEEDS_PUBLISH
+            if form.is_bound:
+                form.is_valid()
+                form.add_error(None, f"The rollback time was not saved: {ROLLBACK_NEEDS_PUBLISH}")
+        elif request.method == "POST" and form.is_valid():
             try:
                 releases.release_set_rollback(release_id=release.pk, unpublish_at=form.cleaned_data["unpublish_at"],
                                               actor=request.user)
@@ -297,10 +318,12 @@ class ReleaseAdmin(admin.ModelAdmin):
                 self.message_user(request, f"Rollback time of “{release}” saved.", messages.SUCCESS)
                 return self._back(release)
         return self._page(request, release, title=f"Rollback time of “{release}”", form=form, submit="Save",
-                          intro="At this time every article of the release is taken down.")
+                          intro=intro)
 
     def remove_view(self, request, release_id, article_id):
         release = self._release(request, release_id)
+        if release is None:
+            return self._gone(request, release_id)
         article = get_object_or_404(Article, pk=article_id, release=release)
         if request.method == "POST":
             try:

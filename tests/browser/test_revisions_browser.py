@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_editor_schedules_a_change_to_a_live_article(browser, live_server, processes, screenshot):
-    make_user("edith", "Editors", "America/New_York")
+    make_user("edith", "Publishers", "America/New_York")
     went_live = timezone.now() - timedelta(hours=3)
     article = make_article(title="Storm closes the harbour", body="The harbour is closed until Tuesday.",
                            slug="storm-closes-the-harbour", status=ArticleStatus.PUBLISHED, publish_at=went_live,

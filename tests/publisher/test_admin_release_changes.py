@@ -24,7 +24,7 @@ def no_broker(monkeypatch):
 @pytest.fixture
 def editor(db):
     factories.newsroom_groups()
-    return make_user("edith", "Editors", email="edith@example.com")
+    return make_user("edith", "Publishers", email="edith@example.com")
 
 
 def test_an_editor_adds_a_change_to_a_release_and_removes_it(client, editor):
@@ -78,5 +78,6 @@ def test_a_change_is_added_to_a_release_from_its_own_page(client, editor):
     assert ArticleRevision.objects.get(pk=change.pk).release_id == release.pk
     # In a release: no longer offered on its page.
     assert "Add this change to a release" not in client.get(page).content.decode()
-    assert client.post(reverse("admin:publisher_release_add_change", args=[change.pk]),
-                       {"release": "x"}).status_code == 404
+    response = client.post(reverse("admin:publisher_release_add_change", args=[change.pk]), {"release": "x"})
+    assert response.status_code == 200
+    assert response.context["release_form"].errors == {"release": ["“x” is not a release: choose one from the list."]}

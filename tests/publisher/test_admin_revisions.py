@@ -27,7 +27,7 @@ def newsroom_groups(db):
 
 @pytest.fixture
 def editor(db):
-    return make_user("edith", "Editors")
+    return make_user("edith", "Publishers")
 
 
 @pytest.fixture

@@ -245,7 +245,7 @@ def test_the_delivery_panel_counts_the_articles_mail_and_each_update_apart(live,
 @pytest.mark.parametrize("ticked", [True, False])
 def test_the_live_article_form_stores_the_notify_box_and_the_history_shows_it(client, live, claimed, ticked):
     factories.newsroom_groups()
-    client.force_login(make_user("edith", "Editors"))
+    client.force_login(make_user("edith", "Publishers"))
     page = client.get(change_url(live)).content.decode()
     assert "Notify subscribers of this update" in page
     assert 'name="change_notify"' in page and 'name="change_notify" checked' not in page, "off by default"
