@@ -41,6 +41,7 @@ RELEASE_PREPARED = "publisher.tasks.release_members_prepared"
 RELEASE_FLIP = "publisher.tasks.release_flip"
 RELEASE_FAIL = "publisher.tasks.record_release_chunk_failure"
 RELEASE_ALERT = "publisher.tasks.send_release_alert"
+RELEASE_ROLL_BACK = "publisher.tasks.release_roll_back"
 RELEASE_CHANGES_PREPARED = "publisher.tasks.release_changes_prepared"
 RELEASE_CHANGES_FAIL = "publisher.tasks.record_release_changes_failure"
 REVISION_PROCESS = "publisher.tasks.process_revisions"
@@ -226,6 +227,20 @@ def release_flip(*, release_id: int, token: str, go_live_at: datetime) -> None:
     if go_live_at > timezone.now():
         flip = flip.set(eta=go_live_at)
     flip.apply_async()
+
+
+def release_roll_back(*, release_id: int, at: datetime) -> None:
+    """The release's rollback, waiting in the broker until its rollback time `at` (look-ahead
+    dispatch, as the flip). Lost (logged) with the broker unreachable: the scan's
+    `releases_roll_back_due` rolls the release back at its next run instead."""
+    roll_back = signature(RELEASE_ROLL_BACK, kwargs={"release_id": release_id, "at": at.isoformat()})
+    if at > timezone.now():
+        roll_back = roll_back.set(eta=at)
+    try:
+        roll_back.apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the scan covers it
+        logger.exception("rollback of release #%s not dispatched: the broker refused it; the scan rolls it back",
+                         release_id)
 
 
 def release_alert(*, release_id: int) -> None:

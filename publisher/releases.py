@@ -275,10 +275,13 @@ def release_set_rollback(*, release_id: int, unpublish_at: datetime | None,
         errors = schedule_rules.window_errors(publish_at=release.publish_at, unpublish_at=unpublish_at)
         errors += schedule_rules.entered_time_errors(publish_at=None, unpublish_at=unpublish_at)
         schedule_rules.raise_errors(errors)
-        Release.objects.filter(pk=release.pk).transition("change_rollback", actor=actor, unpublish_at=unpublish_at)
+        # A rollback message sent for the old time finds the time changed and does nothing.
+        Release.objects.filter(pk=release.pk).transition("change_rollback", actor=actor, unpublish_at=unpublish_at,
+                                                         lease_expires_at=None)
         live = Article.objects.filter(release=release, status=ArticleStatus.PUBLISHED)
         live.transition("change_unpublish", actor=actor, unpublish_at=unpublish_at)
         webhooks.record(event="updated", article_ids=list(live.values_list("id", flat=True)))
+        releases_dispatch_rollbacks_due(release_ids=[release.pk])
     release.refresh_from_db()
     return release
 
@@ -386,8 +389,63 @@ def releases_roll_back_due(*, limit: int = 20) -> int:
     return rolled_back
 
 
+def releases_dispatch_rollbacks_due(*, limit: int = 20, release_ids: list[int] | None = None) -> int:
+    """Look-ahead dispatch of rollbacks, as flips are timed: a live release whose rollback time
+    is within PUBLISHER_RELEASE_LOOKAHEAD is marked dispatched (compare-and-set on
+    `lease_expires_at`, empty while live until then: the rollback time plus the lease) and its
+    rollback sent after commit, waiting in the broker until that second (`release_roll_back`).
+    Called by the scan, by the flip and when a rollback time is set, so the changed articles get
+    their previous versions back on the second the new articles disappear; the scan's
+    `releases_roll_back_due` stays the safety net (a lost message, the broker down). A message
+    is never sent days ahead: it waits in the worker's memory until its time. Returns how many."""
+    horizon = ExpressionWrapper(Now() + timedelta(seconds=settings.PUBLISHER_RELEASE_LOOKAHEAD),
+                                output_field=DateTimeField())
+    due = Release.objects.filter(status=ReleaseStatus.PUBLISHED, unpublish_at__isnull=False,
+                                 unpublish_at__lte=horizon, lease_expires_at__isnull=True)
+    if release_ids is not None:
+        due = due.filter(pk__in=release_ids)
+    sent = 0
+    with transaction.atomic():
+        for release_id, unpublish_at in list(due.order_by("unpublish_at").values_list("id", "unpublish_at")[:limit]):
+            marked = Release.objects.filter(pk=release_id, status=ReleaseStatus.PUBLISHED, unpublish_at=unpublish_at,
+                                            lease_expires_at__isnull=True).update(
+                lease_expires_at=unpublish_at + timedelta(seconds=settings.PUBLISHER_LEASE_SECONDS))
+            if marked:
+                sent += 1
+                transaction.on_commit(lambda r=release_id, at=unpublish_at: dispatch.release_roll_back(
+                    release_id=r, at=at))
+    return sent
+
+
+@dataclass(frozen=True)
+class RollBack:
+    done: int  # 1: this call rolled the release back
+    wait: float = 0.0  # > 0: not due yet by the database clock, try again after this many seconds
+
+
+def release_roll_back(*, release_id: int, at: datetime) -> RollBack:
+    """The rollback sent for `at`, the release's rollback time: by the database clock, never
+    early, the release is rolled back in one transaction (`_roll_back`). It does nothing when the
+    release was rolled back already (by the scan, or a redelivered message: compare-and-set on
+    its status) or its rollback time changed or was cleared since (the message sent for the new
+    time does it)."""
+    with transaction.atomic():
+        release = (Release.objects.select_for_update().filter(pk=release_id, status=ReleaseStatus.PUBLISHED)
+                   .only("id", "unpublish_at").first())
+        if release is None or release.unpublish_at != at:
+            return RollBack(0)
+        now = database_now()
+        if at > now:
+            return RollBack(0, wait=min(max((at - now).total_seconds(), 0.05), 5.0))
+        return RollBack(_roll_back(release_id))
+
+
 def _roll_back(release_id: int) -> int:
     with transaction.atomic():
+        # One rollback per release: whoever locks it first (the message at its time, or the scan)
+        # rolls it back; the other finds it rolled back and does nothing.
+        if not Release.objects.select_for_update().filter(pk=release_id, status=ReleaseStatus.PUBLISHED).exists():
+            return 0
         at = database_now()
         restored, skipped = release_changes.roll_back(release_id, at)
         down = list(Article.objects.select_for_update().filter(release_id=release_id, status=ArticleStatus.PUBLISHED,
@@ -529,6 +587,8 @@ def release_flip(*, release_id: int, token: str) -> Flip:
         webhooks.record(event="published", article_ids=ids)
         if changed:
             webhooks.record(event="updated", article_ids=changed)
+        if release.unpublish_at is not None:
+            releases_dispatch_rollbacks_due(release_ids=[release_id])
     # From the flip's first write to its commit: the only time readers could wait on it.
     logger.info("release #%s published: %d articles in one transaction (claim %s, flip %.1f ms)", release_id,
                 went_live, token, (time.perf_counter() - started) * 1000)

@@ -232,7 +232,8 @@ RELEASE_TRANSITIONS: dict[str, Transition] = {t.name: t for t in (
     Transition("change_rollback", (RL,), None, "editor", "set or clear the rollback time of a live release",
                event="rollback_changed"),
     Transition("roll_back", (RL,), RR, "scan",
-               "its rollback time passed: its new articles taken down, its changes' previous versions restored",
+               "its rollback time passed (the rollback sent for that second, or the scan's safety net): its new "
+               "articles taken down, its changes' previous versions restored",
                event="rolled_back"),
 )}
 

@@ -6,6 +6,7 @@ visibility timeout so a retried message is never also redelivered.
 """
 
 import random
+from datetime import datetime
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -147,6 +148,15 @@ def release_flip(self, release_id: int, token: str) -> list[int]:
     with log_context(claim_token=token, article_ids=flip.published):
         pipeline.step_notify(article_ids=flip.published, token=token)
     return flip.published
+
+
+@shared_task(name="publisher.tasks.release_roll_back", **RETRY_POLICY)
+def release_roll_back(self, release_id: int, at: str) -> int:
+    rolled = releases.release_roll_back(release_id=release_id, at=datetime.fromisoformat(at))
+    if rolled.wait:
+        # Delivered before the database clock reached the rollback time (clock skew): never early.
+        raise self.retry(countdown=rolled.wait, max_retries=EARLY_RETRIES)
+    return rolled.done
 
 
 @shared_task(name="publisher.tasks.record_release_chunk_failure")

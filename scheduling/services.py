@@ -152,7 +152,8 @@ def scan_run() -> dict:
     changes = revisions.revisions_claim_due()
     changes_reclaimed, changes_given_up = revisions.revisions_reclaim_expired_leases()
     taken_down = publisher_services.articles_take_down_expired()
-    releases_rolled_back = releases.releases_roll_back_due()
+    releases_rolled_back = releases.releases_roll_back_due()  # the safety net: a rollback message lost
+    rollbacks_dispatched = releases.releases_dispatch_rollbacks_due()
     resent, interrupted = notifications.notifications_recover_stale(older_than=settings.PUBLISHER_LEASE_SECONDS)
     fan_outs = notifications.notifications_recover_fan_outs()
     # After the claim: what is due within the look-ahead is published, not checked ahead.
@@ -171,6 +172,7 @@ def scan_run() -> dict:
         "releases_reclaimed": len(releases_reclaimed),
         "releases_blocked": releases_blocked,
         "releases_rolled_back": releases_rolled_back,
+        "release_rollbacks_dispatched": rollbacks_dispatched,
         "changes_claimed": len(changes.article_ids) if changes else 0,
         "changes_reclaimed": len(changes_reclaimed.article_ids) if changes_reclaimed else 0,
         "changes_given_up": changes_given_up,

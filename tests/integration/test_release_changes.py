@@ -3,6 +3,7 @@ beat: the new articles go live and the changes are applied in one transaction (a
 from another connection never sees one without the other), and at the rollback time the changed
 articles get their previous versions back and the new ones are taken down."""
 
+import re
 import threading
 import time
 from collections import Counter
@@ -15,7 +16,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from publisher import release_changes, releases, revisions
-from publisher.models import Article, ArticleRevision, ArticleStatus, Release
+from publisher.models import Article, ArticleRevision, ArticleStatus, Release, ReleaseEvent
 from publisher.states import ReleaseStatus, RevisionStatus
 from tests import factories
 from tests.factories import make_article, make_user
@@ -119,3 +120,63 @@ def test_new_articles_and_changes_go_live_together_and_roll_back_together(releas
     assert not Article.objects.visible().filter(release=release).exists()
     assert set(ArticleRevision.objects.filter(release=release).values_list("status", flat=True)) == {
         RevisionStatus.ROLLED_BACK}
+
+
+ROLLBACK_LOOKAHEAD = 20  # the flip sends the rollback, 13 s ahead, with its ETA
+SLOW_SCAN = 60  # the scan's own rollback (its safety net) cannot be the one that is on time
+
+
+@pytest.fixture
+def rollback_processes(processes, settings):
+    settings.PUBLISHER_RELEASE_LOOKAHEAD = ROLLBACK_LOOKAHEAD
+    settings.PUBLISHER_SCAN_INTERVAL = SLOW_SCAN
+    processes.env.update({"PUBLISHER_RELEASE_LOOKAHEAD": str(ROLLBACK_LOOKAHEAD),
+                          "PUBLISHER_SCAN_INTERVAL": str(SLOW_SCAN)})
+    call_command("sync_schedules")
+    processes.worker()
+    processes.beat()
+    return processes
+
+
+def test_the_changed_article_gets_its_previous_version_back_on_the_rollback_second(rollback_processes):
+    factories.newsroom_groups()
+    editor = make_user("edith", "Publishers", email="edith@example.com")
+    changed = live_article(0)
+    change = revisions.revision_create(article_id=changed.pk, title="Updated 0", body="New body 0.", image_alt="",
+                                       publish_at=None, draft=True, actor=editor)
+    release = releases.release_create(name="Flash sale", actor=editor)
+    new = make_article(title="Sale story", body="Half price.")
+    releases.release_add_members(release_id=release.pk, article_ids=[new.pk], actor=editor)
+    assert release_changes.release_add_changes(release_id=release.pk, revision_ids=[change.pk],
+                                               actor=editor).done == [change.pk]
+    publish_at = timezone.now() + timedelta(seconds=4)
+    rollback_at = publish_at + timedelta(seconds=13)
+    releases.release_schedule(release_id=release.pk, publish_at=publish_at, unpublish_at=rollback_at, actor=editor)
+    assert Release.objects.get(pk=release.pk).status == ReleaseStatus.PREPARING  # claimed on save (look-ahead)
+
+    wait_for(lambda: Article.objects.get(pk=changed.pk).title == "Updated 0", timeout=20,
+             message="the release to go live")
+    assert Release.objects.get(pk=release.pk).status == ReleaseStatus.PUBLISHED
+
+    # Poll from here, on the second: the previous title back, the new article gone.
+    restored_seen = None
+    while timezone.now() < rollback_at + timedelta(seconds=5):
+        title = Article.objects.filter(pk=changed.pk).values_list("title", flat=True).get()
+        if title == "Live 0":
+            restored_seen = timezone.now()
+            break
+        time.sleep(0.05)
+    assert restored_seen is not None, "the previous version did not come back within 5 s of the rollback time"
+    lateness = (restored_seen - rollback_at).total_seconds()
+    assert 0 <= lateness <= 1.5, f"previous version back {lateness:.3f} s after the rollback time"
+    assert not Article.objects.visible().filter(pk=new.pk).exists()
+    wait_for(lambda: Release.objects.get(pk=release.pk).status == ReleaseStatus.ROLLED_BACK, timeout=5,
+             message="the release to be rolled back")
+    assert Article.objects.get(pk=new.pk).status == ArticleStatus.EXPIRED
+    assert ArticleRevision.objects.get(pk=change.pk).status == RevisionStatus.ROLLED_BACK
+    # The message sent for that second did it; the scan's safety net then finds nothing to do.
+    log = rollback_processes.log("worker")
+    assert re.search(r"Task publisher\.tasks\.release_roll_back\[[^\]]+\] succeeded in [0-9.e-]+s: 1\b", log), log[-3000:]
+    assert releases.releases_roll_back_due() == 0
+    assert ReleaseEvent.objects.filter(release=release, action="rolled_back").count() == 1
+    print(f"\nrollback: previous version back {lateness * 1000:.0f} ms after the rollback time")

@@ -319,6 +319,48 @@ def test_the_rollback_restores_the_previous_versions_and_takes_the_new_articles_
     assert releases.releases_roll_back_due() == 0
 
 
+def test_the_rollback_is_sent_for_its_second_and_rolls_the_release_back_once(editor, sent, monkeypatch, settings,
+                                                                            django_capture_on_commit_callbacks):
+    rollbacks = []
+    monkeypatch.setattr(dispatch, "release_roll_back", lambda **kw: rollbacks.append(kw))
+    settings.PUBLISHER_RELEASE_LOOKAHEAD = 60
+    changed = live_article()
+    release, articles, [change] = claimed(editor, sent, new=1, changed=[changed])
+    assert prepare(release, articles, [change]) is True
+    make_due(release)
+    at = timezone.now() + timedelta(seconds=40)
+    Release.objects.filter(pk=release.pk).update(unpublish_at=at)
+    Article.objects.filter(release=release).update(unpublish_at=at)
+
+    # The flip sends the rollback (due within the look-ahead) with its time; the scan does not again.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert releases.release_flip(release_id=release.pk, token=str(release.claim_token)).outcome == "published"
+        assert releases.releases_dispatch_rollbacks_due() == 0
+    assert rollbacks == [{"release_id": release.pk, "at": at}]
+    # Delivered early (clock skew): it waits, by the database clock; nothing is rolled back.
+    early = releases.release_roll_back(release_id=release.pk, at=at)
+    assert early.done == 0 and 0.05 <= early.wait <= 5.0
+    assert Article.objects.get(pk=changed.pk).title == "New title"
+
+    # A new rollback time: sent again for it; the message for the old time then does nothing.
+    later = timezone.now() + timedelta(seconds=50)
+    with django_capture_on_commit_callbacks(execute=True):
+        releases.release_set_rollback(release_id=release.pk, unpublish_at=later, actor=editor)
+    assert rollbacks[1:] == [{"release_id": release.pk, "at": later}]
+    past = timezone.now() - timedelta(milliseconds=1)
+    Release.objects.filter(pk=release.pk).update(unpublish_at=past)
+    Article.objects.filter(release=release).update(unpublish_at=past)
+    assert releases.release_roll_back(release_id=release.pk, at=at) == releases.RollBack(0)
+
+    # On its second: rolled back once, whoever comes second (a redelivery, the scan) finds it done.
+    assert releases.release_roll_back(release_id=release.pk, at=past) == releases.RollBack(1)
+    assert releases.release_roll_back(release_id=release.pk, at=past) == releases.RollBack(0)
+    assert releases.releases_roll_back_due() == 0
+    assert Article.objects.get(pk=changed.pk).title == "Old title"
+    assert statuses(Article, [a.pk for a in articles]) == [ArticleStatus.EXPIRED]
+    assert ReleaseEvent.objects.filter(release=release, action="rolled_back").count() == 1
+
+
 def test_a_rollback_leaves_an_article_changed_since_as_it_is(editor, sent):
     changed = live_article()
     release, articles, [change] = claimed(editor, sent, new=1, changed=[changed])
