@@ -98,7 +98,7 @@ def _release(request, release_id) -> Release | None:
     return Release.objects.filter(pk=release_id).first()
 
 
-def _gone(model_admin, request, release_id):
+def release_gone(model_admin, request, release_id):
     model_admin.message_user(request, f"Release #{release_id} does not exist (it may have been deleted).",
                              messages.WARNING)
     return HttpResponseRedirect(reverse("admin:publisher_release_changelist"))
@@ -111,7 +111,7 @@ def _back(release):
 def add_changes_view(model_admin, request, release_id):
     release = _release(request, release_id)
     if release is None:
-        return _gone(model_admin, request, release_id)
+        return release_gone(model_admin, request, release_id)
     form = AddChangesForm(request.POST or None)
     intro = ("A change in a release is applied with the release's new articles, in the same instant, and undone "
              "at its rollback time.")
@@ -141,7 +141,7 @@ def add_changes_view(model_admin, request, release_id):
 def remove_change_view(model_admin, request, release_id, revision_id):
     release = _release(request, release_id)
     if release is None:
-        return _gone(model_admin, request, release_id)
+        return release_gone(model_admin, request, release_id)
     revision = get_object_or_404(ArticleRevision, pk=revision_id, release=release)
     if request.method == "POST":
         try:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
-from .. import releases, selectors
+from .. import release_changes, releases, selectors
 from ..forms import ZonedDateTimeField
 from ..models import Article, ArticleStatus, Release, ReleaseEvent
 from ..states import RELEASE_EDITABLE, ReleaseStatus
@@ -62,6 +62,8 @@ def _at_risk_flag(release: Release):
     return format_html(' <span class="at-risk" title="{}">At risk</span>', release.at_risk_reason)
 
 
+CHANGES_NEED_PUBLISH = ("This release changes live articles: scheduling it puts those changes live, so it needs "
+                        "the permission to publish (the Publishers group).")
 ROLLBACK_NEEDS_PUBLISH = ("Setting or clearing the rollback time of a live release changes what readers see, "
                           "so it needs the permission to publish (the Publishers group).")
 
@@ -253,7 +255,7 @@ class ReleaseAdmin(admin.ModelAdmin):
         return Release.objects.filter(pk=release_id).first()
 
     def _gone(self, request, release_id):
-        return release_changes_admin._gone(self, request, release_id)
+        return release_changes_admin.release_gone(self, request, release_id)
 
     def _back(self, release):
         return HttpResponseRedirect(reverse("admin:publisher_release_change", args=[release.pk]))
@@ -264,7 +266,16 @@ class ReleaseAdmin(admin.ModelAdmin):
             return self._gone(request, release_id)
         initial = {"publish_at": release.publish_at, "unpublish_at": release.unpublish_at}
         form = ReleaseScheduleForm(request.POST or None, initial=initial)
-        if request.method == "POST" and form.is_valid():
+        intro = ("Every article of the release is scheduled for this time and goes live with the others in one "
+                 "step, or none does.")
+        if (not request.user.has_perm("publisher.publish_article")
+                and release_changes.members(release.pk).exists()):
+            # Its changes to live articles go live with it: scheduling it is publishing them.
+            intro = CHANGES_NEED_PUBLISH
+            if form.is_bound:
+                form.is_valid()
+                form.add_error(None, f"The release was not scheduled: {CHANGES_NEED_PUBLISH}")
+        elif request.method == "POST" and form.is_valid():
             try:
                 releases.release_schedule(release_id=release.pk, publish_at=form.cleaned_data["publish_at"],
                                           unpublish_at=form.cleaned_data["unpublish_at"], actor=request.user)
@@ -280,8 +291,7 @@ class ReleaseAdmin(admin.ModelAdmin):
                     "s" if count != 1 else "", zoned_time(release.publish_at)), messages.SUCCESS)
                 return self._back(release)
         return self._page(request, release, title=f"Schedule release “{release}”", form=form, submit="Schedule",
-                          intro="Every article of the release is scheduled for this time and goes live with the "
-                                "others in one step, or none does.")
+                          intro=intro)
 
     def unschedule_view(self, request, release_id):
         release = self._release(request, release_id)

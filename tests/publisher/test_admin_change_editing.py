@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from publisher import dispatch, revisions
 from publisher.admin.revisions import PUBLISH_NEEDED
-from publisher.admin.releases import ROLLBACK_NEEDS_PUBLISH
+from publisher.admin.releases import CHANGES_NEED_PUBLISH, ROLLBACK_NEEDS_PUBLISH
 from publisher.models import Article, ArticleRevision, ArticleStatus, Release, ReleaseEvent
 from publisher.services import TransitionError
 from publisher.states import ReleaseStatus, RevisionStatus
@@ -271,6 +271,15 @@ def test_an_editor_without_the_publish_permission_saves_draft_changes(client, us
     response = client.post(add, {"changes": str(change.pk)})
     assert response.context["form"].errors == {"__all__": [f"Changes were not added: {PUBLISH_NEEDED}"]}
     assert ArticleRevision.objects.get(pk=change.pk).release_id is None
+
+    # Scheduling a release that holds a change puts the change live: a Publisher's too.
+    ArticleRevision.objects.filter(pk=change.pk).update(release=open_release)
+    schedule = reverse("admin:publisher_release_schedule", args=[open_release.pk])
+    assert CHANGES_NEED_PUBLISH in client.get(schedule).content.decode()
+    response = client.post(schedule, {**local(timezone.now() + timedelta(days=1)), "unpublish_at_0": "",
+                                      "unpublish_at_1": "", "unpublish_at_2": ""})
+    assert response.context["form"].errors == {"__all__": [f"The release was not scheduled: {CHANGES_NEED_PUBLISH}"]}
+    assert Release.objects.get(pk=open_release.pk).status == ReleaseStatus.DRAFT
 
     # So is the rollback time of a live release.
     at = timezone.now() - timedelta(hours=1)
