@@ -290,8 +290,10 @@ def article_preflight(*, article_id: int, release_id: int | None = None) -> str:
         if made:
             storage.delete(made)
         return SKIPPED
+    # The previous check's, for content that changed since (never a change's, which a change
+    # applied earlier put on the article: its history still names it).
     if result.passed and is_preflight_thumbnail(old) and old.startswith("thumbnails/article-") and old != made:
-        storage.delete(old)  # the previous check's, for content that changed since
+        storage.delete(old)
     if result.passed:
         return PASSED
     logger.warning("pre-flight: article #%s is at risk: %s", article_id, result.reason)

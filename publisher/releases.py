@@ -9,8 +9,9 @@ row and, by the database clock, in one transaction: every member prepared -> all
 with the same `published_at`, the release `published`, webhooks recorded, cached pages
 forgotten; a member failed, or the release itself found wrong (no members, two answering under
 one address: publisher.release_preflight) -> the release `blocked`, every member held
-(`in_release`, the failed one with its reason), nothing live, the scheduler mailed. A flip that finds a chunk still being
-prepared does nothing: that chunk's own flip, sent when it finishes, finds everything ready.
+(`in_release`, the failed one with its reason), nothing live, the scheduler mailed. A flip that
+finds a chunk still being prepared does nothing: that chunk's own flip, sent when it finishes,
+finds everything ready.
 A killed worker or a lost message is the lease's: the sweeper (`releases_reclaim_expired_leases`)
 claims the release again under a new token and re-sends what is missing.
 

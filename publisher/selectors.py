@@ -323,7 +323,8 @@ def changes_pending(*, start: datetime, end: datetime) -> list[ArticleRevision]:
 def changes_at_risk_first(*, limit: int = 5) -> tuple[list[ArticleRevision], int]:
     """Scheduled changes the pre-flight found would fail (publisher.revision_preflight), soonest
     first, with their article, and how many there are (two queries)."""
-    rows = (ArticleRevision.objects.filter(status=RevisionStatus.SCHEDULED).exclude(at_risk_reason="").select_related("article")
+    rows = (ArticleRevision.objects.filter(status=RevisionStatus.SCHEDULED).exclude(at_risk_reason="")
+            .select_related("article")
             .only("id", "status", "publish_at", "at_risk_reason", "article__id", "article__title")
             .order_by("publish_at", "id"))
     return list(rows[:limit]), rows.count()

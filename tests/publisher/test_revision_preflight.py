@@ -44,7 +44,8 @@ def sent(monkeypatch):
     monkeypatch.setattr(dispatch, "revision_preflight_alerts",
                         lambda *, revision_ids: calls.append(("alert", revision_ids)))
     monkeypatch.setattr(dispatch, "revisions_claimed", lambda **kw: calls.append(("claimed", kw["due"])))
-    monkeypatch.setattr(dispatch, "release_preflight", lambda *, release_id: calls.append(("release_check", release_id)))
+    monkeypatch.setattr(dispatch, "release_preflight",
+                        lambda *, release_id: calls.append(("release_check", release_id)))
     monkeypatch.setattr(dispatch, "release_preflight_alert",
                         lambda *, release_id: calls.append(("release_alert", release_id)))
     monkeypatch.setattr(dispatch, "publish_release", lambda **kw: calls.append(("prepare", kw)))
