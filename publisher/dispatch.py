@@ -51,6 +51,8 @@ REVISION_FAIL = "publisher.tasks.record_revision_chain_failure"
 REVISION_ALERT = "publisher.tasks.send_revision_failure_alerts"
 RELEASE_PREFLIGHT = "publisher.tasks.preflight_release"
 RELEASE_PREFLIGHT_ALERT = "publisher.tasks.send_release_preflight_alert"
+REVISION_PREFLIGHT = "publisher.tasks.preflight_revisions"
+REVISION_PREFLIGHT_ALERT = "publisher.tasks.send_revision_preflight_alerts"
 
 signature = partial(celery_signature, ignore_result=True)
 
@@ -306,3 +308,25 @@ def release_preflight_alert(*, release_id: int) -> None:
         signature(RELEASE_PREFLIGHT_ALERT, kwargs={"release_id": release_id}).apply_async()
     except Exception:  # kombu raises several types for an unreachable broker
         logger.exception("at-risk alert for release #%s not sent: the broker refused it", release_id)
+
+
+def revision_preflight(*, revision_ids: list[int]) -> None:
+    """One pre-flight task per chunk of PUBLISHER_CHUNK_SIZE scheduled changes
+    (publisher.revision_preflight), as for articles. With the broker unreachable nothing is lost:
+    the rows' pre-flight lease runs out and the scan hands them out again."""
+    size = settings.PUBLISHER_CHUNK_SIZE
+    try:
+        for start in range(0, len(revision_ids), size):
+            signature(REVISION_PREFLIGHT, kwargs={"revision_ids": revision_ids[start:start + size]}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker; the lease covers all
+        logger.exception("pre-flight of changes %s not dispatched: the broker refused it", revision_ids)
+
+
+def revision_preflight_alerts(*, revision_ids: list[int]) -> None:
+    """E-mail whoever scheduled these changes that the pre-flight found them at risk, after that
+    committed. Lost (logged) with the broker unreachable: the flag is on the change, the article's
+    changes, the agenda and the status panel either way."""
+    try:
+        signature(REVISION_PREFLIGHT_ALERT, kwargs={"revision_ids": revision_ids}).apply_async()
+    except Exception:  # kombu raises several types for an unreachable broker
+        logger.exception("at-risk alert for changes %s not sent: the broker refused it", revision_ids)

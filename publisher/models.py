@@ -24,15 +24,19 @@ from .zones import available_time_zones
 
 # What the pre-flight checks: a save writing one of these asks for a new check.
 PREFLIGHT_CONTENT_FIELDS = frozenset({"title", "body", "image", "image_alt", "slug"})
+REVISION_PREFLIGHT_FIELDS = PREFLIGHT_CONTENT_FIELDS - {"slug"}
 
 
 # Thumbnails the pre-flight made are named so (storage may add a suffix): never the name the
 # pipeline writes, so the two never overwrite or delete each other's file.
 PREFLIGHT_THUMBNAIL = "thumbnails/article-{pk}-preflight.jpg"
+# A scheduled change's (ArticleRevision, publisher.revision_preflight), by the same rule.
+REVISION_PREFLIGHT_THUMBNAIL = "thumbnails/articlerevision-{pk}-preflight.jpg"
 
 
 def is_preflight_thumbnail(name: str) -> bool:
-    return bool(name) and name.startswith("thumbnails/article-") and "-preflight" in name
+    return (bool(name) and name.startswith(("thumbnails/article-", "thumbnails/articlerevision-"))
+            and "-preflight" in name)
 
 
 def content_fingerprint(*, title: str, body: str, image: str, image_alt: str, slug: str) -> str:
@@ -566,6 +570,16 @@ class ArticleRevision(models.Model):
     word_count = models.PositiveIntegerField(default=0, editable=False)
     thumbnail = models.ImageField(upload_to="thumbnails/", blank=True, editable=False)
 
+    # Pre-flight (publisher/revision_preflight.py), as on Article: the content last checked (its
+    # fingerprint), when (None: not checked since it last changed or was scheduled), what would
+    # fail (empty: it passed, and the fields above hold its prepared output).
+    # db_default: rows written by code that predates these columns (a rolling deploy) get it too.
+    preflight_fingerprint = models.CharField(max_length=64, blank=True, default="", db_default="", editable=False)
+    preflight_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    preflight_queued_until = models.DateTimeField(null=True, blank=True, editable=False)
+    at_risk_reason = models.TextField(blank=True, default="", db_default="", editable=False,
+                                      help_text="What the pre-flight found would fail when the change goes live.")
+
     # The claim, as on Article.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -587,6 +601,9 @@ class ArticleRevision(models.Model):
             # The fan-out sweeper's read (publisher.notifications.notifications_recover_fan_outs).
             models.Index(fields=["applied_at"], name="revision_unfanned_idx",
                          condition=Q(status="applied", notify_subscribers=True, fanned_out_at__isnull=True)),
+            # The pre-flight scan reads only scheduled changes not checked for their current content.
+            models.Index(fields=["publish_at"], name="revision_preflight_due_idx",
+                         condition=Q(status="scheduled", preflight_checked_at__isnull=True)),
         ]
         constraints = [
             models.CheckConstraint(
@@ -604,3 +621,29 @@ class ArticleRevision(models.Model):
 
     def __str__(self):
         return f"Change #{self.pk} to {self.title or f'article #{self.article_id}'}"
+
+    def save(self, *args, **kwargs):
+        """As Article.save: a save that writes the content asks for a new pre-flight check, and a
+        changed content drops the result (and the output) checked for the old one."""
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or REVISION_PREFLIGHT_FIELDS & set(update_fields):
+            self.preflight_checked_at = self.preflight_queued_until = None
+            reset = ["preflight_checked_at", "preflight_queued_until"]
+            if self.preflight_fingerprint and self.preflight_fingerprint != self.content_fingerprint():
+                self.at_risk_reason = self.preflight_fingerprint = ""
+                reset += ["at_risk_reason", "preflight_fingerprint"]
+            if update_fields is not None:
+                kwargs["update_fields"] = list(update_fields) + [name for name in reset if name not in update_fields]
+        super().save(*args, **kwargs)
+
+    def content_fingerprint(self) -> str:
+        """What a pre-flight result of the change is valid for: its own content (the address is
+        the live article's, which a change does not touch)."""
+        return content_fingerprint(title=self.title, body=self.body, image=self.image.name or "",
+                                   image_alt=self.image_alt, slug="")
+
+    def prepared_by_preflight(self) -> bool:
+        """The pre-flight passed for exactly this content: body_html, excerpt, word_count and
+        thumbnail hold its output, and the apply needs only the copy (as Article's)."""
+        return (bool(self.preflight_fingerprint) and not self.at_risk_reason
+                and self.preflight_fingerprint == self.content_fingerprint())

@@ -55,8 +55,10 @@ class Claimed:
 
 
 # What tells whether the pre-flight's prepared output is for the content going live
-# (Article.prepared_by_preflight); only articles are pre-flighted.
+# (Article.prepared_by_preflight, ArticleRevision.prepared_by_preflight: a change's address is
+# its live article's, not part of its content).
 PREPARED_FIELDS = ("image_alt", "slug", "preflight_fingerprint", "at_risk_reason")
+REVISION_PREPARED_FIELDS = ("image_alt", "preflight_fingerprint", "at_risk_reason")
 
 ARTICLES = Claimed(Article, lambda *, ids, token, reason: articles_fail_claimed(article_ids=ids, token=token,
                                                                                  reason=reason),

@@ -11,8 +11,9 @@ new check (Article.save), an unchanged content is never checked or mailed twice,
 written only if the content is still the one checked and the article still scheduled (a
 compare-and-set on the row), so a check racing an edit or the scan's claim writes nothing.
 
-`preflight_check` holds every check and knows nothing of articles: a scheduled change or a
-release member can be checked by the same function from its own content.
+`preflight_check` holds every check and knows nothing of articles: a scheduled change
+(publisher.revision_preflight) and a release member are checked by the same function from their
+own content.
 """
 
 import logging
@@ -52,6 +53,8 @@ class Content:
     image_alt: str
     slug: str
     article_id: int | None = None
+    # A change to a live article: its subscribers' e-mail is the update mail.
+    update: bool = False
 
     @property
     def fingerprint(self) -> str:
@@ -123,7 +126,8 @@ def preflight_check(content: Content) -> Preflight:
         try:
             prepare_article_mail(Article(pk=content.article_id, title=content.title, body=content.body,
                                          body_html=result.body_html, excerpt=result.excerpt,
-                                         slug=content.slug or None, image_alt=content.image_alt))
+                                         slug=content.slug or None, image_alt=content.image_alt),
+                                 update=content.update)
         except TRANSIENT_ERRORS:
             raise
         except Exception as exc:
@@ -155,18 +159,20 @@ def _unchecked(window: timedelta):
             .filter(Q(preflight_queued_until__isnull=True) | Q(preflight_queued_until__lte=Now())))
 
 
-def _queue(queryset, *, limit: int) -> list[int]:
-    """Take up to `limit` rows for a pre-flight task (their lease: PUBLISHER_LEASE_SECONDS, after
-    which the scan hands them out again) and dispatch them once this commits."""
+def _queue(queryset, *, limit: int, send=None) -> list[int]:
+    """Take up to `limit` rows (articles, or scheduled changes) for a pre-flight task (their
+    lease: PUBLISHER_LEASE_SECONDS, after which the scan hands them out again) and dispatch them
+    with `send(ids)` (default: the articles' pre-flight) once this commits."""
+    send = send or (lambda ids: dispatch.preflight(article_ids=ids))
     with transaction.atomic():
         rows = queryset.order_by("publish_at", "pk")
         if connection.features.has_select_for_update_skip_locked:
             rows = rows.select_for_update(skip_locked=True)
         ids = list(rows.values_list("id", flat=True)[:limit])
         if ids:
-            Article.objects.filter(pk__in=ids).update(
+            queryset.model.objects.filter(pk__in=ids).update(
                 preflight_queued_until=_by_db_clock(timedelta(seconds=settings.PUBLISHER_LEASE_SECONDS)))
-            transaction.on_commit(lambda: dispatch.preflight(article_ids=ids))
+            transaction.on_commit(lambda: send(ids))
     return ids
 
 
@@ -284,8 +290,10 @@ def article_preflight(*, article_id: int, release_id: int | None = None) -> str:
         if made:
             storage.delete(made)
         return SKIPPED
-    if result.passed and is_preflight_thumbnail(old) and old != made:
-        storage.delete(old)  # the previous check's, for content that changed since
+    # The previous check's, for content that changed since (never a change's, which a change
+    # applied earlier put on the article: its history still names it).
+    if result.passed and is_preflight_thumbnail(old) and old.startswith("thumbnails/article-") and old != made:
+        storage.delete(old)
     if result.passed:
         return PASSED
     logger.warning("pre-flight: article #%s is at risk: %s", article_id, result.reason)

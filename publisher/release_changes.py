@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 
+from . import release_preflight
 from .models import Article, ArticleEvent, ArticleEventAction, ArticleRevision, ArticleStatus, Release, ReleaseEvent
 from .revisions import (RELEASE_MEMBER_DONE, revision_rows, revisions_copy_into_articles,
                         revisions_mail_updates_on_commit, revisions_restore_previous)
@@ -142,6 +143,7 @@ def release_add_changes(*, release_id: int, revision_ids: list[int],
             ReleaseEvent.objects.create(release=release, actor=_user(actor), action="changes_added",
                                         publish_at=release.publish_at, unpublish_at=release.unpublish_at,
                                         note=", ".join(f"change #{pk}" for pk in result.done))
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 
@@ -169,6 +171,7 @@ def release_remove_changes(*, release_id: int, revision_ids: list[int],
             ReleaseEvent.objects.create(release=release, actor=_user(actor), action="changes_removed",
                                         publish_at=release.publish_at, unpublish_at=release.unpublish_at,
                                         note=", ".join(f"change #{pk}" for pk in result.done))
+            release_preflight.release_preflight_requested(release_id=release.pk, members_changed=True)
     return result
 
 

@@ -1,8 +1,10 @@
 """Pre-flight of releases: PUBLISHER_PREFLIGHT_MINUTES before a scheduled release is due, check
 each member exactly as a scheduled article is checked (publisher.preflight: the same checks,
 the same fingerprint, the same prepared output kept on the member, which the release's
-preparation at its look-ahead then reuses), plus what only a release can get wrong: it has no
-members, two of its members answer under one address. What fails makes the release *at risk*
+preparation at its look-ahead then reuses), each of its changes to live articles as a scheduled
+change is (publisher.revision_preflight), plus what only a release can get wrong: it has no
+members, two of its members answer under one address (the flip blocks a release still found so
+at its time: `release_level_problems`). What fails makes the release *at risk*
 (Release.at_risk_reason, naming the member and the reason), is written to the release's history
 and the member's Activity, and is e-mailed once to whoever scheduled the release.
 
@@ -24,9 +26,9 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.db.models.functions import Now
 
-from . import dispatch, preflight
-from .models import Article, ArticleSlugRedirect, ArticleStatus, Release, ReleaseEvent
-from .states import ReleaseStatus
+from . import dispatch, preflight, revision_preflight
+from .models import Article, ArticleRevision, ArticleSlugRedirect, ArticleStatus, Release, ReleaseEvent
+from .states import ReleaseStatus, RevisionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,10 @@ def _unchecked(window: timedelta):
     """Scheduled releases due within the window that were not checked for their current state
     (never, or a member's content changed since), and not handed to a task whose lease runs."""
     member_unchecked = Article.objects.filter(release_id=OuterRef("pk"), preflight_checked_at__isnull=True)
+    change_unchecked = ArticleRevision.objects.filter(release_id=OuterRef("pk"), status=RevisionStatus.IN_RELEASE,
+                                                      preflight_checked_at__isnull=True)
     return (Release.objects.filter(status=ReleaseStatus.SCHEDULED, publish_at__lte=preflight._by_db_clock(window))
-            .filter(Q(preflight_checked_at__isnull=True) | Exists(member_unchecked))
+            .filter(Q(preflight_checked_at__isnull=True) | Exists(member_unchecked) | Exists(change_unchecked))
             .filter(Q(preflight_queued_until__isnull=True) | Q(preflight_queued_until__lte=Now())))
 
 
@@ -96,8 +100,10 @@ def release_preflight_requested(*, release_id: int, members_changed: bool = Fals
 
 # --- The check of one release ---------------------------------------------------------------------
 
-def _state_fingerprint(members: list[dict]) -> str:
-    return hashlib.sha256("\x1f".join(f"{m['id']}:{m['preflight_fingerprint']}" for m in members).encode()).hexdigest()
+def _state_fingerprint(members: list[dict], changes: list[dict] = ()) -> str:
+    parts = [f"{m['id']}:{m['preflight_fingerprint']}" for m in members]
+    parts += [f"change {c['id']}:{c['preflight_fingerprint']}" for c in changes]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
 def _members(release_id: int) -> list[dict]:
@@ -105,14 +111,46 @@ def _members(release_id: int) -> list[dict]:
         "id", "title", "slug", "status", "at_risk_reason", "preflight_fingerprint", "preflight_checked_at"))
 
 
-def release_problems(*, members: list[dict]) -> list[str]:
-    """What would stop this release, each a sentence naming the member: no members; a member
-    the pre-flight found at risk (a missing title or body, an image, its address...); two
-    members answering under one address (a slug, or one's old address that redirects)."""
-    if not members:
-        return ["The release has no articles: add some, or unschedule it."]
-    name = {m["id"]: f"“{m['title']}” (#{m['id']})" if m["title"] else f"Article #{m['id']}" for m in members}
-    problems = [f"{name[m['id']]}: {m['at_risk_reason']}" for m in members if m["at_risk_reason"]]
+def _changes(release_id: int) -> list[dict]:
+    """The release's changes still with it (a cancelled one is history)."""
+    return list(ArticleRevision.objects.filter(release_id=release_id).exclude(status=RevisionStatus.CANCELLED)
+                .order_by("pk").values("id", "article__title", "status", "at_risk_reason", "preflight_fingerprint",
+                                       "preflight_checked_at"))
+
+
+NO_MEMBERS = "The release has no articles: add some, or unschedule it."
+
+
+def release_problems(*, members: list[dict], changes: list[dict] = ()) -> list[str]:
+    """What would stop this release, each a sentence naming the member: no members (articles or
+    changes); a member (an article, or a change to a live article) the pre-flight found at risk
+    (a missing title or body, an image, its address...); two members answering under one
+    address (a slug, or one's old address that redirects)."""
+    if not members and not changes:
+        return [NO_MEMBERS]
+    problems = [f"{_name(m)}: {m['at_risk_reason']}" for m in members if m["at_risk_reason"]]
+    problems += [f"Change #{c['id']} to “{c['article__title']}”: {c['at_risk_reason']}" for c in changes
+                 if c["at_risk_reason"]]
+    return problems + _shared_addresses(members)
+
+
+def release_level_problems(*, release_id: int) -> list[str]:
+    """What would stop the release whatever each member's own content, read now: it has no
+    members, or two members answer under one address. The flip blocks a release these are
+    found on (publisher.releases), as one with a failed member."""
+    members, changes = _members(release_id), _changes(release_id)
+    if not members and not changes:
+        return [NO_MEMBERS]
+    return _shared_addresses(members)
+
+
+def _name(member: dict) -> str:
+    return f"“{member['title']}” (#{member['id']})" if member["title"] else f"Article #{member['id']}"
+
+
+def _shared_addresses(members: list[dict]) -> list[str]:
+    name = {m["id"]: _name(m) for m in members}
+    problems = []
     owners: dict[str, list[int]] = {}
     for m in members:
         if m["slug"]:
@@ -149,18 +187,29 @@ def release_preflight(*, release_id: int) -> str:
             logger.warning("pre-flight: soft time limit reached on release #%s; %d members left to the next scan",
                            release_id, len(ordered) - index)
             return SKIPPED
-    members = _members(release_id)
-    if any(m["status"] != ArticleStatus.IN_RELEASE or m["preflight_checked_at"] is None for m in members):
+    # Its changes to live articles: each checked as a scheduled change is (publisher.revision_preflight).
+    changes = [c["id"] for c in _changes(release_id)]
+    for index, revision_id in enumerate(changes):
+        try:
+            revision_preflight.revision_preflight(revision_id=revision_id, release_id=release_id)
+        except SoftTimeLimitExceeded:
+            Release.objects.filter(pk=release_id).update(preflight_queued_until=None)
+            logger.warning("pre-flight: soft time limit reached on release #%s; %d changes left to the next scan",
+                           release_id, len(changes) - index)
+            return SKIPPED
+    members, changes = _members(release_id), _changes(release_id)
+    if (any(m["status"] != ArticleStatus.IN_RELEASE or m["preflight_checked_at"] is None for m in members)
+            or any(c["status"] != RevisionStatus.IN_RELEASE or c["preflight_checked_at"] is None for c in changes)):
         Release.objects.filter(pk=release_id).update(preflight_queued_until=None)
         return SKIPPED  # a member changed meanwhile: its save asked for a new check
-    problems = release_problems(members=members)
+    problems = release_problems(members=members, changes=changes)
     reason = " ".join(problems)[:5000]
-    fingerprint = _state_fingerprint(members)
+    fingerprint = _state_fingerprint(members, changes)
     with transaction.atomic():
         release = Release.objects.select_for_update().filter(pk=release_id, status=ReleaseStatus.SCHEDULED).first()
         if release is None:
             return SKIPPED
-        if _members(release_id) != members:
+        if _members(release_id) != members or _changes(release_id) != changes:
             Release.objects.filter(pk=release_id).update(preflight_queued_until=None)
             return SKIPPED
         if release.preflight_fingerprint == fingerprint and release.at_risk_reason == reason:
@@ -172,7 +221,8 @@ def release_preflight(*, release_id: int) -> str:
         ReleaseEvent.objects.create(
             release_id=release_id, action=EVENT_AT_RISK if problems else EVENT_PASSED,
             publish_at=release.publish_at, unpublish_at=release.unpublish_at, previous_status=release.status,
-            note=reason or f"Every article ({len(members)}) is ready to go live.")
+            note=reason or f"Every article ({len(members)}) is ready to go live."
+                 + (f" Every change ({len(changes)}) too." if changes else ""))
         if problems:
             transaction.on_commit(lambda: dispatch.release_preflight_alert(release_id=release_id))
     if problems:

@@ -7,9 +7,11 @@ with no flip of their own; each chunk's last step marks its members prepared and
 release's flip with an ETA of the release time. The flip (`release_flip`) locks the release
 row and, by the database clock, in one transaction: every member prepared -> all `published`
 with the same `published_at`, the release `published`, webhooks recorded, cached pages
-forgotten; a member failed -> the release `blocked`, every member held (`in_release`, the failed
-one with its reason), nothing live, the scheduler mailed. A flip that finds a chunk still being
-prepared does nothing: that chunk's own flip, sent when it finishes, finds everything ready.
+forgotten; a member failed, or the release itself found wrong (no members, two answering under
+one address: publisher.release_preflight) -> the release `blocked`, every member held
+(`in_release`, the failed one with its reason), nothing live, the scheduler mailed. A flip that
+finds a chunk still being prepared does nothing: that chunk's own flip, sent when it finishes,
+finds everything ready.
 A killed worker or a lost message is the lease's: the sweeper (`releases_reclaim_expired_leases`)
 claims the release again under a new token and re-sends what is missing.
 
@@ -558,6 +560,12 @@ def release_flip(*, release_id: int, token: str) -> Flip:
             return Flip([], wait=min(max((release.publish_at - now).total_seconds(), 0.05), 5.0), outcome="waiting")
         if _any_failed(release_id):
             _block_failed(release_id, token)
+            return Flip([], outcome="blocked")
+        # What the pre-flight finds on the release itself (no members, two answering under one
+        # address), read again now: it blocks the release as a failed member does.
+        level = release_preflight.release_level_problems(release_id=release_id)
+        if level:
+            _block(release_id, token, article_id=None, reason="Not published: " + " ".join(level))
             return Flip([], outcome="blocked")
         if release.unpublish_at is not None and release.unpublish_at <= now:
             # Both times passed while nothing ran: as for an article, it is not put live.

@@ -32,7 +32,7 @@ from django.db.models.functions import Now
 from django.urls import reverse
 from django.utils import timezone
 
-from . import dispatch, faults, pipeline, schedule_rules
+from . import dispatch, faults, pipeline, revision_preflight, schedule_rules
 from .models import Article, ArticleRevision, ArticleStatus
 from .services import Claim, TransitionError, _aware, _due_ids, _lease_expiry, _released_claim
 from .site.links import absolute_url
@@ -194,6 +194,10 @@ def revision_schedule(*, revision_id: int, publish_at: datetime, actor: Abstract
         if claim_due and publish_at <= timezone.now() + timedelta(seconds=settings.PUBLISHER_LOOKAHEAD):
             if revisions_claim_due(revision_ids=[revision_id]):
                 revision.refresh_from_db()
+        # Scheduled closer than the pre-flight window: checked at once after commit (a change
+        # claimed just now is prepared by the pipeline instead; the check skips it).
+        if claim_due and revision.status == RevisionStatus.SCHEDULED:
+            revision_preflight.revision_preflight_requested_on_commit(revision_id=revision_id, publish_at=publish_at)
     return revision
 
 
@@ -318,8 +322,9 @@ def revisions_step_gave_up(*, revision_ids: list[int], token: str, reason: str, 
 
 # --- The pipeline's steps, on revisions --------------------------------------------------------------
 
+# A change the pre-flight prepared for exactly its content is not rendered again (publisher.revision_preflight).
 REVISIONS = pipeline.Claimed(ArticleRevision, lambda *, ids, token, reason: revisions_fail_claimed(
-    revision_ids=ids, token=token, reason=reason))
+    revision_ids=ids, token=token, reason=reason), prepared_fields=pipeline.REVISION_PREPARED_FIELDS)
 
 APPLIED_FIELDS = ("title", "body", "image", "image_alt", "body_html", "excerpt", "word_count", "thumbnail")
 

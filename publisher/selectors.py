@@ -10,7 +10,7 @@ from django.utils import timezone
 from .conflicts import RELEASES_TO_COME, WITHIN, Conflict, Slot, schedule_conflicts, with_blanks
 from .models import (Article, ArticleEvent, ArticleRevision, ArticleStatus, Notification, NotificationStatus, Release,
                      Subscriber)
-from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA, ReleaseStatus
+from .states import IN_FLIGHT, NEEDS_ATTENTION, ON_THE_AGENDA, ReleaseStatus, RevisionStatus
 
 
 def articles_for_admin_list(*, queryset: QuerySet) -> QuerySet:
@@ -315,5 +315,24 @@ def changes_pending(*, start: datetime, end: datetime) -> list[ArticleRevision]:
     """Changes to live articles still to go live (publisher.revisions) due in [start, end),
     earliest first, with their article (one query)."""
     return list(ArticleRevision.objects.pending().filter(publish_at__gte=start, publish_at__lt=end)
-                .select_related("article").only("id", "status", "publish_at", "article__id", "article__title")
+                .select_related("article").only("id", "status", "publish_at", "at_risk_reason", "article__id",
+                                                "article__title")
                 .order_by("publish_at", "id"))
+
+
+def changes_at_risk_first(*, limit: int = 5) -> tuple[list[ArticleRevision], int]:
+    """Scheduled changes the pre-flight found would fail (publisher.revision_preflight), soonest
+    first, with their article, and how many there are (two queries)."""
+    rows = (ArticleRevision.objects.filter(status=RevisionStatus.SCHEDULED).exclude(at_risk_reason="")
+            .select_related("article")
+            .only("id", "status", "publish_at", "at_risk_reason", "article__id", "article__title")
+            .order_by("publish_at", "id"))
+    return list(rows[:limit]), rows.count()
+
+
+def changes_recent_failures(*, limit: int = 5) -> list[ArticleRevision]:
+    """The latest changes that failed on their own (the live article kept its content), newest
+    first, with their article and reason (the status panel, beside the failed articles)."""
+    return list(ArticleRevision.objects.filter(status=RevisionStatus.FAILED).select_related("article")
+                .only("id", "status", "publish_at", "last_error", "updated_at", "article__id", "article__title")
+                .order_by("-updated_at", "-id")[:limit])

@@ -12,8 +12,8 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import (alerts, notifications, pipeline, preflight, release_preflight, releases, revisions, services,
-               subscriptions)
+from . import (alerts, notifications, pipeline, preflight, release_preflight, releases, revision_preflight, revisions,
+               services, subscriptions)
 from .log import log_context
 from .pipeline import TRANSIENT_ERRORS
 
@@ -241,3 +241,15 @@ def preflight_release(self, release_id: int) -> str:
 def send_release_preflight_alert(self, release_id: int) -> int:
     with log_context(release_id=release_id):
         return alerts.release_preflight_alert_send(release_id=release_id)
+
+
+@shared_task(name="publisher.tasks.preflight_revisions", **RETRY_POLICY)
+def preflight_revisions(self, revision_ids: list[int]) -> dict:
+    with log_context(revision_ids=revision_ids):
+        return revision_preflight.revisions_preflight(revision_ids=revision_ids)
+
+
+@shared_task(name="publisher.tasks.send_revision_preflight_alerts", **RETRY_POLICY)
+def send_revision_preflight_alerts(self, revision_ids: list[int]) -> int:
+    with log_context(revision_ids=revision_ids):
+        return alerts.revision_preflight_alerts_send(revision_ids=revision_ids)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from publisher import selectors
-from publisher.models import Article, ArticleStatus
+from publisher.models import Article, ArticleRevision, ArticleStatus
 from publisher.text import duration_text
 
 from . import health
@@ -40,6 +40,10 @@ class PipelineStatus:
     warnings: list[str] = field(default_factory=list)
     at_risk: list[Article] = field(default_factory=list)  # the pre-flight's findings, soonest first
     at_risk_count: int = 0
+    # Changes to live articles (publisher.revisions): at risk (the pre-flight), and failed at their time.
+    changes_at_risk: list[ArticleRevision] = field(default_factory=list)
+    changes_at_risk_count: int = 0
+    change_failures: list[ArticleRevision] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -90,6 +94,11 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
     if at_risk_count:
         warnings.append(f"{at_risk_count} scheduled article{'s are' if at_risk_count != 1 else ' is'} at risk: the "
                         "pre-flight check found what would fail when it goes live. Fix it before then.")
+    changes_at_risk, changes_at_risk_count = selectors.changes_at_risk_first(limit=failures)
+    if changes_at_risk_count:
+        warnings.append(f"{changes_at_risk_count} scheduled change{'s' if changes_at_risk_count != 1 else ''} to live "
+                        f"articles {'are' if changes_at_risk_count != 1 else 'is'} at risk: the pre-flight check found "
+                        "what would fail when it goes live. Fix it before then.")
     for release in selectors.releases_at_risk(limit=failures):
         warnings.append(f"Release “{release}” is at risk: the pre-flight check found what would fail when it goes "
                         f"live. {release.at_risk_reason}")
@@ -97,7 +106,9 @@ def pipeline_status(*, now: datetime | None = None, failures: int = RECENT_FAILU
         warnings.append(f"Release “{release}” is blocked: none of its articles went live. {release.last_error}")
     return PipelineStatus(counts=selectors.article_status_counts(), scan=scan, overdue=overdue, stalled=stalled,
                           failures=selectors.articles_recent_failures(limit=failures), warnings=warnings,
-                          at_risk=at_risk, at_risk_count=at_risk_count)
+                          at_risk=at_risk, at_risk_count=at_risk_count, changes_at_risk=changes_at_risk,
+                          changes_at_risk_count=changes_at_risk_count,
+                          change_failures=selectors.changes_recent_failures(limit=failures))
 
 
 STATUS_ORDER = [ArticleStatus.SCHEDULED, ArticleStatus.IN_RELEASE, ArticleStatus.PUBLISHING, ArticleStatus.PUBLISHED,

@@ -14,7 +14,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
-from publisher import notifications, preflight, release_preflight, releases, revisions
+from publisher import notifications, preflight, release_preflight, releases, revision_preflight, revisions
 from publisher import services as publisher_services
 from publisher.models import Article, ArticleStatus, Notification, NotificationStatus, Subscriber
 from publisher.webhooks.models import Delivery, DeliveryStatus
@@ -159,6 +159,7 @@ def scan_run() -> dict:
     # After the claim: what is due within the look-ahead is published, not checked ahead.
     preflights = preflight.articles_preflight_dispatch()
     release_preflights = release_preflight.releases_preflight_dispatch()
+    change_preflights = revision_preflight.revisions_preflight_dispatch()
     summary = {
         "claimed": len(claim.article_ids) if claim else 0,
         "reclaimed": len(reclaimed.article_ids) if reclaimed else 0,
@@ -177,6 +178,7 @@ def scan_run() -> dict:
         "changes_reclaimed": len(changes_reclaimed.article_ids) if changes_reclaimed else 0,
         "changes_given_up": changes_given_up,
         "release_preflights_dispatched": release_preflights,
+        "change_preflights_dispatched": change_preflights,
     }
     # The cap applies to the rows the claim examined: a batch used up by articles found expired or
     # missed after downtime still means due ones may wait behind it.

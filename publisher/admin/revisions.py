@@ -158,6 +158,19 @@ def status_badge(status: str) -> str:
                        STATUS_COLOURS.get(status, "#6b7280"), RevisionStatus(status).label)
 
 
+def at_risk_reason(revision: ArticleRevision) -> str:
+    """What the pre-flight found would fail on this change while it waits to go live ("" when
+    nothing, or when it is not waiting any more)."""
+    if revision.status in (RevisionStatus.SCHEDULED, RevisionStatus.IN_RELEASE):
+        return revision.at_risk_reason
+    return ""
+
+
+def at_risk_flag(revision: ArticleRevision) -> str:
+    reason = at_risk_reason(revision)
+    return format_html(' <span class="at-risk" title="{}">At risk</span>', reason) if reason else ""
+
+
 def diff_html(before: str, after: str) -> str:
     """The text's lines removed and added (difflib), escaped; one line of context."""
     lines = [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=1)
@@ -202,7 +215,8 @@ def history(model_admin, obj) -> str:
             "when": revision_when(revision),
             "applied": local_time_text(revision.applied_at) if revision.applied_at else "",
             "notify": notify_text(revision),
-            "status": status_badge(revision.status),
+            "status": format_html("{}{}", status_badge(revision.status), at_risk_flag(revision)),
+            "at_risk": at_risk_reason(revision),
             "title_change": title,
             "diff": diff_html(revision.base_body, revision.body),
         })
@@ -225,14 +239,15 @@ class CalendarChange:
 
 
 def calendar_changes(*, zone, first: date, last: date) -> dict[date, list[tuple[datetime, CalendarChange, str]]]:
-    """Pending changes due on the local days first..last in `zone`, by day: (time, row, badge)."""
+    """Pending changes due on the local days first..last in `zone`, by day: (time, row, badge; the
+    badge carries the pre-flight's *At risk* flag)."""
     start, _ = selectors.local_day_bounds(day=first, zone=zone)
     _, end = selectors.local_day_bounds(day=last, zone=zone)
     by_day: dict[date, list] = {}
     for revision in selectors.changes_pending(start=start, end=end):
         row = CalendarChange(revision.article_id, f"Change #{revision.pk} to “{revision.article}”")
         by_day.setdefault(timezone.localtime(revision.publish_at, zone).date(), []).append(
-            (revision.publish_at, row, status_badge(revision.status)))
+            (revision.publish_at, row, format_html("{}{}", status_badge(revision.status), at_risk_flag(revision))))
     return by_day
 
 
@@ -373,7 +388,8 @@ def revision_page(request, model_admin, revision: ArticleRevision, *, form=None,
         "made": local_time_text(revision.created_at),
         "when": revision_when(revision),
         "notify": notify_text(revision),
-        "status": status_badge(revision.status),
+        "status": format_html("{}{}", status_badge(revision.status), at_risk_flag(revision)),
+        "at_risk": at_risk_reason(revision),
         "pending": revision.status in REVISION_PENDING,
         "title_change": revision.title != revision.base_title,
         "diff": diff_html(revision.base_body, revision.body),

@@ -29,5 +29,10 @@ def pipeline_status_panel(context):
                      for article in status.failures],
         "at_risk": [(article, reverse("admin:publisher_article_change", args=[article.pk]))
                     for article in status.at_risk],
+        # A change's own page (publisher.admin.revisions), under its article.
+        "changes_at_risk": [(change, reverse("admin:publisher_article_revision", args=[change.article_id, change.pk]))
+                            for change in status.changes_at_risk],
+        "change_failures": [(change, reverse("admin:publisher_article_revision", args=[change.article_id, change.pk]))
+                            for change in status.change_failures],
         "can_retry": request.user.has_perm("publisher.publish_article"),
     }

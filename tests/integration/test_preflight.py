@@ -1,18 +1,21 @@
 """The pre-flight with real processes: beat's scan hands the articles entering the window
 (shortened to 105 s here) to the worker, which marks a broken image *at risk* well before its
 time and mails whoever scheduled it once; a good article's prepared output is what goes live.
-Scheduled (or fixed) closer than the window, an article is checked at once on save."""
+Scheduled (or fixed) closer than the window, an article is checked at once on save. Scheduled
+changes to live articles are checked the same way (a 45 s window, to keep the test short)."""
 
 from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from publisher import services
-from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleStatus
+from publisher import revisions, services
+from publisher.models import Article, ArticleEvent, ArticleEventAction, ArticleRevision, ArticleStatus
+from publisher.states import RevisionStatus
 from tests import factories
 from tests.factories import make_article, make_user
 from tests.support.images import broken_png, png
@@ -135,3 +138,73 @@ def test_scheduled_closer_than_the_window_it_is_checked_at_once_on_save(processe
     assert actions(article) == [ArticleEventAction.SCHEDULED, ArticleEventAction.AT_RISK,
                                 ArticleEventAction.PREFLIGHT_PASSED]
     assert len(at_risk_mails(mailbox, "No alt")) == 1
+
+
+CHANGE_WINDOW = timedelta(minutes=0.75)
+
+
+def live(title: str) -> Article:
+    now = timezone.now()
+    return make_article(title=title, body="Old text.", slug=title.lower().replace(" ", "-"),
+                        status=ArticleStatus.PUBLISHED, publish_at=now - timedelta(hours=1),
+                        published_at=now - timedelta(hours=1), body_html="<p>Old text.</p>",
+                        fanned_out_at=now - timedelta(hours=1))
+
+
+def change_events(revision) -> list[tuple[str, str]]:
+    return list(ArticleEvent.objects.filter(article_id=revision.article_id, action__in=[
+        ArticleEventAction.AT_RISK, ArticleEventAction.PREFLIGHT_PASSED]).order_by("id").values_list("action", "note"))
+
+
+def test_a_scheduled_change_is_checked_ahead_marked_at_risk_once_and_a_good_one_applies_as_prepared(
+        processes, mailbox):
+    factories.newsroom_groups()
+    editor = make_user("edith", "Editors", email="edith@example.com")
+    call_command("sync_schedules")
+    processes.worker(PUBLISHER_PREFLIGHT_MINUTES="0.75")
+    processes.beat(PUBLISHER_PREFLIGHT_MINUTES="0.75")
+
+    # This process's window is 0: no check on save, the worker's scan finds each change as it
+    # enters its window (the good one at once, the broken one 10 s later).
+    now = timezone.now()
+    good = revisions.revision_create(
+        article_id=live("Harbour").pk, title="Harbour", body="*Harbour*, corrected.", image_alt="Boats",
+        image=SimpleUploadedFile("harbour.png", png(1200, 800)), publish_at=now + timedelta(seconds=40), actor=editor)
+    broken = revisions.revision_create(
+        article_id=live("Broken photo").pk, title="Broken photo", body="A photo, corrected.", image_alt="A photo",
+        image=SimpleUploadedFile("broken.png", broken_png()), publish_at=now + timedelta(seconds=55), actor=editor)
+    assert {good.status, broken.status} == {RevisionStatus.SCHEDULED}
+
+    wait_for(lambda: change_events(good), timeout=30, message="the good change to pass its pre-flight")
+    assert change_events(good) == [(ArticleEventAction.PREFLIGHT_PASSED, f"Change #{good.pk}")]
+    prepared = ArticleRevision.objects.get(pk=good.pk)
+    assert prepared.status == RevisionStatus.SCHEDULED and prepared.at_risk_reason == ""
+    assert prepared.body_html == "<p><em>Harbour</em>, corrected.</p>"
+    assert prepared.thumbnail.name.startswith(f"thumbnails/articlerevision-{good.pk}-preflight")
+    # A marker only the prepared output holds: rendering again at the due time would replace it.
+    ArticleRevision.objects.filter(pk=good.pk).update(body_html="<p>Prepared ahead</p>")
+
+    wait_for(lambda: ArticleRevision.objects.get(pk=broken.pk).at_risk_reason, timeout=40,
+             message="the broken change to be marked at risk")
+    risky = ArticleRevision.objects.get(pk=broken.pk)
+    assert risky.status == RevisionStatus.SCHEDULED
+    assert risky.at_risk_reason.startswith("The image cannot be used: image could not be read: cannot identify image")
+    found = ArticleEvent.objects.get(article_id=broken.article_id, action=ArticleEventAction.AT_RISK)
+    assert found.actor is None and found.note == f"Change #{broken.pk}: {risky.at_risk_reason}"
+    # Not before it entered the window (a scan interval and a second of slack), well before its time.
+    assert found.created_at >= risky.publish_at - CHANGE_WINDOW - timedelta(seconds=2)
+    assert risky.publish_at - found.created_at > timedelta(seconds=25)
+    wait_for(lambda: at_risk_mails(mailbox, "change to Broken photo"), timeout=20, message="the author's e-mail")
+
+    wait_for(lambda: ArticleRevision.objects.get(pk=good.pk).status == RevisionStatus.APPLIED, timeout=40,
+             message="the good change to go live")
+    applied = ArticleRevision.objects.get(pk=good.pk)
+    article = Article.objects.get(pk=good.article_id)
+    assert applied.applied_at >= applied.publish_at
+    assert (article.title, article.body_html, article.thumbnail.name) == (
+        "Harbour", "<p>Prepared ahead</p>", prepared.thumbnail.name)
+    assert article.thumbnail.storage.exists(article.thumbnail.name)
+    assert "process: 1 articles prepared by the pre-flight, not rendered again" in processes.log("worker")
+    # Scans went on meanwhile: the broken change was neither checked nor mailed again.
+    assert [to for to, _ in at_risk_mails(mailbox, "change to Broken photo")] == ["edith@example.com"]
+    assert [action for action, _ in change_events(broken)] == [ArticleEventAction.AT_RISK]

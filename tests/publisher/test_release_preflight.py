@@ -8,6 +8,8 @@ from datetime import timedelta
 import pytest
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from publisher import alerts, dispatch, preflight, release_preflight, releases, services
@@ -293,3 +295,78 @@ def test_a_soft_time_limit_leaves_the_rest_to_the_next_scan(editor, sent, monkey
     assert (row.preflight_queued_until, row.preflight_checked_at, history(release)) == (None, None, [])
     assert Article.objects.get(pk=first.pk).preflight_checked_at is not None  # kept: unchanged next time
     assert release_preflight.releases_preflight_dispatch() == 1  # handed out again at once
+
+
+# --- Release-level findings block the release at its time ------------------------------------------------------
+
+def flip_now(release) -> "releases.Flip":
+    """Claim the release, its members prepared by the pipeline's steps, and flip it at its time."""
+    past = timezone.now() - timedelta(seconds=1)
+    Release.objects.filter(pk=release.pk).update(publish_at=past)
+    Article.objects.filter(release=release).update(publish_at=past)
+    [claimed] = releases.releases_claim_due(release_ids=[release.pk])
+    token = str(Release.objects.get(pk=claimed).claim_token)
+    ids = list(Article.objects.filter(release=release).order_by("pk").values_list("id", flat=True))
+    if ids:
+        ids = step_thumbnails(article_ids=step_process(article_ids=ids, token=token), token=token)
+        assert releases.release_members_prepared(release_id=release.pk, token=token, article_ids=ids) is True
+    return releases.release_flip(release_id=release.pk, token=token)
+
+
+@pytest.fixture
+def flips(sent, monkeypatch, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    monkeypatch.setattr(dispatch, "release_flip", lambda **kw: sent.append(("flip", kw["release_id"])))
+    monkeypatch.setattr(dispatch, "release_alert", lambda **kw: sent.append(("blocked_alert", kw["release_id"])))
+    return sent
+
+
+def test_a_release_left_without_members_is_blocked_at_its_time(editor, flips, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    release, articles = a_release(editor, broken=False)
+    schedule(release, editor)
+    releases.release_remove_members(release_id=release.pk, article_ids=[a.pk for a in articles], actor=editor)
+    assert release_preflight.release_preflight(release_id=release.pk) == AT_RISK
+    with django_capture_on_commit_callbacks(execute=True):
+        assert flip_now(release).outcome == "blocked"
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.BLOCKED and release.blocked_article_id is None
+    assert release.last_error == "Not published: The release has no articles: add some, or unschedule it."
+    assert release.published_at is None
+    assert ("blocked_alert", release.pk) in flips
+    assert releases.release_alert_send(release_id=release.pk) == 1
+    [message] = mail.outbox
+    assert (message.to, message.subject) == (["edith@example.com"], "Release blocked: Embargo package")
+    assert "Reason: Not published: The release has no articles: add some, or unschedule it." in message.body
+
+
+def test_two_members_sharing_an_address_block_the_release_at_its_time(editor, flips,
+                                                                      django_capture_on_commit_callbacks):
+    release, (first, second, third) = a_release(editor, broken=False)
+    schedule(release, editor)
+    first_slug = Article.objects.get(pk=first.pk).slug
+    ArticleSlugRedirect.objects.create(old_slug=first_slug, article_id=second.pk)
+    assert release_preflight.release_preflight(release_id=release.pk) == AT_RISK
+    with django_capture_on_commit_callbacks(execute=True):
+        assert flip_now(release).outcome == "blocked"
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.BLOCKED
+    assert release.last_error == (f"Not published: “Story 0” (#{first.pk}) and “Story 1” (#{second.pk}) share the "
+                                  f"address “{first_slug}”: change one of the slugs.")
+    # None of it went live: every member is held with its release.
+    assert set(Article.objects.filter(release=release).values_list("status", flat=True)) == {ArticleStatus.IN_RELEASE}
+    assert not Article.objects.visible().exists()
+    assert ("blocked_alert", release.pk) in flips
+    # The release page says why.
+    client = Client()
+    client.force_login(editor)
+    page = client.get(reverse("admin:publisher_release_change", args=[release.pk])).content.decode()
+    assert "share the address" in page and "Blocked" in page
+
+
+def test_a_release_without_release_level_findings_still_goes_live(editor, flips):
+    release, _ = a_release(editor, broken=False)
+    schedule(release, editor)
+    assert release_preflight.release_preflight(release_id=release.pk) == PASSED
+    assert flip_now(release).outcome == "published"

@@ -182,8 +182,9 @@ def test_scan_returns_what_it_did_and_records_a_heartbeat(dispatched, django_cap
     assert summary == {"claimed": 1, "reclaimed": 1, "given_up": 1, "taken_down": 1, "notifications_resent": 0,
                        "notifications_interrupted": 0, "fan_outs_redispatched": 0, "preflights_dispatched": 0,
                        "releases_claimed": 0, "releases_reclaimed": 0, "releases_blocked": 0,
-                       "releases_rolled_back": 0, "release_rollbacks_dispatched": 0, "changes_claimed": 0, "changes_reclaimed": 0,
-                       "changes_given_up": 0, "release_preflights_dispatched": 0, "more": False}
+                       "releases_rolled_back": 0, "release_rollbacks_dispatched": 0, "changes_claimed": 0,
+                       "changes_reclaimed": 0, "changes_given_up": 0, "release_preflights_dispatched": 0,
+                       "change_preflights_dispatched": 0, "more": False}
     assert Article.objects.get(pk=due.pk).status == ArticleStatus.PUBLISHING
     assert Article.objects.get(pk=stale.pk).attempts == 2
     assert Article.objects.get(pk=spent.pk).status == ArticleStatus.FAILED
@@ -204,8 +205,9 @@ def test_an_idle_scan_still_records_its_heartbeat_and_keeps_one_row(dispatched):
                                "notifications_resent": 0, "notifications_interrupted": 0,
                                "fan_outs_redispatched": 0, "preflights_dispatched": 0, "releases_claimed": 0,
                                "releases_reclaimed": 0, "releases_blocked": 0, "releases_rolled_back": 0,
-                               "release_rollbacks_dispatched": 0, "changes_claimed": 0, "changes_reclaimed": 0, "changes_given_up": 0,
-                               "release_preflights_dispatched": 0, "more": False}
+                               "release_rollbacks_dispatched": 0, "changes_claimed": 0, "changes_reclaimed": 0,
+                               "changes_given_up": 0, "release_preflights_dispatched": 0,
+                               "change_preflights_dispatched": 0, "more": False}
     assert Heartbeat.objects.filter(name="scan").count() == 1
     assert Heartbeat.objects.get(name="scan").last_seen_at >= seen
     assert dispatched == []
