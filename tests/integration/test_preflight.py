@@ -170,7 +170,7 @@ def test_a_scheduled_change_is_checked_ahead_marked_at_risk_once_and_a_good_one_
     now = timezone.now()
     good = revisions.revision_create(
         article_id=live("Harbour").pk, title="Harbour", body="*Harbour*, corrected.", image_alt="Boats",
-        image=SimpleUploadedFile("harbour.png", png(1200, 800)), publish_at=now + timedelta(seconds=40), actor=editor)
+        image=SimpleUploadedFile("harbour.png", png(1200, 800)), publish_at=now + timedelta(seconds=25), actor=editor)
     broken = revisions.revision_create(
         article_id=live("Broken photo").pk, title="Broken photo", body="A photo, corrected.", image_alt="A photo",
         image=SimpleUploadedFile("broken.png", broken_png()), publish_at=now + timedelta(seconds=55), actor=editor)
