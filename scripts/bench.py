@@ -844,7 +844,7 @@ def bench_claim(args, env) -> dict:
     if connection.vendor != "postgresql":
         return {"_label": "PostgreSQL only"}
 
-    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    sizes = [5_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000]
     dispatch = publisher.dispatch.publish_claimed
     publisher.dispatch.publish_claimed = lambda **kwargs: None  # measure the claim, not the broker
     try:

@@ -5,6 +5,9 @@ import pytest
 
 from tests.support.production import run_prod
 
+# Subprocesses with the production settings and an environment of their own: no tier's database or broker.
+pytestmark = pytest.mark.one_tier
+
 
 def test_check_deploy_passes_at_warning_level():
     result = run_prod(["manage.py", "check", "--deploy", "--fail-level", "WARNING"])

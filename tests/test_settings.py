@@ -43,6 +43,7 @@ def test_a_broker_as_result_backend_is_refused_with_the_reason(monkeypatch, back
         result_backend_from_env("amqp://guest:guest@127.0.0.1:5672//")
 
 
+@pytest.mark.one_tier
 def test_production_settings_pass_check_deploy_and_collect_static_for_whitenoise(tmp_path):
     result = manage("check", "--deploy", "--fail-level", "WARNING", **PROD_ENV, STATIC_ROOT=str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -52,6 +53,7 @@ def test_production_settings_pass_check_deploy_and_collect_static_for_whitenoise
     assert list(tmp_path.glob("admin/css/base.*.css.gz"))  # compressed copies
 
 
+@pytest.mark.one_tier
 def test_sentry_dsn_without_the_package_fails_at_start_with_the_fix():
     if importlib.util.find_spec("sentry_sdk"):
         pytest.skip("sentry-sdk is installed here")

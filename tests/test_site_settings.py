@@ -52,6 +52,7 @@ def test_cache_url_chooses_the_backend(monkeypatch):
         caches_from_env(None)
 
 
+@pytest.mark.one_tier
 def test_check_deploy_requires_the_site_url_with_a_clear_message():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PUBLISHER_", "DATABASE_"))}
     env.update({"DJANGO_SETTINGS_MODULE": "settings.prod", "DJANGO_ALLOWED_HOSTS": "news.example.com",

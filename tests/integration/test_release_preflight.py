@@ -22,7 +22,8 @@ from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
-WINDOW = timedelta(minutes=1.75)
+MINUTES = "0.75"  # the pre-flight window of the worker and beat (shortened from 30)
+WINDOW = timedelta(minutes=float(MINUTES))
 LOOKAHEAD = 3  # the release is claimed this far ahead (the test process and the subprocesses agree)
 
 
@@ -40,7 +41,7 @@ def test_a_release_with_a_broken_image_is_at_risk_ahead_and_its_scheduler_mailed
     factories.newsroom_groups()
     editor = make_user("edith", "Editors", email="edith@example.com")
     settings.PUBLISHER_RELEASE_LOOKAHEAD = LOOKAHEAD
-    processes.env.update({"PUBLISHER_RELEASE_LOOKAHEAD": str(LOOKAHEAD), "PUBLISHER_PREFLIGHT_MINUTES": "1.75"})
+    processes.env.update({"PUBLISHER_RELEASE_LOOKAHEAD": str(LOOKAHEAD), "PUBLISHER_PREFLIGHT_MINUTES": MINUTES})
     call_command("sync_schedules")
     processes.worker()
     processes.beat()
@@ -53,7 +54,7 @@ def test_a_release_with_a_broken_image_is_at_risk_ahead_and_its_scheduler_mailed
     broken = make_article(title="Broken photo", body="The story.", image_alt="A photo")
     broken.image.save("broken.png", ContentFile(broken_png()), save=True)
     releases.release_add_members(release_id=release.pk, article_ids=[good.pk, broken.pk], actor=editor)
-    release = releases.release_schedule(release_id=release.pk, publish_at=timezone.now() + timedelta(minutes=2),
+    release = releases.release_schedule(release_id=release.pk, publish_at=timezone.now() + timedelta(seconds=55),
                                         actor=editor)
 
     wait_for(lambda: Release.objects.get(pk=release.pk).at_risk_reason, timeout=60,
@@ -67,7 +68,7 @@ def test_a_release_with_a_broken_image_is_at_risk_ahead_and_its_scheduler_mailed
     assert found.actor is None and found.note == risky.at_risk_reason
     # Not before it entered the window (a scan interval and a second of slack), and well before its time.
     assert found.created_at >= risky.publish_at - WINDOW - timedelta(seconds=2)
-    assert risky.publish_at - found.created_at > timedelta(seconds=60)
+    assert risky.publish_at - found.created_at > timedelta(seconds=30)
     assert ArticleEvent.objects.filter(article=broken, action=ArticleEventAction.AT_RISK).count() == 1
     wait_for(lambda: at_risk_mails(mailbox), timeout=30, message="the scheduler's at-risk e-mail")
     # Scans go on meanwhile (every second): the same state is neither recorded nor mailed again.
@@ -86,7 +87,7 @@ def test_a_release_with_a_broken_image_is_at_risk_ahead_and_its_scheduler_mailed
     # A marker only the prepared output holds: rendering again at the release's preparation would replace it.
     Article.objects.filter(pk=good.pk).update(body_html="<p>Prepared ahead</p>")
 
-    wait_for(lambda: Release.objects.get(pk=release.pk).status == ReleaseStatus.PUBLISHED, timeout=150,
+    wait_for(lambda: Release.objects.get(pk=release.pk).status == ReleaseStatus.PUBLISHED, timeout=90,
              message="the release to go live")
     live = {a.pk: a for a in Article.objects.filter(release=release)}
     assert {a.status for a in live.values()} == {ArticleStatus.PUBLISHED}

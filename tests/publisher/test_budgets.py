@@ -292,6 +292,7 @@ def test_a_budget_not_below_the_soft_time_limit_is_flagged(settings):
     assert "publisher.W003" not in [p.id for p in pipeline_settings(None)]
 
 
+@pytest.mark.one_tier
 @pytest.mark.parametrize(("variable", "value", "message"), [
     ("PUBLISHER_ARTICLE_TIME_BUDGET", "ten", "PUBLISHER_ARTICLE_TIME_BUDGET must be a number, got 'ten'."),
     ("PUBLISHER_MAX_IMAGE_PIXELS", "0", "PUBLISHER_MAX_IMAGE_PIXELS must be at least 1, got 0."),

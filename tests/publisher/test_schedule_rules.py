@@ -262,6 +262,7 @@ def read_setting(**env) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
+@pytest.mark.one_tier
 @pytest.mark.parametrize("value, expected", [
     (None, "200000"), ("5000", "5000"),
     ("abc", "PUBLISHER_MAX_BODY_CHARS must be a whole number, got 'abc'."),

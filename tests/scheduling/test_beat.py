@@ -21,7 +21,8 @@ from scheduling.models import DailyReport, Heartbeat, SchedulerLock
 from scheduling.services import scheduler_lock_acquire, scheduler_lock_release, schedules_sync
 from tests.support.clock import BERLIN, local, utc
 
-STEP = timedelta(minutes=10)
+# Half-hour steps from a whole hour land on 08:00 itself; a DST mistake is a whole hour off.
+STEP = timedelta(minutes=30)
 
 
 def only_the_report_job(*, last_run_at: datetime) -> None:

@@ -71,6 +71,7 @@ def _tolerance_from_env(value: str | None) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.one_tier
 def test_the_tolerance_defaults_to_ten_seconds_and_is_parsed_strictly():
     assert _tolerance_from_env(None).stdout.strip() == "10.0"
     assert _tolerance_from_env("2.5").stdout.strip() == "2.5"

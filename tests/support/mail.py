@@ -5,6 +5,7 @@ read the way a mail client reads it."""
 import email
 import email.header
 import email.message
+import email.parser
 import email.policy
 import re
 from dataclasses import dataclass
@@ -19,7 +20,11 @@ URL = re.compile(r"https?://[^\s<>\"]+")
 def read_mailbox(path: Path) -> list[tuple[str, str]]:
     """(recipient, subject) of every message Django's file e-mail backend wrote under `path`,
     one entry per message actually written, duplicates included."""
-    return [(message["To"], str(message["Subject"])) for message in read_messages(path)]
+    # Headers only: parsing 3,000 two-part bodies took 11 s of CPU on a loaded machine, the headers 2.7 s.
+    parser = email.parser.BytesHeaderParser(policy=email.policy.default)
+    return [(message["To"], str(message["Subject"]))
+            for file in sorted(path.glob("*.log")) for chunk in _chunks(file.read_bytes())
+            for message in [parser.parsebytes(chunk)]]
 
 
 def read_messages(path: Path) -> list[email.message.EmailMessage]:
@@ -33,8 +38,12 @@ def read_messages(path: Path) -> list[email.message.EmailMessage]:
 
 def split_messages(data: bytes) -> list[email.message.EmailMessage]:
     """The messages in what the file or console backend wrote."""
-    return [email.message_from_bytes(chunk.strip(b"\n"), policy=email.policy.default)
-            for chunk in re.split(rb"(?:^|\n)-{79}\n", data) if chunk.strip()]
+    return [email.message_from_bytes(chunk, policy=email.policy.default) for chunk in _chunks(data)]
+
+
+def _chunks(data: bytes) -> list[bytes]:
+    """Each message's bytes in what the file or console backend wrote."""
+    return [chunk.strip(b"\n") for chunk in re.split(rb"(?:^|\n)-{79}\n", data) if chunk.strip()]
 
 
 @dataclass

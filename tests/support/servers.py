@@ -87,11 +87,25 @@ class PrivatePostgres:
             pytest.fail("row 8 needs PostgreSQL's initdb and pg_ctl (the postgresql package) on this machine")
         return Path(found).resolve().parent
 
-    def _run(self, program: str, *args: str) -> None:
+    def _run(self, program: str, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run([*self.as_postgres, str(self.bindir / program), *args], capture_output=True, text=True,
-                                timeout=60)
+                                timeout=60, input=stdin)
         if result.returncode:
             raise RuntimeError(f"{program} failed: {result.stdout}{result.stderr}")
+        return result.stdout
+
+    def copy_database(self, settings_dict: dict) -> None:
+        """Copy a migrated database (schema and rows) into this server's `publisher` database:
+        pg_dump | psql, about 2 s where `manage.py migrate` takes 15–60 s of a loaded machine."""
+        source = ["-h", settings_dict["HOST"] or "127.0.0.1", "-p", str(settings_dict["PORT"] or 5432),
+                  "-U", settings_dict["USER"] or "postgres"]
+        dump = subprocess.run([str(self.bindir / "pg_dump"), *source, "--no-owner", "--no-privileges",
+                               settings_dict["NAME"]], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PGPASSWORD": settings_dict.get("PASSWORD") or ""})
+        if dump.returncode:
+            raise RuntimeError(f"pg_dump failed: {dump.stderr}")
+        self._run("psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                  "publisher", stdin=dump.stdout)
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
