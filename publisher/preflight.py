@@ -218,25 +218,31 @@ def articles_preflight(*, article_ids: list[int]) -> dict[str, int]:
     never stops its chunk mates; a transient error propagates (the task retries; what was
     written stays). When the task's soft time limit fires, the articles not reached are handed
     back to the next scan. Returns how many passed, are at risk, were unchanged or skipped."""
+    return check_each(Article, article_ids, lambda pk: article_preflight(article_id=pk), noun="article",
+                      log_key="article_id")
+
+
+def check_each(model, ids: list[int], check, *, noun: str, log_key: str) -> dict[str, int]:
+    """The batch loop of every pre-flight task (articles, changes): `check(pk)` for each row
+    alone, counted by outcome; the soft time limit hands the rest back to the next scan."""
     counts = dict.fromkeys((PASSED, AT_RISK, UNCHANGED, SKIPPED), 0)
-    ordered = sorted(set(article_ids))
-    for index, article_id in enumerate(ordered):
+    ordered = sorted(set(ids))
+    for index, pk in enumerate(ordered):
         try:
-            with log_context(article_id=article_id):
-                counts[article_preflight(article_id=article_id)] += 1
+            with log_context(**{log_key: pk}):
+                counts[check(pk)] += 1
         except SoftTimeLimitExceeded:
-            Article.objects.filter(pk__in=ordered[index:]).update(preflight_queued_until=None)
-            logger.warning("pre-flight: soft time limit reached; %d articles left to the next scan",
-                           len(ordered) - index)
+            model.objects.filter(pk__in=ordered[index:]).update(preflight_queued_until=None)
+            logger.warning("pre-flight: soft time limit reached; %d %ss left to the next scan",
+                           len(ordered) - index, noun)
             break
         except TRANSIENT_ERRORS:
             raise
         except Exception:  # a bug, not the content (that is a finding): the others go on
-            logger.exception("pre-flight of article #%s failed; the scan hands it out again after its lease",
-                             article_id)
+            logger.exception("pre-flight of %s #%s failed; the scan hands it out again after its lease", noun, pk)
             counts[SKIPPED] += 1
     if counts[AT_RISK] or counts[PASSED]:
-        logger.info("pre-flight: %s", counts)
+        logger.info("pre-flight of %ss: %s", noun, counts)
     return counts
 
 

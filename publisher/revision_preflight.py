@@ -17,7 +17,6 @@ it is checked with its release (publisher.release_preflight), never alone.
 
 import logging
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
@@ -25,12 +24,10 @@ from django.db.models import Q
 from django.db.models.functions import Now
 
 from . import dispatch, preflight
-from .log import log_context
 from .models import REVISION_PREFLIGHT_THUMBNAIL, ArticleEvent, ArticleEventAction, ArticleRevision, \
     is_preflight_thumbnail
 from .preflight import AT_RISK, PASSED, SKIPPED, UNCHANGED, Content
 from .states import RevisionStatus
-from .transient import TRANSIENT_ERRORS
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +84,8 @@ def revisions_preflight(*, revision_ids: list[int]) -> dict[str, int]:
     """Check each of these changes that is still scheduled, each alone (as `articles_preflight`):
     a transient error propagates; when the soft time limit fires, the rest goes back to the next
     scan. Returns how many passed, are at risk, were unchanged or skipped."""
-    counts = dict.fromkeys((PASSED, AT_RISK, UNCHANGED, SKIPPED), 0)
-    ordered = sorted(set(revision_ids))
-    for index, revision_id in enumerate(ordered):
-        try:
-            with log_context(revision_id=revision_id):
-                counts[revision_preflight(revision_id=revision_id)] += 1
-        except SoftTimeLimitExceeded:
-            ArticleRevision.objects.filter(pk__in=ordered[index:]).update(preflight_queued_until=None)
-            logger.warning("pre-flight: soft time limit reached; %d changes left to the next scan",
-                           len(ordered) - index)
-            break
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception:  # a bug, not the content (that is a finding): the others go on
-            logger.exception("pre-flight of change #%s failed; the scan hands it out again after its lease",
-                             revision_id)
-            counts[SKIPPED] += 1
-    if counts[AT_RISK] or counts[PASSED]:
-        logger.info("pre-flight of changes: %s", counts)
-    return counts
+    return preflight.check_each(ArticleRevision, revision_ids, lambda pk: revision_preflight(revision_id=pk),
+                                noun="change", log_key="revision_id")
 
 
 def revision_preflight(*, revision_id: int, release_id: int | None = None) -> str:
