@@ -91,7 +91,8 @@ class DailyReportAdmin(ZonedTimesAdmin, admin.ModelAdmin):
         ("Publications per hour", {"fields": ("chart",)}),
         ("Articles", {"fields": ("articles_published", "articles_failed", "articles_expired", "articles_missed",
                                  "lateness_display")}),
-        ("Notifications", {"fields": ("notifications_sent", "notifications_failed", "notifications_expired")}),
+        ("Notifications", {"fields": ("notifications_sent", "notifications_failed", "notifications_interrupted",
+                                      "notifications_expired")}),
         ("Failures", {"fields": ("worst_failures_display", "notification_failures_display")}),
         ("E-mail", {"fields": ("email_status", "emailed_display", "email_recipients", "email_error")}),
     )
@@ -102,8 +103,8 @@ class DailyReportAdmin(ZonedTimesAdmin, admin.ModelAdmin):
     readonly_fields = ("date", "time_zone", "window_start_display", "window_end_display", "built_display", "chart",
                        "articles_published",
                        "articles_failed", "articles_expired", "articles_missed", "lateness_display",
-                       "notifications_sent", "notifications_failed", "notifications_expired",
-                       "worst_failures_display", "notification_failures_display", "email_status", "emailed_display",
+                       "notifications_sent", "notifications_failed", "notifications_interrupted",
+                       "notifications_expired", "worst_failures_display", "notification_failures_display", "email_status", "emailed_display",
                        "email_recipients", "email_error")
 
     def has_add_permission(self, request):

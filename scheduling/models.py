@@ -42,6 +42,8 @@ class DailyReport(models.Model):
     lateness_max = models.FloatField(null=True, blank=True)
     notifications_sent = models.PositiveIntegerField(default=0)
     notifications_failed = models.PositiveIntegerField(default=0)
+    # Left `interrupted` by a killed sender that day: maybe delivered, never resent by itself (Resend).
+    notifications_interrupted = models.PositiveIntegerField(default=0, db_default=0)
     notifications_expired = models.PositiveIntegerField(default=0)
     # [{"start": ISO instant, "label": "HH:MM", "zone": "CET", "count": n}, ...]: one per local hour.
     publications_per_hour = models.JSONField(default=list, blank=True)

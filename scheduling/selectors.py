@@ -92,6 +92,8 @@ def report_stats(*, start: datetime, end: datetime, zone: zoneinfo.ZoneInfo, wor
         "lateness_max": lateness[-1] if lateness else None,
         "notifications_sent": Notification.objects.filter(sent_at__gte=start, sent_at__lt=end).count(),
         "notifications_failed": notifications_failed.count(),
+        "notifications_interrupted": Notification.objects.filter(
+            status=NotificationStatus.INTERRUPTED, updated_at__gte=start, updated_at__lt=end).count(),
         "notifications_expired": Notification.objects.filter(status=NotificationStatus.EXPIRED, expires_at__gte=start,
                                                              expires_at__lt=end).count(),
         "publications_per_hour": buckets,

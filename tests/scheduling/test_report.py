@@ -86,12 +86,14 @@ def test_an_ordinary_day_counts_what_happened_between_its_midnights(django_asser
         notification(status=NotificationStatus.FAILED, last_error="550 mailbox unavailable",
                      updated_at=utc(2026, 11, 20, 10, 0))
     notification(status=NotificationStatus.FAILED, last_error="timed out", updated_at=utc(2026, 11, 20, 11, 0))
+    notification(status=NotificationStatus.INTERRUPTED, updated_at=utc(2026, 11, 20, 12, 0))
+    notification(status=NotificationStatus.INTERRUPTED, updated_at=utc(2026, 11, 21, 12, 0))  # the next day
     notification(status=NotificationStatus.EXPIRED, expires_at=utc(2026, 11, 20, 5, 0))
     notification(status=NotificationStatus.EXPIRED, expires_at=utc(2026, 11, 21, 5, 0))
     notification(status=NotificationStatus.PENDING, expires_at=utc(2026, 11, 20, 6, 0))
 
     start, end = local_day_bounds(day=day, zone=UTC)
-    with django_assert_num_queries(9):  # a fixed number, whatever the day's size
+    with django_assert_num_queries(10):  # a fixed number, whatever the day's size
         stats = selectors.report_stats(start=start, end=end, zone=UTC)
 
     assert stats["articles_published"] == 6
@@ -102,7 +104,8 @@ def test_an_ordinary_day_counts_what_happened_between_its_midnights(django_asser
     assert stats["articles_missed"] == 1
     assert [f["title"] for f in stats["worst_failures"]] == ["Killer", "Empty"]
     assert stats["worst_failures"][0]["reason"] == "Gave up after 3 attempts"
-    assert (stats["notifications_sent"], stats["notifications_failed"], stats["notifications_expired"]) == (3, 3, 1)
+    assert (stats["notifications_sent"], stats["notifications_failed"], stats["notifications_interrupted"],
+            stats["notifications_expired"]) == (3, 3, 1, 1)
     assert stats["notification_failures"] == [{"reason": "550 mailbox unavailable", "count": 2},
                                               {"reason": "timed out", "count": 1}]
     hours = stats["publications_per_hour"]
