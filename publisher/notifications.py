@@ -140,12 +140,16 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0, revi
 
 
 def _insert_pending(*, article_id: int, revision_id: int | None, expires_at, subscribers) -> None:
-    """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike)."""
-    table, subscriber_table = Notification._meta.db_table, Subscriber._meta.db_table
+    """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike). The subscribers
+    are read once, by their key range (the subquery in FROM is pulled up into one scan): as
+    `FROM subscriber WHERE id IN (subscribers)` PostgreSQL hashed the batch and joined it to a
+    scan of the whole subscriber table, per batch of PUBLISHER_FANOUT_BATCH (quadratic in the
+    mailing). `WHERE 1 = 1`: SQLite needs a WHERE before an upsert's ON CONFLICT."""
+    table = Notification._meta.db_table
     select, params = subscribers.values("pk").query.sql_with_params()
     now, now_params = _now_sql(Notification)
     sql = (f"INSERT INTO {table} (article_id, revision_id, subscriber_id, status, expires_at, last_error, created_at, "
-           f"updated_at) SELECT %s, %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
+           f"updated_at) SELECT %s, %s, receiving.pk, %s, %s, '', {now}, {now} FROM ({select}) receiving WHERE 1 = 1 "
            f"ON CONFLICT DO NOTHING")
     with connection.cursor() as cursor:
         cursor.execute(sql, [article_id, revision_id, NotificationStatus.PENDING,
