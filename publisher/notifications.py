@@ -32,13 +32,13 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, Q
+from django.db.models import DateTimeField, Exists, ExpressionWrapper, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import dispatch, emails, faults
-from .models import (Article, ArticleRevision, ArticleStatus, Notification, NotificationClaim, NotificationStatus,
-                     Subscriber)
+from .models import (RECEIVING, Article, ArticleRevision, ArticleStatus, Notification, NotificationClaim,
+                     NotificationStatus, Subscriber)
 from .querysets import status_not_by_index
 from .states import RevisionStatus
 
@@ -83,6 +83,15 @@ def _receiving():
     """The subscribers mail goes to (active, confirmed, not unsubscribed): the fan-out and the
     senders' claim select these."""
     return Subscriber.objects.receiving()
+
+
+def _receiving_on_join() -> Q:
+    """RECEIVING tested on the notification's own join to its subscriber (the join that reads the
+    address), not as `subscriber IN (receiving)`: the same rows, and the batch read plans in half
+    the time (0.3 ms instead of 0.6, for a statement that runs 0.05 ms, once per 20 messages)."""
+    if RECEIVING.connector != Q.AND or RECEIVING.negated or not all(isinstance(c, tuple) for c in RECEIVING.children):
+        raise ImproperlyConfigured("RECEIVING must stay a plain AND of field lookups")
+    return Q(*[(f"subscriber__{lookup}", value) for lookup, value in RECEIVING.children])
 
 
 def _now_sql(model) -> tuple[str, list]:
@@ -131,12 +140,16 @@ def notifications_fan_out(*, article_id: int, after_subscriber_id: int = 0, revi
 
 
 def _insert_pending(*, article_id: int, revision_id: int | None, expires_at, subscribers) -> None:
-    """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike)."""
-    table, subscriber_table = Notification._meta.db_table, Subscriber._meta.db_table
+    """One INSERT … SELECT … ON CONFLICT DO NOTHING (PostgreSQL and SQLite alike). The subscribers
+    are read once, by their key range (the subquery in FROM is pulled up into one scan): as
+    `FROM subscriber WHERE id IN (subscribers)` PostgreSQL hashed the batch and joined it to a
+    scan of the whole subscriber table, per batch of PUBLISHER_FANOUT_BATCH (quadratic in the
+    mailing). `WHERE 1 = 1`: SQLite needs a WHERE before an upsert's ON CONFLICT."""
+    table = Notification._meta.db_table
     select, params = subscribers.values("pk").query.sql_with_params()
     now, now_params = _now_sql(Notification)
     sql = (f"INSERT INTO {table} (article_id, revision_id, subscriber_id, status, expires_at, last_error, created_at, "
-           f"updated_at) SELECT %s, %s, id, %s, %s, '', {now}, {now} FROM {subscriber_table} WHERE id IN ({select}) "
+           f"updated_at) SELECT %s, %s, receiving.pk, %s, %s, '', {now}, {now} FROM ({select}) receiving WHERE 1 = 1 "
            f"ON CONFLICT DO NOTHING")
     with connection.cursor() as cursor:
         cursor.execute(sql, [article_id, revision_id, NotificationStatus.PENDING,
@@ -293,11 +306,16 @@ def notifications_resend_interrupted(*, article_id: int) -> int:
 def _retire(article_id: int, first_subscriber_id: int, last_subscriber_id: int, *,
             revision_id: int | None = None) -> None:
     """Pending rows of the range that can no longer be sent: past their expiry, or unsubscribed."""
-    rows = Notification.objects.filter(article_id=article_id, revision_id=revision_id,
-                                       subscriber_id__gte=first_subscriber_id,
-                                       subscriber_id__lte=last_subscriber_id, status=NotificationStatus.PENDING)
+    # By the (article, subscriber) index over the task's range, never by an index on status (with
+    # fresh statistics the planner took notification_status_idx: every pending row of every mailing).
+    rows = Notification.objects.filter(status_not_by_index(NotificationStatus.PENDING), article_id=article_id,
+                                       revision_id=revision_id, subscriber_id__gte=first_subscriber_id,
+                                       subscriber_id__lte=last_subscriber_id)
     rows.filter(expires_at__lte=Now()).update(status=NotificationStatus.EXPIRED, updated_at=Now())
-    rows.exclude(subscriber__in=_receiving()).update(
+    # An anti-join by key (the subscriber's primary key per row of the range), never a hashed
+    # NOT IN over every receiving subscriber: that scanned the whole subscriber table per send
+    # task (20,000 rows for a task of 500 here; 1,000,000 for each of 2,000 tasks at a million).
+    rows.filter(~Exists(_receiving().filter(pk=OuterRef("subscriber_id")))).update(
         status=NotificationStatus.EXPIRED, last_error="The subscriber unsubscribed before it was sent.",
         updated_at=Now())
 
@@ -344,9 +362,9 @@ class _Reader:
         # Found through the (article, subscriber) unique index, never by walking every pending row
         # of every mailing (notification_pending_idx): 111 ms a read with 100,000 pending.
         rows = Notification.objects.filter(
-            status_not_by_index(NotificationStatus.PENDING),
+            status_not_by_index(NotificationStatus.PENDING), _receiving_on_join(),
             article_id=article_id, revision_id=revision_id, subscriber_id__gte=_FROM, subscriber_id__lte=_TO,
-            expires_at__gt=Now(), subscriber__in=_receiving(),
+            expires_at__gt=Now(),
         ).order_by("subscriber_id").values_list("pk", "subscriber_id", "subscriber__email")[:limit]
         self.sql, params = rows.query.sql_with_params()
         self.params = list(params)

@@ -360,15 +360,21 @@ def test_fan_out_stamps_the_expiry_of_its_kind(settings, enqueued, django_captur
 
 def test_a_subscriber_who_unsubscribed_after_the_fan_out_is_not_mailed(mailoutbox):
     article = published()
-    stays, leaves = subscribers("stays@example.com", "leaves@example.com")
-    pending(article, stays)
-    pending(article, leaves)
-    Subscriber.objects.filter(pk=leaves.pk).update(is_active=False)
+    stays, off, gone, unconfirmed = subscribers("stays@example.com", "off@example.com", "gone@example.com",
+                                                "unconfirmed@example.com")
+    for subscriber in (stays, off, gone, unconfirmed):
+        pending(article, subscriber)
+    Subscriber.objects.filter(pk=off.pk).update(is_active=False)
+    Subscriber.objects.filter(pk=gone.pk).update(unsubscribed_at=timezone.now())
+    Subscriber.objects.filter(pk=unconfirmed.pk).update(confirmed_at=None)
 
     send_all(article)
 
     assert [m.to for m in mailoutbox] == [["stays@example.com"]]
-    assert Notification.objects.get(subscriber=leaves).status != NotificationStatus.SENT
+    assert statuses(article) == {"stays@example.com": NotificationStatus.SENT, "off@example.com": "expired",
+                                 "gone@example.com": "expired", "unconfirmed@example.com": "expired"}
+    assert set(Notification.objects.filter(status=NotificationStatus.EXPIRED).values_list("last_error", flat=True)) == {
+        "The subscriber unsubscribed before it was sent."}
 
 
 @pytest.mark.django_db(transaction=True)
