@@ -151,11 +151,22 @@ def _by_db_clock(delta: timedelta):
     return ExpressionWrapper(Now() + delta, output_field=DateTimeField())
 
 
+def due_ahead_of_the_claim(window: timedelta) -> dict:
+    """The due times a pre-flight takes: within the window, and later than the claim's look-ahead.
+    What is due sooner (or overdue: a burst, a backlog after downtime) the scan claims now or
+    at its next run, and a check would race the claim: its result, written only while the row
+    is still scheduled, would be thrown away after rendering everything once more (5,000 of a
+    10,000-article burst were queued for pre-flight before this bound)."""
+    return {"publish_at__lte": _by_db_clock(window),
+            "publish_at__gt": _by_db_clock(timedelta(seconds=settings.PUBLISHER_LOOKAHEAD))}
+
+
 def _unchecked(window: timedelta):
-    """Scheduled, due within the window, not checked for its current content, and not handed
-    to a pre-flight task whose lease still runs: read through article_preflight_due_idx."""
+    """Scheduled, due within the window (not within the claim's look-ahead), not checked for its
+    current content, and not handed to a pre-flight task whose lease still runs: read through
+    article_preflight_due_idx."""
     return (Article.objects.filter(status=ArticleStatus.SCHEDULED, preflight_checked_at__isnull=True,
-                                   publish_at__lte=_by_db_clock(window))
+                                   **due_ahead_of_the_claim(window))
             .filter(Q(preflight_queued_until__isnull=True) | Q(preflight_queued_until__lte=Now())))
 
 

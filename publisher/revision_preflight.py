@@ -44,7 +44,7 @@ def _unchecked(window):
     """Scheduled changes due within the window, not checked for their current content, and not
     handed to a pre-flight task whose lease still runs: read through revision_preflight_due_idx."""
     return (ArticleRevision.objects.filter(status=RevisionStatus.SCHEDULED, preflight_checked_at__isnull=True,
-                                           publish_at__lte=preflight._by_db_clock(window))
+                                           **preflight.due_ahead_of_the_claim(window))
             .filter(Q(preflight_queued_until__isnull=True) | Q(preflight_queued_until__lte=Now())))
 
 

@@ -256,6 +256,20 @@ def test_the_scan_hands_out_unchecked_articles_due_within_the_window_once(sent, 
     assert preflight.articles_preflight_dispatch() == 0
 
 
+def test_what_the_claim_takes_now_or_next_is_never_handed_to_a_preflight(sent, django_capture_on_commit_callbacks,
+                                                                          settings):
+    """Overdue (a burst, a backlog after downtime) or due within the claim's look-ahead: the scan
+    claims it; a pre-flight would race the claim and render it twice for nothing."""
+    settings.PUBLISHER_LOOKAHEAD = 5
+    now = timezone.now()
+    for seconds in (-3600, -1, 0, 4):
+        make_article(status=ArticleStatus.SCHEDULED, publish_at=now + timedelta(seconds=seconds))
+    ahead = make_article(status=ArticleStatus.SCHEDULED, publish_at=now + timedelta(seconds=30))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert preflight.articles_preflight_dispatch() == 1
+    assert sent == [("preflight", [ahead.pk])]
+
+
 def test_the_scan_reads_a_fixed_number_of_queries(sent, django_assert_num_queries):
     for _ in range(5):
         scheduled(5)
