@@ -2,6 +2,7 @@
 articles once (the chain's errback). One article's own error in a chunk is row 12 of the fault
 suite (tests/faults/test_editor.py)."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -35,5 +36,9 @@ def test_step_failing_for_good_marks_its_chunk_failed_once_with_the_reason(proce
     assert all("make_live failed: RuntimeError: injected fault in make_live" in error for _, error, _ in failed)
     assert all(published_at is None for _, _, published_at in failed)
     # Recorded once: a non-transient error is not retried, and the errback ran once per chunk.
-    assert processes.log("worker").count("injected fault in make_live") >= 1
-    assert processes.log("worker").count("articles failed (claim") == 1
+    # The errback commits before the pool process logs the task's failure: wait for that line.
+    raised = re.compile(r"make_live\[[0-9a-f-]+\] raised unexpected: RuntimeError\('injected fault in make_live'\)")
+    wait_for(lambda: raised.search(processes.log("worker")), timeout=10, message="the worker to log the failure")
+    log = processes.log("worker")
+    assert len(raised.findall(log)) == 1
+    assert log.count("articles failed (claim") == 1
