@@ -37,7 +37,9 @@ def test_one_article_failing_for_good_fails_alone_and_is_recorded_once(processes
     assert broken.last_error == "process: injected fault in process"
     assert sorted(Article.objects.exclude(pk=broken.pk).values_list("status", flat=True)) == [ArticleStatus.PUBLISHED] * 3
     assert Article.objects.values("claim_token").distinct().count() == 1  # one chunk
-    assert processes.log("worker").count("articles failed (claim") == 1  # recorded once, not retried
+    # Logged after its transaction commits: wait for the line, then count it (once, not retried).
+    wait_for(lambda: "articles failed (claim" in processes.log("worker"), timeout=10, message="the failure's log line")
+    assert processes.log("worker").count("articles failed (claim") == 1
     assert_invariants(processes, mailbox, subscribers=subscribers)
 
 
