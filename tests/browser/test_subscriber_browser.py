@@ -57,8 +57,7 @@ def test_a_reader_subscribes_confirms_gets_one_article_and_leaves(browser, live_
 
     publish_now("Harbour bridge reopens")
     wait_for(lambda: len(mail_to(mailbox, reader)) == 2, timeout=30, message="the article's mail to the reader")
-    article_mail = mail_to(mailbox, reader)[1]
-    assert subject(article_mail) == "New: Harbour bridge reopens"
+    (article_mail,) = [m for m in mail_to(mailbox, reader) if subject(m) == "New: Harbour bridge reopens"]
 
     # The reader leaves by the link in the article's own mail (List-Unsubscribe), nothing else.
     leave = unsubscribe_link(article_mail)
@@ -71,5 +70,5 @@ def test_a_reader_subscribes_confirms_gets_one_article_and_leaves(browser, live_
     publish_now("Ferry timetable changes")
     wait_for(lambda: any(subject(m) == "New: Ferry timetable changes" for m in mail_to(mailbox, CONTROL)),
              timeout=30, message="the next article's mail to the control subscriber")
-    assert [subject(m) for m in mail_to(mailbox, reader)] == [
+    assert sorted(subject(m) for m in mail_to(mailbox, reader)) == [
         "Confirm your subscription to Harbour Times", "New: Harbour bridge reopens"]

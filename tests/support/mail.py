@@ -17,13 +17,19 @@ ARTICLE_MAIL_HEADERS = ["Content-Type", "Date", "From", "List-Id", "List-Unsubsc
 URL = re.compile(r"https?://[^\s<>\"]+")
 
 
+def _files(path: Path) -> list[Path]:
+    """The backend's files in the order they were last written: their names (a second's timestamp
+    and the connection's id()) do not order two connections writing within one second."""
+    return sorted(path.glob("*.log"), key=lambda file: (file.stat().st_mtime_ns, file.name))
+
+
 def read_mailbox(path: Path) -> list[tuple[str, str]]:
     """(recipient, subject) of every message Django's file e-mail backend wrote under `path`,
     one entry per message actually written, duplicates included."""
     # Headers only: parsing 3,000 two-part bodies took 11 s of CPU on a loaded machine, the headers 2.7 s.
     parser = email.parser.BytesHeaderParser(policy=email.policy.default)
     return [(message["To"], str(message["Subject"]))
-            for file in sorted(path.glob("*.log")) for chunk in _chunks(file.read_bytes())
+            for file in _files(path) for chunk in _chunks(file.read_bytes())
             for message in [parser.parsebytes(chunk)]]
 
 
@@ -31,7 +37,7 @@ def read_messages(path: Path) -> list[email.message.EmailMessage]:
     """Every message Django's file e-mail backend wrote under `path` (it ends each with a line
     of 79 dashes), parsed from its bytes."""
     messages = []
-    for file in sorted(path.glob("*.log")):
+    for file in _files(path):
         messages += split_messages(file.read_bytes())
     return messages
 
