@@ -45,6 +45,22 @@ def content_fingerprint(*, title: str, body: str, image: str, image_alt: str, sl
     return hashlib.sha256("\x1f".join((title, body, image, image_alt, slug)).encode()).hexdigest()
 
 
+def _ask_for_preflight(row, content_fields: set[str], save_kwargs: dict) -> None:
+    """For an article's or a change's save(): writing the content asks for a new pre-flight check,
+    and a content other than the one last checked drops that result (and the output it prepared).
+    The fields reset are added to `update_fields` when the save names its fields."""
+    update_fields = save_kwargs.get("update_fields")
+    if update_fields is not None and not content_fields & set(update_fields):
+        return
+    row.preflight_checked_at = row.preflight_queued_until = None
+    reset = ["preflight_checked_at", "preflight_queued_until"]
+    if row.preflight_fingerprint and row.preflight_fingerprint != row.content_fingerprint():
+        row.at_risk_reason = row.preflight_fingerprint = ""
+        reset += ["at_risk_reason", "preflight_fingerprint"]
+    if update_fields is not None:
+        save_kwargs["update_fields"] = list(update_fields) + [name for name in reset if name not in update_fields]
+
+
 class Article(models.Model):
     title = models.CharField(max_length=300, blank=True)
     # The public URL's last part: made from the title when first scheduled, editable; once the
@@ -156,16 +172,7 @@ class Article(models.Model):
         """A save that writes the content asks for a new pre-flight check (the scan, or the
         check on save, takes it); a changed content also drops the at-risk flag found for the
         old one (publisher.preflight compares fingerprints: unchanged content is not re-done)."""
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None or PREFLIGHT_CONTENT_FIELDS & set(update_fields):
-            self.preflight_checked_at = self.preflight_queued_until = None
-            reset = ["preflight_checked_at", "preflight_queued_until"]
-            if self.preflight_fingerprint and self.preflight_fingerprint != self.content_fingerprint():
-                # The result (and the output it prepared) was for other content: forget it.
-                self.at_risk_reason = self.preflight_fingerprint = ""
-                reset += ["at_risk_reason", "preflight_fingerprint"]
-            if update_fields is not None:
-                kwargs["update_fields"] = list(update_fields) + [name for name in reset if name not in update_fields]
+        _ask_for_preflight(self, PREFLIGHT_CONTENT_FIELDS, kwargs)
         super().save(*args, **kwargs)
 
     def content_fingerprint(self) -> str:
@@ -625,15 +632,7 @@ class ArticleRevision(models.Model):
     def save(self, *args, **kwargs):
         """As Article.save: a save that writes the content asks for a new pre-flight check, and a
         changed content drops the result (and the output) checked for the old one."""
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None or REVISION_PREFLIGHT_FIELDS & set(update_fields):
-            self.preflight_checked_at = self.preflight_queued_until = None
-            reset = ["preflight_checked_at", "preflight_queued_until"]
-            if self.preflight_fingerprint and self.preflight_fingerprint != self.content_fingerprint():
-                self.at_risk_reason = self.preflight_fingerprint = ""
-                reset += ["at_risk_reason", "preflight_fingerprint"]
-            if update_fields is not None:
-                kwargs["update_fields"] = list(update_fields) + [name for name in reset if name not in update_fields]
+        _ask_for_preflight(self, REVISION_PREFLIGHT_FIELDS, kwargs)
         super().save(*args, **kwargs)
 
     def content_fingerprint(self) -> str:

@@ -23,6 +23,7 @@ from datetime import timedelta
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, Q
 from django.db.models.functions import Now
@@ -281,17 +282,8 @@ def article_preflight(*, article_id: int, release_id: int | None = None) -> str:
         still.filter(preflight_fingerprint=fingerprint).update(preflight_checked_at=Now(), preflight_queued_until=None)
         return UNCHANGED
     result = preflight_check(content)
-    values = {"preflight_fingerprint": fingerprint, "preflight_checked_at": Now(), "preflight_queued_until": None,
-              "at_risk_reason": result.reason[:5000]}
-    storage = Article._meta.get_field("thumbnail").storage
-    made = None
-    if result.passed:
-        if result.thumbnail is not None:
-            # A name of its own (storage adds a suffix when taken): a check racing another never
-            # overwrites or deletes the file the other wrote to the row.
-            made = storage.save(PREFLIGHT_THUMBNAIL.format(pk=article_id), ContentFile(result.thumbnail))
-        values.update(body_html=result.body_html, excerpt=result.excerpt, word_count=result.word_count,
-                      thumbnail=made or "")
+    values, made = outcome_values(result, fingerprint=fingerprint,
+                                  thumbnail_name=PREFLIGHT_THUMBNAIL.format(pk=article_id))
     with transaction.atomic():
         # Only for the content checked, still scheduled, and not recorded by another check.
         written = still.exclude(preflight_fingerprint=fingerprint).update(**values)
@@ -302,16 +294,39 @@ def article_preflight(*, article_id: int, release_id: int | None = None) -> str:
                 note=values["at_risk_reason"])
             if not result.passed and release_id is None:
                 transaction.on_commit(lambda: dispatch.preflight_alerts(article_ids=[article_id]))
-    old = article.thumbnail.name
-    if not written:
-        if made:
-            storage.delete(made)
-        return SKIPPED
     # The previous check's, for content that changed since (never a change's, which a change
     # applied earlier put on the article: its history still names it).
-    if result.passed and is_preflight_thumbnail(old) and old.startswith("thumbnails/article-") and old != made:
-        storage.delete(old)
+    return settle(result, written=written, made=made, old=article.thumbnail.name, own_prefix="thumbnails/article-",
+                  what=f"article #{article_id}")
+
+
+def outcome_values(result: Preflight, *, fingerprint: str, thumbnail_name: str) -> tuple[dict, str | None]:
+    """What a check writes to its row (an article's or a change's: the same pre-flight fields),
+    with its prepared output when it passed; and the thumbnail it saved for that, under a name of
+    its own (storage adds a suffix when taken: a check racing another never overwrites or deletes
+    the file the other wrote to the row), for `settle` to delete if the row was not written."""
+    values = {"preflight_fingerprint": fingerprint, "preflight_checked_at": Now(), "preflight_queued_until": None,
+              "at_risk_reason": result.reason[:5000]}
+    made = None
+    if result.passed:
+        if result.thumbnail is not None:
+            made = default_storage.save(thumbnail_name, ContentFile(result.thumbnail))
+        values.update(body_html=result.body_html, excerpt=result.excerpt, word_count=result.word_count,
+                      thumbnail=made or "")
+    return values, made
+
+
+def settle(result: Preflight, *, written: bool, made: str | None, old: str, own_prefix: str, what: str) -> str:
+    """After the compare-and-set: the files of the check that lost (not written), or the previous
+    check's thumbnail of this row (`old`, a pre-flight file under `own_prefix`) once replaced; and
+    the outcome (PASSED, AT_RISK or SKIPPED)."""
+    if not written:
+        if made:
+            default_storage.delete(made)
+        return SKIPPED
+    if result.passed and is_preflight_thumbnail(old) and old.startswith(own_prefix) and old != made:
+        default_storage.delete(old)
     if result.passed:
         return PASSED
-    logger.warning("pre-flight: article #%s is at risk: %s", article_id, result.reason)
+    logger.warning("pre-flight: %s is at risk: %s", what, result.reason)
     return AT_RISK

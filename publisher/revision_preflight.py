@@ -15,22 +15,15 @@ content checked and is still scheduled (compare-and-set). A change in a release 
 it is checked with its release (publisher.release_preflight), never alone.
 """
 
-import logging
-
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 
 from . import dispatch, preflight
-from .models import REVISION_PREFLIGHT_THUMBNAIL, ArticleEvent, ArticleEventAction, ArticleRevision, \
-    is_preflight_thumbnail
-from .preflight import AT_RISK, PASSED, SKIPPED, UNCHANGED, Content
+from .models import REVISION_PREFLIGHT_THUMBNAIL, ArticleEvent, ArticleEventAction, ArticleRevision
+from .preflight import SKIPPED, UNCHANGED, Content
 from .states import RevisionStatus
-
-logger = logging.getLogger(__name__)
-
 
 def revision_content(revision: ArticleRevision, *, slug: str) -> Content:
     """What the change puts live, under its article's address `slug`; its e-mail is the update mail."""
@@ -105,16 +98,8 @@ def revision_preflight(*, revision_id: int, release_id: int | None = None) -> st
         still.filter(preflight_fingerprint=fingerprint).update(preflight_checked_at=Now(), preflight_queued_until=None)
         return UNCHANGED
     result = preflight.preflight_check(revision_content(revision, slug=revision.article.slug or ""))
-    values = {"preflight_fingerprint": fingerprint, "preflight_checked_at": Now(), "preflight_queued_until": None,
-              "at_risk_reason": result.reason[:5000]}
-    storage = ArticleRevision._meta.get_field("thumbnail").storage
-    made = None
-    if result.passed:
-        if result.thumbnail is not None:
-            # A name of its own, never the pipeline's: a check racing another overwrites nothing.
-            made = storage.save(REVISION_PREFLIGHT_THUMBNAIL.format(pk=revision_id), ContentFile(result.thumbnail))
-        values.update(body_html=result.body_html, excerpt=result.excerpt, word_count=result.word_count,
-                      thumbnail=made or "")
+    values, made = preflight.outcome_values(result, fingerprint=fingerprint,
+                                            thumbnail_name=REVISION_PREFLIGHT_THUMBNAIL.format(pk=revision_id))
     with transaction.atomic():
         written = still.exclude(preflight_fingerprint=fingerprint).update(**values)
         if written:
@@ -124,14 +109,5 @@ def revision_preflight(*, revision_id: int, release_id: int | None = None) -> st
                 note=f"Change #{revision_id}" + (f": {values['at_risk_reason']}" if not result.passed else ""))
             if not result.passed and release_id is None:
                 transaction.on_commit(lambda: dispatch.revision_preflight_alerts(revision_ids=[revision_id]))
-    old = revision.thumbnail.name
-    if not written:
-        if made:
-            storage.delete(made)
-        return SKIPPED
-    if result.passed and is_preflight_thumbnail(old) and old.startswith("thumbnails/articlerevision-") and old != made:
-        storage.delete(old)  # the previous check's, for content that changed since
-    if result.passed:
-        return PASSED
-    logger.warning("pre-flight: change #%s is at risk: %s", revision_id, result.reason)
-    return AT_RISK
+    return preflight.settle(result, written=written, made=made, old=revision.thumbnail.name,
+                            own_prefix="thumbnails/articlerevision-", what=f"change #{revision_id}")

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, OuterRef, Subquery
+from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -30,19 +30,43 @@ def _first(queryset, field: str) -> datetime | None:
     return queryset.order_by(field).values_list(field, flat=True).first()
 
 
-def site_next_change() -> datetime | None:
-    """When the set of visible articles changes next by the schedule alone: the earliest
-    publish time still waiting (one already past but not live yet counts: it is due any
-    moment), or the earliest unpublish time of a visible article. Each read uses a partial index."""
-    times = [
-        _first(Article.objects.filter(status=ArticleStatus.SCHEDULED), "publish_at"),
-        _first(Article.objects.filter(status=ArticleStatus.PUBLISHING), "publish_at"),
-        _first(Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__gt=Now()), "unpublish_at"),
-        # A change to a live article (publisher.revisions) changes its page, the index and the feeds.
-        _first(ArticleRevision.objects.to_come(), "publish_at"),
-    ]
-    times = [t for t in times if t is not None]
-    return min(times) if times else None
+def _earliest(queryset, field: str) -> Subquery:
+    return Subquery(queryset.order_by(field).values(field)[:1])
+
+
+def _latest(queryset, field: str) -> Subquery:
+    return Subquery(queryset.order_by(f"-{field}").values(field)[:1])  # each filtered to non-null values
+
+
+def _site_times(now: datetime) -> dict:
+    """The times the site's freshness is made of, in one statement (each a scalar subquery on an
+    index; the outer row is any article's, so no article at all reads as all None):
+    - when the set of visible articles changes next by the schedule alone: the earliest publish
+      time still waiting (one already past but not live yet counts: it is due any moment), the
+      earliest unpublish time of a visible article, a change to a live article (publisher.revisions);
+    - when it last changed: the newest edit or go-live of an article that went live, and the
+      newest take-down by its unpublish time."""
+    went_live = Article.objects.filter(published_at__isnull=False)
+    row = Article.objects.order_by().values(
+        scheduled=_earliest(Article.objects.filter(status=ArticleStatus.SCHEDULED), "publish_at"),
+        publishing=_earliest(Article.objects.filter(status=ArticleStatus.PUBLISHING), "publish_at"),
+        unpublishing=_earliest(Article.objects.filter(status=ArticleStatus.PUBLISHED, unpublish_at__gt=Now()),
+                               "unpublish_at"),
+        change=_earliest(ArticleRevision.objects.to_come(), "publish_at"),
+        updated=_latest(went_live, "updated_at"),
+        published=_latest(went_live, "published_at"),
+        taken_down=_latest(went_live.filter(unpublish_at__lte=now), "unpublish_at"),
+    ).first()
+    return row or {}
+
+
+def site_next_change(times: dict | None = None) -> datetime | None:
+    """When the set of visible articles changes next by the schedule alone (`_site_times`, read
+    now unless given), or None."""
+    if times is None:
+        times = _site_times(database_now())
+    coming = [times.get(name) for name in ("scheduled", "publishing", "unpublishing", "change")]
+    return min((t for t in coming if t is not None), default=None)
 
 
 def max_age_until(when: datetime | None, *, now: datetime) -> int:
@@ -54,18 +78,14 @@ def max_age_until(when: datetime | None, *, now: datetime) -> int:
 
 
 def site_freshness() -> tuple[int, datetime | None]:
-    """(max-age, Last-Modified) for the index, the feeds, the sitemap and the error pages."""
+    """(max-age, Last-Modified) for the index, the feeds, the sitemap and the error pages: two
+    statements (the database's clock, then `_site_times`)."""
     now = database_now()
-    max_age = max_age_until(site_next_change(), now=now)
-    went_live = Article.objects.filter(published_at__isnull=False)
-    changed = went_live.aggregate(updated=Max("updated_at"), published=Max("published_at"))
-    taken_down = _latest(went_live.filter(unpublish_at__lte=now), "unpublish_at")
-    times = [t for t in (changed["updated"], changed["published"], taken_down) if t is not None]
-    return max_age, (min(max(times), now) if times else None)
-
-
-def _latest(queryset, field: str) -> datetime | None:
-    return queryset.order_by(f"-{field}").values_list(field, flat=True).first()
+    times = _site_times(now)
+    max_age = max_age_until(site_next_change(times), now=now)
+    changed = [times.get(name) for name in ("updated", "published", "taken_down")]
+    changed = [t for t in changed if t is not None]
+    return max_age, (min(max(changed), now) if changed else None)
 
 
 def with_next_change(queryset):
