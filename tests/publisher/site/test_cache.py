@@ -115,3 +115,34 @@ def test_a_page_rendered_before_a_go_live_is_not_cached_past_it(rf, live_article
     assert max_age(first) == 0
     again = schedule_cached(site_freshness)(index)(rf.get("/?race"))
     assert b"Due now" in again.content
+
+
+def test_the_site_freshness_is_the_clock_and_one_statement_of_every_scheduled_time(live_article,
+                                                                                   django_assert_num_queries):
+    from django.db import connection
+
+    from publisher.site.selectors import _site_times, site_freshness
+
+    now = database_now()
+    live = live_article("Live", unpublish_at=now + timedelta(minutes=9))
+    gone = live_article("Gone", ago=timedelta(hours=2), unpublish_at=now - timedelta(minutes=30))
+    waiting = live_article("Waiting", status=ArticleStatus.SCHEDULED, published_at=None,
+                           publish_at=now + timedelta(minutes=7))
+    overdue = live_article("Overdue", status=ArticleStatus.PUBLISHING, published_at=None, claim_token="1" * 32,
+                           publish_at=now + timedelta(minutes=8))
+    Article.objects.filter(pk=live.pk).update(updated_at=now - timedelta(minutes=1))
+    Article.objects.filter(pk=gone.pk).update(updated_at=now - timedelta(hours=1))
+    Article.objects.filter(pk__in=[waiting.pk, overdue.pk]).update(updated_at=now)  # never live: not counted
+
+    times = _site_times()
+    assert times == {
+        "scheduled": waiting.publish_at, "publishing": overdue.publish_at, "unpublishing": live.unpublish_at,
+        "change": None, "updated": now - timedelta(minutes=1), "published": live.published_at,
+        "taken_down": gone.unpublish_at,
+    }
+    assert all(value is None or value.utcoffset() == timedelta(0) for value in times.values())
+    # The clock (a statement on PostgreSQL; this process's clock on SQLite), then one statement.
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 1):
+        max_age, last_modified = site_freshness()
+    assert max_age == 60  # the first coming time (the publish in 7 minutes) is past the 60 s cap
+    assert last_modified == now - timedelta(minutes=1)
