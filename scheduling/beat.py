@@ -35,6 +35,7 @@ from . import dispatch, selectors, services
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = "beat"
+CHANGES_CHECK_INTERVAL = 1.0  # seconds between two reads of django-celery-beat's changed flag
 
 
 class Scheduler(DatabaseScheduler):
@@ -44,6 +45,7 @@ class Scheduler(DatabaseScheduler):
         self._lock_renewed = 0.0
         self._heartbeat_at = 0.0
         self._caught_up = False
+        self._changes_checked_at = 0.0
         super().__init__(*args, **kwargs)
 
     def tick(self, *args, **kwargs):
@@ -55,6 +57,18 @@ class Scheduler(DatabaseScheduler):
             self._caught_up = self._send_catch_up()
         self._reset_last_runs_from_the_future()
         return super().tick(*args, **kwargs)
+
+    def schedule_changed(self):
+        """django-celery-beat's check of the schedules' changed flag, at most once a second: it
+        runs on every read of `self.schedule`, which beat makes on every tick, and a tick that
+        sends a due entry returns 0, so the reads bunch (up to 20 statements in a few
+        milliseconds; 99 of beat's 146 statements in a minute of the bench). An edit in the
+        admin is still picked up on the next tick a second later."""
+        now = time.monotonic()
+        if self._changes_checked_at and now - self._changes_checked_at < CHANGES_CHECK_INTERVAL:
+            return False
+        self._changes_checked_at = now
+        return super().schedule_changed()
 
     def close(self):
         super().close()

@@ -5,18 +5,21 @@ once a local day through DST changes; two beats cost one report; a beat started 
 
 import base64
 import json
+import time
 from datetime import datetime, timedelta
 
 import pytest
 import time_machine
 from celery import current_app
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.db.models.functions import Now
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from scheduling import reports, schedules
-from scheduling.beat import LOCK_NAME, Scheduler
+from scheduling.beat import CHANGES_CHECK_INTERVAL, LOCK_NAME, Scheduler
 from scheduling.models import DailyReport, Heartbeat, SchedulerLock
 from scheduling.services import scheduler_lock_acquire, scheduler_lock_release, schedules_sync
 from tests.support.clock import BERLIN, local, utc
@@ -183,3 +186,29 @@ def test_no_catch_up_when_an_operator_switched_the_report_off(beat, scan_queue):
     PeriodicTask.objects.filter(name=schedules.DAILY_REPORT).update(enabled=False)
     beat().tick()
     assert "scheduling.tasks.daily_report" not in [m["headers"]["task"] for m in scan_queue.drain()]
+
+
+def test_the_schedules_changed_flag_is_read_at_most_once_a_second(beat, scan_queue):
+    schedules_sync()
+    scheduler = beat()
+    scheduler.tick()  # the initial read
+
+    def flag_reads(reads: int) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            for _ in range(reads):
+                scheduler.schedule  # what beat's tick() reads, and django-celery-beat checks the flag on
+        return sum(query["sql"].startswith('SELECT "django_celery_beat_periodictasks"')
+                   for query in queries.captured_queries)
+
+    scheduler._changes_checked_at -= 10  # the last check, ten seconds ago
+    assert flag_reads(20) == 1
+    # Within the second after a check (pinned there: a starved machine must not let it pass).
+    scheduler._changes_checked_at = time.monotonic() + 60
+    assert flag_reads(5) == 0
+    # An edit (the admin's save bumps the flag) is seen at the first read a second later.
+    PeriodicTask.objects.filter(name=schedules.DAILY_REPORT).update(enabled=False)
+    PeriodicTasks.update_changed()
+    assert flag_reads(3) == 0 and schedules.DAILY_REPORT in scheduler.schedule
+    scheduler._changes_checked_at = time.monotonic() - CHANGES_CHECK_INTERVAL
+    assert flag_reads(3) == 1
+    assert schedules.DAILY_REPORT not in scheduler.schedule
