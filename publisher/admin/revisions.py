@@ -51,7 +51,8 @@ def live_form(form_class):
     class LiveArticleForm(form_class):
         can_publish_changes = True  # set by the admin's get_form: the user may publish (publish_article)
         change_when = forms.ChoiceField(
-            required=False, initial=NOW, widget=forms.RadioSelect, label="When the change goes live",
+            required=False, initial=NOW, widget=forms.RadioSelect(attrs={"class": "radiolist"}),
+            label="When the change goes live",
             choices=[(NOW, "Publish the change now"), (SCHEDULE, "Schedule the change for …"),
                      (DRAFT, "Save as a draft change (publish or schedule it later, from its page)")],
             error_messages={"invalid_choice": PUBLISH_NEEDED},

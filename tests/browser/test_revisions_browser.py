@@ -41,6 +41,10 @@ def test_editor_schedules_a_change_to_a_live_article(browser, live_server, proce
     local = due.astimezone(ZoneInfo("America/New_York"))
     page.fill("#id_change_publish_at_0", local.strftime("%Y-%m-%d"))
     page.fill("#id_change_publish_at_1", local.strftime("%H:%M:%S"))
+    # The body's preview follows the text (rendered by the server 300 ms after the last keystroke).
+    page.wait_for_selector("#markdown-preview .markdown-preview-body:has-text('closed until Wednesday')")
+    assert page.inner_text("#markdown-preview .markdown-preview-body").splitlines()[0] == \
+        "The harbour is closed until Wednesday."
     screenshot(page, "change_form")
     click_and_load(page, "input[name=_continue]")
     assert "is scheduled for" in page.inner_text(".messagelist")
