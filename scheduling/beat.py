@@ -1,5 +1,6 @@
 """Beat's scheduler: django-celery-beat's DatabaseScheduler (schedules in the database, admin
-edits picked up without a restart) plus three things of ours:
+edits picked up without a restart; its changed flag read at most once a second, not on every
+tick) plus these of ours:
 
 - a heartbeat (Heartbeat "beat"), so health can tell a stopped beat from stopped workers;
 - at start, one daily-report run with catch_up, so days missed while beat was down are built
